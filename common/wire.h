@@ -1,0 +1,144 @@
+/*
+ * The keytrans wire protocol: frame header, operation codes, field tags and
+ * their encoding, shared by the daemon and libkeytrans. docs/protocol.md
+ * describes exactly this file.
+ *
+ * Frame: u32 length | u8 version | u8 op | u16 status | u32 id | fields...
+ * (all big-endian; length counts the bytes after itself).
+ * Field: u16 tag | u16 length | value.
+ */
+#ifndef KT_WIRE_H
+#define KT_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "keytrans_status.h"
+
+#define WIRE_VERSION 1
+#define WIRE_HDR_LEN 12                 /* length field included */
+#define WIRE_FRAME_MAX 65536            /* whole frame, length field included */
+#define WIRE_FIELD_HDR_LEN 4
+
+/* X(NAME, code, wire name) */
+#define WIRE_OP_LIST(X) \
+	X(INFO,      1, "info") \
+	X(KEYS,      2, "keys") \
+	X(PUBKEY,    3, "pubkey") \
+	X(UNWRAP,    4, "unwrap") \
+	X(WRAP,      5, "wrap") \
+	X(COPP_SIGN, 6, "copp-sign") \
+	X(COPP_OPEN, 7, "copp-open")
+
+enum wire_op {
+#define WIRE_OP_ENUM(name, code, str) WIRE_OP_##name = (code),
+	WIRE_OP_LIST(WIRE_OP_ENUM)
+#undef WIRE_OP_ENUM
+	WIRE_OP_MAX = 8
+};
+
+enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
+
+/* X(NAME, tag, type, maximum length) */
+#define WIRE_TAG_LIST(X) \
+	X(NAME,         1,  WT_STR,   64) \
+	X(BLOB,         2,  WT_BYTES, 2060) \
+	X(PADDING,      3,  WT_U8,    1) \
+	X(ALG_ID,       4,  WT_U32,   4) \
+	X(SESSION_KEY,  5,  WT_BYTES, 32) \
+	X(PUBLIC_KEY,   6,  WT_BYTES, 60000) \
+	X(FORMAT,       7,  WT_U8,    1) \
+	X(KEY_BITS,     8,  WT_U32,   4) \
+	X(RANDOM,       9,  WT_BYTES, 16) \
+	X(AES_KEY,      10, WT_BYTES, 16) \
+	X(STATUS_SEQ,   11, WT_U32,   4) \
+	X(COMMAND_SEQ,  12, WT_U32,   4) \
+	X(SIGNATURE,    13, WT_BYTES, 256) \
+	X(MESSAGE,      14, WT_STR,   1024) \
+	X(VERSION,      15, WT_STR,   64) \
+	X(TOKEN_LABEL,  16, WT_STR,   32) \
+	X(KEY_COUNT,    17, WT_U32,   4) \
+	X(WORKER_COUNT, 18, WT_U32,   4) \
+	X(UPTIME,       19, WT_U64,   8) \
+	X(KEY_ENTRY,    20, WT_GROUP, 60000) \
+	X(LABEL,        21, WT_STR,   256) \
+	X(ID,           22, WT_BYTES, 255) \
+	X(BITS,         23, WT_U32,   4) \
+	X(EXPONENT,     24, WT_U64,   8)
+
+enum wire_tag {
+#define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
+	WIRE_TAG_LIST(WIRE_TAG_ENUM)
+#undef WIRE_TAG_ENUM
+	WIRE_T_MAX = 25
+};
+
+enum wire_padding { WIRE_PAD_PKCS1 = 0, WIRE_PAD_OAEP = 1 };
+enum wire_format { WIRE_FMT_BLOB = 0, WIRE_FMT_PEM = 1, WIRE_FMT_DER = 2 };
+
+struct wire_hdr {
+	uint32_t len;       /* bytes after the length field */
+	uint8_t version;
+	uint8_t op;
+	uint16_t status;
+	uint32_t id;
+};
+
+struct wire_field {
+	const uint8_t *p;   /* borrowed from the frame */
+	uint16_t len;
+	uint8_t present;
+};
+
+/* The fields of one message (or one group), indexed by tag. */
+struct wire_fields {
+	struct wire_field f[WIRE_T_MAX];
+};
+
+const char *wire_op_name(unsigned op);
+const char *wire_tag_name(unsigned tag);
+/* "UNWRAP_FAILED" for KT_UNWRAP_FAILED; "UNKNOWN" for codes not in the list. */
+const char *wire_status_name(int status);
+const char *wire_status_text(int status);
+
+/* Reads the 12-byte header. */
+int wire_get_hdr(struct buf_reader *r, struct wire_hdr *h);
+/* KT_OK, KT_BAD_FRAME (length too small) or KT_FRAME_TOO_LARGE. */
+int wire_check_len(uint32_t len);
+
+/*
+ * Parses the fields of a message body (the bytes after the header) or of a
+ * group's value. Unknown tags, duplicates (except KEY_ENTRY), truncation and
+ * values whose length does not suit the tag's type are refused; why receives
+ * a message naming the field. Returns 0 or -1.
+ */
+int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
+		      char *why, size_t whylen);
+/* Iterates repeated groups: *off starts at 0; returns 1 with the next
+ * occurrence of tag, 0 at the end, -1 on a malformed body. */
+int wire_next_field(const uint8_t *p, size_t len, size_t *off, unsigned tag,
+		    struct wire_field *out);
+
+/* Getters: 0 when the field is present (its length was checked at parse). */
+int wire_get_u8(const struct wire_fields *m, unsigned tag, uint8_t *v);
+int wire_get_u32(const struct wire_fields *m, unsigned tag, uint32_t *v);
+int wire_get_u64(const struct wire_fields *m, unsigned tag, uint64_t *v);
+/* Copies a string field into dst (NUL-terminated); -1 if absent or too long. */
+int wire_get_str(const struct wire_fields *m, unsigned tag, char *dst, size_t cap);
+int wire_has(const struct wire_fields *m, unsigned tag);
+
+/* Writers: start a frame, add fields, then wire_end() fills in the length. */
+void wire_begin(struct buf_writer *w, uint8_t op, uint16_t status, uint32_t id);
+int wire_put_u8(struct buf_writer *w, unsigned tag, uint8_t v);
+int wire_put_u32(struct buf_writer *w, unsigned tag, uint32_t v);
+int wire_put_u64(struct buf_writer *w, unsigned tag, uint64_t v);
+int wire_put_bytes(struct buf_writer *w, unsigned tag, const void *p, size_t n);
+int wire_put_str(struct buf_writer *w, unsigned tag, const char *s);
+/* A group is a field whose value is itself a run of fields. */
+size_t wire_group_begin(struct buf_writer *w, unsigned tag);
+int wire_group_end(struct buf_writer *w, size_t at);
+/* 0, or -1 when something did not fit (the writer's error flag). */
+int wire_end(struct buf_writer *w);
+
+#endif

@@ -1,0 +1,289 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "hex.h"
+
+#define DEFAULT_SOCKET "/run/keytransd/keytransd.sock"
+
+enum section { SEC_NONE, SEC_DAEMON, SEC_HSM, SEC_KEY };
+
+/* Parser state: the config being filled and the first error. */
+struct parse {
+	struct config *c;
+	char dir[PATH_MAX];
+	char prev_section[CONFIG_NAME_MAX + 16];
+	unsigned seen;                      /* SEEN_* bits of the current section */
+	char msg[256];                      /* first error, without position */
+};
+
+/* Each setting may be given once per section. */
+enum {
+	SEEN_SOCKET = 1, SEEN_MODE = 2, SEEN_WORKERS = 4, SEEN_MODULE = 8, SEEN_TOKEN = 16,
+	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128,
+};
+
+/* Records the first error; returns 0 so that handlers can "return error(...)". */
+__attribute__((format(printf, 2, 3)))
+static int error(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->msg[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+		va_end(ap);
+	}
+	return 0;
+}
+
+static int resolve_path(struct parse *p, const char *value, char *out, const char *name)
+{
+	int n;
+
+	if (value[0] == '\0')
+		return error(p, "%s must not be empty", name);
+	if (value[0] == '/')
+		n = snprintf(out, PATH_MAX, "%s", value);
+	else
+		n = snprintf(out, PATH_MAX, "%s/%s", p->dir, value);
+	if (n < 0 || n >= PATH_MAX)
+		return error(p, "%s is too long", name);
+	return 1;
+}
+
+static int once(struct parse *p, unsigned bit, const char *name)
+{
+	if (p->seen & bit)
+		return error(p, "%s given twice in this section", name);
+	p->seen |= bit;
+	return 1;
+}
+
+static int parse_long(const char *v, long min, long max, int base, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(v, &end, base);
+	return errno == 0 && end != v && *end == '\0' && *out >= min && *out <= max;
+}
+
+static int daemon_setting(struct parse *p, const char *name, const char *value)
+{
+	long v;
+
+	if (strcmp(name, "socket") == 0)
+		return once(p, SEEN_SOCKET, name) && resolve_path(p, value, p->c->socket, name);
+	if (strcmp(name, "socket_mode") == 0) {
+		if (!once(p, SEEN_MODE, name))
+			return 0;
+		if (!parse_long(value, 0, 0777, 8, &v))
+			return error(p, "socket_mode must be octal permissions such as 0660, not \"%s\"",
+				     value);
+		p->c->socket_mode = (mode_t)v;
+		return 1;
+	}
+	if (strcmp(name, "workers") == 0) {
+		if (!once(p, SEEN_WORKERS, name))
+			return 0;
+		if (!parse_long(value, 1, CONFIG_WORKERS_MAX, 10, &v))
+			return error(p, "workers must be a number from 1 to 16, not \"%s\"", value);
+		p->c->workers = (int)v;
+		return 1;
+	}
+	return error(p, "unknown key \"%s\" in [daemon]", name);
+}
+
+static int hsm_setting(struct parse *p, const char *name, const char *value)
+{
+	if (strcmp(name, "module") == 0)
+		return once(p, SEEN_MODULE, name) && resolve_path(p, value, p->c->module, name);
+	if (strcmp(name, "pin_file") == 0)
+		return once(p, SEEN_PIN, name) && resolve_path(p, value, p->c->pin_file, name);
+	if (strcmp(name, "token") == 0) {
+		if (!once(p, SEEN_TOKEN, name))
+			return 0;
+		if (value[0] == '\0' || strlen(value) > CONFIG_TOKEN_MAX)
+			return error(p, "token must be a label of 1 to 32 characters, not \"%s\"", value);
+		strcpy(p->c->token, value);
+		return 1;
+	}
+	return error(p, "unknown key \"%s\" in [hsm]", name);
+}
+
+static int key_setting(struct parse *p, struct key_conf *k, const char *name, const char *value)
+{
+	long n;
+
+	if (strcmp(name, "label") == 0) {
+		if (!once(p, SEEN_LABEL, name))
+			return 0;
+		if (value[0] == '\0' || strlen(value) > CONFIG_LABEL_MAX)
+			return error(p, "label must be 1 to 256 characters");
+		strcpy(k->label, value);
+		return 1;
+	}
+	if (strcmp(name, "id") == 0) {
+		if (!once(p, SEEN_ID, name))
+			return 0;
+		n = hex_decode(value, k->id, sizeof(k->id));
+		if (n <= 0)
+			return error(p, "id must be 1 to 64 bytes of hex, not \"%s\"", value);
+		k->id_len = (size_t)n;
+		return 1;
+	}
+	return error(p, "unknown key \"%s\" in [key %s]", name, k->name);
+}
+
+static int valid_key_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_NAME_MAX)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* Called when the section changes: opens a new [key NAME] entry. */
+static int enter_key_section(struct parse *p, const char *name)
+{
+	struct config *c = p->c;
+	struct key_conf *keys;
+
+	if (!valid_key_name(name))
+		return error(p, "key name \"%s\" must be 1 to 64 of A-Z a-z 0-9 _ . -", name);
+	for (size_t i = 0; i < c->nkeys; i++)
+		if (strcmp(c->keys[i].name, name) == 0)
+			return error(p, "key \"%s\" is defined twice", name);
+	keys = realloc(c->keys, (c->nkeys + 1) * sizeof(*keys));
+	if (keys == NULL)
+		return error(p, "out of memory");
+	c->keys = keys;
+	memset(&keys[c->nkeys], 0, sizeof(*keys));
+	strcpy(keys[c->nkeys].name, name);
+	c->nkeys++;
+	return 1;
+}
+
+static enum section section_kind(const char *section, const char **key_name)
+{
+	if (strcmp(section, "daemon") == 0)
+		return SEC_DAEMON;
+	if (strcmp(section, "hsm") == 0)
+		return SEC_HSM;
+	if (strncmp(section, "key ", 4) == 0) {
+		*key_name = section + 4;
+		return SEC_KEY;
+	}
+	return SEC_NONE;
+}
+
+static int on_setting(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	const char *key_name = NULL;
+	enum section kind = section_kind(section, &key_name);
+
+	if (p->msg[0] != '\0')
+		return 0;
+	if (strcmp(section, p->prev_section) != 0) {
+		/* inih reports a repeated section as settings under the same name. */
+		snprintf(p->prev_section, sizeof(p->prev_section), "%s", section);
+		p->seen = 0;
+		if (kind == SEC_KEY && !enter_key_section(p, key_name))
+			return 0;
+	}
+	switch (kind) {
+	case SEC_DAEMON:
+		return daemon_setting(p, name, value);
+	case SEC_HSM:
+		return hsm_setting(p, name, value);
+	case SEC_KEY:
+		return key_setting(p, &p->c->keys[p->c->nkeys - 1], name, value);
+	case SEC_NONE:
+		break;
+	}
+	if (section[0] == '\0')
+		return error(p, "\"%s\" is outside any section", name);
+	return error(p, "unknown section [%s]", section);
+}
+
+static void set_defaults(struct config *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->socket, sizeof(c->socket), "%s", DEFAULT_SOCKET);
+	c->socket_mode = 0660;
+	c->workers = cpus < 1 ? 1 : cpus > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (int)cpus;
+}
+
+/* Settings without which the daemon cannot start; named by section. */
+static int check_complete(const struct config *c, char *msg, size_t len)
+{
+	if (c->module[0] == '\0')
+		snprintf(msg, len, "[hsm] module is missing");
+	else if (c->token[0] == '\0')
+		snprintf(msg, len, "[hsm] token is missing");
+	else if (c->pin_file[0] == '\0')
+		snprintf(msg, len, "[hsm] pin_file is missing");
+	else
+		for (size_t i = 0; i < c->nkeys; i++)
+			if (c->keys[i].label[0] == '\0' && c->keys[i].id_len == 0) {
+				snprintf(msg, len, "[key %s] needs a label or an id", c->keys[i].name);
+				break;
+			}
+	return msg[0] == '\0' ? 0 : -1;
+}
+
+static void folder_of(const char *path, char *dir)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, PATH_MAX, ".");
+	else if (slash == path)
+		snprintf(dir, PATH_MAX, "/");
+	else
+		snprintf(dir, PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+int config_load(const char *path, struct config *c, char *err, size_t errlen)
+{
+	struct parse p = { .c = c };
+	int line;
+
+	set_defaults(c);
+	folder_of(path, p.dir);
+	line = ini_parse(path, on_setting, &p);
+	if (line == -1) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	} else if (line != 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, line,
+			 p.msg[0] ? p.msg : line > 0 ? "syntax error (expected name = value or [section])"
+						   : "out of memory");
+	} else if (check_complete(c, p.msg, sizeof(p.msg)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, p.msg);
+		line = -1;
+	}
+	if (line != 0) {
+		config_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	free(c->keys);
+	c->keys = NULL;
+	c->nkeys = 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * The daemon's one context: everything the process owns, created in main.c
+ * in start-up order and torn down in reverse. No other globals.
+ */
+#ifndef KT_DAEMON_H
+#define KT_DAEMON_H
+
+#include <time.h>
+
+#include "config.h"
+#include "job.h"
+#include "keytab.h"
+#include "log.h"
+#include "worker.h"
+
+struct event_base;
+struct server;
+struct hsm;
+
+struct daemon {
+	struct config conf;
+	struct logger log;
+	struct hsm *hsm;
+	struct keytab keys;
+	struct replyq replies;
+	struct pool hsm_pool;           /* private-key work: one HSM call per job */
+	struct pool pub_pool;           /* public-key work: wrap, copp-sign */
+	struct jobpool jobs;            /* loop thread only */
+	struct event_base *base;
+	struct server *server;
+	struct timespec started;        /* CLOCK_MONOTONIC */
+};
+
+#endif

@@ -1,0 +1,73 @@
+#include "copp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "buf.h"
+#include "keytrans_status.h"
+#include "rsa_pub.h"
+
+void copp_message(const struct copp_params *p, uint8_t m[COPP_MSG_LEN])
+{
+	struct buf_writer w;
+
+	buf_writer_init(&w, m, COPP_MSG_LEN);
+	buf_put_bytes(&w, p->random, COPP_RANDOM_LEN);
+	buf_put_bytes(&w, p->aes_key, COPP_AES_LEN);
+	buf_put_u32le(&w, p->status_seq);
+	buf_put_u32le(&w, p->command_seq);
+	buf_reverse(m, COPP_MSG_LEN);
+}
+
+void copp_parse(const uint8_t m[COPP_MSG_LEN], struct copp_params *p)
+{
+	uint8_t s[COPP_MSG_LEN];
+	struct buf_reader r;
+
+	memcpy(s, m, COPP_MSG_LEN);
+	buf_reverse(s, COPP_MSG_LEN);   /* S = M reversed */
+	buf_reader_init(&r, s, COPP_MSG_LEN);
+	buf_get_bytes(&r, p->random, COPP_RANDOM_LEN);
+	buf_get_bytes(&r, p->aes_key, COPP_AES_LEN);
+	buf_get_u32le(&r, &p->status_seq);
+	buf_get_u32le(&r, &p->command_seq);
+	OPENSSL_cleanse(s, sizeof(s));
+}
+
+int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
+	      char *why, size_t whylen)
+{
+	uint8_t n[RSA_MAX_BYTES], m[COPP_MSG_LEN];
+	uint64_t e;
+	size_t k;
+	int rc = KT_OK;
+
+	if (rsa_pub_numbers(pub, n, &k, &e) != 0 || k != COPP_SIG_LEN) {
+		snprintf(why, whylen, "COPP needs an RSA-2048 driver key");
+		return KT_KEY_SIZE;
+	}
+	copp_message(p, m);
+	if (rsa_pub_encrypt(pub, RSA_PAD_PKCS1, m, sizeof(m), sig, COPP_SIG_LEN) != 0) {
+		snprintf(why, whylen, "RSA encryption failed");
+		rc = KT_INTERNAL;
+	}
+	buf_reverse(sig, COPP_SIG_LEN);
+	OPENSSL_cleanse(m, sizeof(m));
+	return rc;
+}
+
+int copp_ciphertext(const uint8_t sig[COPP_SIG_LEN], const uint8_t *n, uint8_t c[COPP_SIG_LEN],
+		    char *why, size_t whylen)
+{
+	struct buf_reader r;
+
+	buf_reader_init(&r, sig, COPP_SIG_LEN);
+	buf_get_bytes_reversed(&r, c, COPP_SIG_LEN);
+	if (!rsa_below_modulus(c, n, COPP_SIG_LEN)) {
+		snprintf(why, whylen, "COPP signature is not below the key's modulus");
+		return KT_BLOB_RANGE;
+	}
+	return KT_OK;
+}

@@ -1,0 +1,121 @@
+#include "rsa_pub.h"
+
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/rsa.h>
+
+EVP_PKEY *rsa_pub_from_ne(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL), *bn_e = BN_bin2bn(e, (int)e_len, NULL);
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	if (bld == NULL || bn_n == NULL || bn_e == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
+		goto done;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		pkey = NULL;
+done:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn_n);
+	BN_free(bn_e);
+	return pkey;
+}
+
+int rsa_pub_numbers(EVP_PKEY *pub, uint8_t *n, size_t *k, uint64_t *e)
+{
+	BIGNUM *bn_n = NULL, *bn_e = NULL;
+	uint8_t eb[8];
+	int rc = -1, bits;
+
+	if (!EVP_PKEY_is_a(pub, "RSA") ||
+	    !EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &bn_n) ||
+	    !EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_E, &bn_e))
+		goto done;
+	bits = BN_num_bits(bn_n);
+	if (bits <= 0 || bits > RSA_MAX_BITS)
+		goto done;
+	*k = ((size_t)bits + 7) / 8;
+	if (BN_bn2binpad(bn_n, n, (int)*k) < 0)
+		goto done;
+	*e = (uint64_t)-1;
+	if (BN_bn2binpad(bn_e, eb, sizeof(eb)) == (int)sizeof(eb)) {
+		*e = 0;
+		for (size_t i = 0; i < sizeof(eb); i++)
+			*e = *e << 8 | eb[i];
+	}
+	rc = 0;
+done:
+	BN_free(bn_n);
+	BN_free(bn_e);
+	return rc;
+}
+
+int rsa_below_modulus(const uint8_t *c, const uint8_t *n, size_t k)
+{
+	return memcmp(c, n, k) < 0;
+}
+
+size_t rsa_pad_capacity(enum rsa_padding pad, size_t k)
+{
+	size_t overhead = pad == RSA_PAD_OAEP ? 2 * 20 + 2 : 11;
+
+	return k > overhead ? k - overhead : 0;
+}
+
+int rsa_pub_encrypt(EVP_PKEY *pub, enum rsa_padding pad, const uint8_t *in, size_t in_len,
+		    uint8_t *out, size_t k)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+	size_t out_len = k;
+	int rc = -1;
+
+	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0)
+		goto done;
+	if (pad == RSA_PAD_OAEP) {
+		if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha1()) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha1()) <= 0)
+			goto done;
+	} else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
+		goto done;
+	}
+	if (EVP_PKEY_encrypt(ctx, out, &out_len, in, in_len) > 0 && out_len == k)
+		rc = 0;
+done:
+	EVP_PKEY_CTX_free(ctx);
+	return rc;
+}
+
+size_t rsa_pub_spki(EVP_PKEY *pub, int pem, uint8_t *out, size_t cap)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	const char *data;
+	long len;
+	size_t n = 0;
+
+	if (bio == NULL)
+		return 0;
+	if (pem ? PEM_write_bio_PUBKEY(bio, pub) : i2d_PUBKEY_bio(bio, pub)) {
+		len = BIO_get_mem_data(bio, &data);
+		if (len > 0 && (size_t)len <= cap) {
+			memcpy(out, data, (size_t)len);
+			n = (size_t)len;
+		}
+	}
+	BIO_free(bio);
+	return n;
+}

@@ -1,0 +1,36 @@
+/*
+ * The table of keys the daemon serves: each configured [key NAME] with its
+ * HSM private key and the public numbers needed for checks and exports.
+ * Built once at start-up; read-only afterwards, so threads share it freely.
+ */
+#ifndef KT_KEYTAB_H
+#define KT_KEYTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "hsm.h"
+#include "rsa_pub.h"
+
+struct key {
+	char name[CONFIG_NAME_MAX + 1];
+	size_t index;                   /* position in the table (per-worker caches) */
+	struct hsm_key hk;
+	uint8_t n[RSA_MAX_BYTES];       /* modulus, big-endian */
+	size_t k;                       /* modulus bytes */
+	uint64_t e;
+};
+
+struct keytab {
+	struct key *keys;
+	size_t n;
+};
+
+/* Looks every configured key up in the HSM; -1 with err naming the key. */
+int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *err, size_t errlen);
+void keytab_free(struct keytab *t);
+/* NULL when no key has that name. */
+struct key *keytab_find(const struct keytab *t, const char *name);
+
+#endif

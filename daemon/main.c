@@ -1,0 +1,297 @@
+/*
+ * keytransd: start-up order, signals, shutdown. The PKCS#11 module is loaded
+ * after daemonising, and the process never forks afterwards (libp11 and most
+ * modules do not survive a fork).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "hsm.h"
+#include "keytab.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+#define PIN_MAX 256
+#define JOB_CACHE 1024
+
+struct options {
+	const char *config;
+	int foreground;
+	int test_only;
+	int debug;
+};
+
+static void usage(FILE *to)
+{
+	fprintf(to, "usage: keytransd -c FILE [-f] [-d]   run the daemon (-f: foreground, log to stderr;"
+		    " -d: debug log)\n"
+		    "       keytransd -t -c FILE          check the configuration and exit\n"
+		    "       keytransd -V                  print the version\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt(argc, argv, "c:ftdVh")) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 'f': o->foreground = 1; break;
+		case 't': o->test_only = 1; break;
+		case 'd': o->debug = 1; break;
+		case 'V': printf("keytransd %s\n", KT_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (o->config == NULL || optind != argc) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the PIN: the file's first line. The caller wipes it. */
+static int read_pin(const char *path, char pin[PIN_MAX + 1], char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read pin_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, pin, PIN_MAX);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read pin_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	pin[n] = '\0';
+	pin[strcspn(pin, "\r\n")] = '\0';
+	if (pin[0] == '\0') {
+		snprintf(err, errlen, "pin_file %s is empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* What -t checks beyond the syntax: the files the daemon will need exist. */
+static int check_files(const struct config *c, char *err, size_t errlen)
+{
+	if (access(c->module, R_OK) != 0)
+		snprintf(err, errlen, "[hsm] module %s: %s", c->module, strerror(errno));
+	else if (access(c->pin_file, R_OK) != 0)
+		snprintf(err, errlen, "[hsm] pin_file %s: %s", c->pin_file, strerror(errno));
+	else
+		return 0;
+	return -1;
+}
+
+/*
+ * Forks into the background. The parent waits on a pipe for the child to
+ * report start-up (so errors reach the operator's terminal) and exits with
+ * its result; the child returns the pipe's write end.
+ */
+static int daemonize(void)
+{
+	int fds[2], null;
+	char buf[512];
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		perror("keytransd: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		n = read(fds[0], buf, sizeof(buf) - 1);
+		if (n > 0 && buf[0] == '\0')
+			exit(0);
+		if (n > 0) {
+			buf[n] = '\0';
+			fprintf(stderr, "keytransd: %s\n", buf);
+		} else {
+			fprintf(stderr, "keytransd: the daemon died during start-up\n");
+		}
+		exit(1);
+	}
+	close(fds[0]);
+	setsid();
+	if (chdir("/") != 0)
+		exit(1);
+	null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	return fds[1];
+}
+
+static void report_start(int fd, const char *err)
+{
+	if (fd < 0)
+		return;
+	/* An empty message (one NUL byte) means ready. */
+	if (write(fd, err ? err : "", err ? strlen(err) : 1) < 0)
+		return;
+	close(fd);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	log_info(&d->log, "signal %d: draining and stopping", (int)sig);
+	server_drain(d->server);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)sig;
+	(void)what;
+	log_warn(&d->log, "SIGHUP ignored: configuration reload is not supported; restart instead");
+}
+
+/* Logs in and loads the keys. */
+static int open_hsm(struct daemon *d, char *err, size_t errlen)
+{
+	char pin[PIN_MAX + 1];
+	int rc;
+
+	if (read_pin(d->conf.pin_file, pin, err, errlen) != 0)
+		return -1;
+	rc = hsm_open(d->conf.module, d->conf.token, pin, &d->hsm, err, errlen);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc != 0)
+		return -1;
+	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen);
+}
+
+static int start(struct daemon *d, char *err, size_t errlen)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (open_hsm(d, err, errlen) != 0)
+		return -1;
+	d->base = event_base_new();
+	if (d->base == NULL || replyq_init(&d->replies) != 0) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	if (pool_start(&d->hsm_pool, "hsm", d->conf.workers, POOL_MAX_DEPTH, &d->replies, d) != 0 ||
+	    pool_start(&d->pub_pool, "public", cpus < 1 ? 1 : (int)cpus, POOL_MAX_DEPTH, &d->replies,
+		       d) != 0) {
+		snprintf(err, errlen, "cannot start worker threads");
+		return -1;
+	}
+	return server_start(d, &d->server, err, errlen);
+}
+
+static void stop(struct daemon *d)
+{
+	pool_stop(&d->hsm_pool);
+	pool_stop(&d->pub_pool);
+	if (d->server != NULL) {
+		server_flush_replies(d->server);
+		server_free(d->server);
+	}
+	if (d->base != NULL)
+		event_base_free(d->base);   /* runs the buffers' cleanups: jobs go back to the pool */
+	if (d->replies.efd >= 0)
+		replyq_destroy(&d->replies);
+	jobpool_destroy(&d->jobs);
+	keytab_free(&d->keys);
+	hsm_close(d->hsm);
+	config_free(&d->conf);
+}
+
+static int run(struct daemon *d)
+{
+	struct event *sigs[3];
+	int i, rc = 0;
+
+	sigs[0] = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
+	sigs[1] = evsignal_new(d->base, SIGINT, on_stop_signal, d);
+	sigs[2] = evsignal_new(d->base, SIGHUP, on_hup, d);
+	for (i = 0; i < 3; i++)
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
+			rc = -1;
+	if (rc == 0) {
+		log_info(&d->log, "ready: token \"%s\", %zu keys, %d HSM workers, socket %s",
+			 hsm_token_label(d->hsm), d->keys.n, d->hsm_pool.nworkers, d->conf.socket);
+		rc = event_base_dispatch(d->base) < 0 ? -1 : 0;
+	}
+	for (i = 0; i < 3; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .replies.efd = -1 };
+	char err[2 * PATH_MAX], path[PATH_MAX];
+	struct options o;
+	int ready_fd = -1, rc;
+
+	if (parse_args(argc, argv, &o) != 0)
+		return 2;
+	/* Relative paths in the file are resolved against its folder, which must survive chdir("/"). */
+	if (realpath(o.config, path) == NULL) {
+		fprintf(stderr, "keytransd: %s: %s\n", o.config, strerror(errno));
+		return 1;
+	}
+	if (config_load(path, &d.conf, err, sizeof(err)) != 0 ||
+	    (o.test_only && check_files(&d.conf, err, sizeof(err)) != 0)) {
+		fprintf(stderr, "keytransd: %s\n", err);
+		return 1;
+	}
+	if (o.test_only) {
+		printf("keytransd: %s: configuration OK\n", path);
+		config_free(&d.conf);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!o.foreground)
+		ready_fd = daemonize();
+	log_open(&d.log, o.foreground, o.debug);
+	evthread_use_pthreads();
+	jobpool_init(&d.jobs, JOB_CACHE);
+	clock_gettime(CLOCK_MONOTONIC, &d.started);
+	if (start(&d, err, sizeof(err)) != 0) {
+		log_err(&d.log, "cannot start: %s", err);
+		report_start(ready_fd, err);
+		stop(&d);
+		return 1;
+	}
+	report_start(ready_fd, NULL);
+	rc = run(&d);
+	log_info(&d.log, "stopped");
+	stop(&d);
+	log_close(&d.log);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,89 @@
+/* info, keys, pubkey: answered on the loop thread from the key table. */
+#include <time.h>
+
+#include "daemon.h"
+#include "hsm.h"
+#include "job.h"
+#include "ops.h"
+#include "publickeyblob.h"
+#include "wire.h"
+
+static void no_fields(struct job *j, struct daemon *d)
+{
+	(void)d;
+	for (unsigned t = 0; t < WIRE_T_MAX; t++)
+		if (j->req.f[t].present) {
+			job_fail(j, KT_BAD_REQUEST, "%s takes no field %s", wire_op_name(j->opcode),
+				 wire_tag_name(t));
+			return;
+		}
+}
+
+static void info_run(struct job *j, struct daemon *d, struct worker *w)
+{
+	struct timespec now;
+
+	(void)w;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
+	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, hsm_token_label(d->hsm));
+	wire_put_u32(&j->reply, WIRE_T_KEY_COUNT, (uint32_t)d->keys.n);
+	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
+	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
+}
+
+static void keys_run(struct job *j, struct daemon *d, struct worker *w)
+{
+	(void)w;
+	if (job_reply_big(j) != 0) {
+		job_fail(j, KT_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < d->keys.n; i++) {
+		const struct key *k = &d->keys.keys[i];
+		size_t at = wire_group_begin(&j->reply, WIRE_T_KEY_ENTRY);
+
+		wire_put_str(&j->reply, WIRE_T_NAME, k->name);
+		if (k->hk.label[0] != '\0')
+			wire_put_str(&j->reply, WIRE_T_LABEL, k->hk.label);
+		if (k->hk.id_len > 0)
+			wire_put_bytes(&j->reply, WIRE_T_ID, k->hk.id, k->hk.id_len);
+		wire_put_u32(&j->reply, WIRE_T_BITS, (uint32_t)(k->k * 8));
+		wire_put_u64(&j->reply, WIRE_T_EXPONENT, k->e);
+		wire_group_end(&j->reply, at);
+	}
+}
+
+static void pubkey_check(struct job *j, struct daemon *d)
+{
+	uint8_t fmt = WIRE_FMT_BLOB;
+
+	if (req_key(j, d) != 0)
+		return;
+	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
+	if (fmt > WIRE_FMT_DER)
+		job_fail(j, KT_BAD_REQUEST, "FORMAT must be 0 (blob), 1 (PEM) or 2 (DER), not %u", fmt);
+}
+
+static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
+{
+	uint8_t fmt = WIRE_FMT_BLOB, out[PUBLICKEYBLOB_MAX * 2];
+	size_t n;
+
+	(void)d;
+	(void)w;
+	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
+	if (fmt == WIRE_FMT_BLOB)
+		n = publickeyblob_encode(j->key->hk.pub, out, sizeof(out));
+	else
+		n = rsa_pub_spki(j->key->hk.pub, fmt == WIRE_FMT_PEM, out, sizeof(out));
+	if (n == 0) {
+		job_fail(j, KT_INTERNAL, "cannot encode the public key of %s", j->key->name);
+		return;
+	}
+	wire_put_bytes(&j->reply, WIRE_T_PUBLIC_KEY, out, n);
+}
+
+const struct op_def op_info = { WIRE_OP_INFO, OP_INLINE, no_fields, info_run };
+const struct op_def op_keys = { WIRE_OP_KEYS, OP_INLINE, no_fields, keys_run };
+const struct op_def op_pubkey = { WIRE_OP_PUBKEY, OP_INLINE, pubkey_check, pubkey_run };

@@ -1,0 +1,128 @@
+#include "ops.h"
+
+#include <string.h>
+
+#include "daemon.h"
+#include "job.h"
+#include "keyfile.h"
+#include "keytab.h"
+#include "wire.h"
+#include "worker.h"
+
+static const struct op_def *const table[WIRE_OP_MAX] = {
+	[WIRE_OP_INFO] = &op_info,
+	[WIRE_OP_KEYS] = &op_keys,
+	[WIRE_OP_PUBKEY] = &op_pubkey,
+	[WIRE_OP_UNWRAP] = &op_unwrap,
+	[WIRE_OP_WRAP] = &op_wrap,
+	[WIRE_OP_COPP_SIGN] = &op_copp_sign,
+	[WIRE_OP_COPP_OPEN] = &op_copp_open,
+};
+
+const struct op_def *ops_find(uint8_t code)
+{
+	return code < WIRE_OP_MAX ? table[code] : NULL;
+}
+
+void ops_check(struct job *j, struct daemon *d)
+{
+	if (wire_parse_fields(j->frame, j->frame_len, &j->req, j->msg, sizeof(j->msg)) != 0) {
+		j->status = KT_BAD_REQUEST;
+		return;
+	}
+	j->op->check(j, d);
+}
+
+static void run(struct job *j, struct daemon *d, struct worker *w)
+{
+	if (j->status == KT_OK) {
+		job_reply_begin(j);
+		j->op->run(j, d, w);
+	}
+	job_finish(j);
+}
+
+void ops_run(struct job *j, struct worker *w)
+{
+	run(j, w->d, w);
+}
+
+void ops_run_inline(struct job *j, struct daemon *d)
+{
+	run(j, d, NULL);
+}
+
+int req_key(struct job *j, struct daemon *d)
+{
+	char name[CONFIG_NAME_MAX + 1];
+
+	if (!wire_has(&j->req, WIRE_T_NAME)) {
+		job_fail(j, KT_BAD_REQUEST, "%s needs a key NAME", wire_op_name(j->opcode));
+		return -1;
+	}
+	/* NAME's length was bounded (64) and checked for NUL bytes when the fields were parsed. */
+	wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name));
+	j->key = keytab_find(&d->keys, name);
+	if (j->key == NULL) {
+		job_fail(j, KT_UNKNOWN_KEY, "no key named \"%s\"", name);
+		return -1;
+	}
+	return 0;
+}
+
+int req_padding(struct job *j, enum rsa_padding *pad)
+{
+	uint8_t v = WIRE_PAD_PKCS1;
+
+	if (wire_has(&j->req, WIRE_T_PADDING))
+		wire_get_u8(&j->req, WIRE_T_PADDING, &v);
+	if (v != WIRE_PAD_PKCS1 && v != WIRE_PAD_OAEP) {
+		job_fail(j, KT_BAD_REQUEST, "PADDING must be 0 (PKCS#1 v1.5) or 1 (OAEP), not %u", v);
+		return -1;
+	}
+	*pad = v == WIRE_PAD_OAEP ? RSA_PAD_OAEP : RSA_PAD_PKCS1;
+	return 0;
+}
+
+int req_recipient_given(struct job *j, struct daemon *d)
+{
+	int by_name = wire_has(&j->req, WIRE_T_NAME), by_key = wire_has(&j->req, WIRE_T_PUBLIC_KEY);
+
+	if (by_name == by_key) {
+		job_fail(j, KT_BAD_REQUEST, "%s needs exactly one recipient: NAME or PUBLIC_KEY",
+			 wire_op_name(j->opcode));
+		return -1;
+	}
+	return by_name ? req_key(j, d) : 0;
+}
+
+EVP_PKEY *req_recipient(struct job *j, int *owned)
+{
+	const struct wire_field *f = &j->req.f[WIRE_T_PUBLIC_KEY];
+	EVP_PKEY *pub = NULL;
+	int st;
+
+	*owned = 0;
+	if (j->key != NULL)
+		return j->key->hk.pub;
+	st = keyfile_parse(f->p, f->len, &pub, j->msg, sizeof(j->msg));
+	if (st != KT_OK) {
+		j->status = st;
+		return NULL;
+	}
+	*owned = 1;
+	return pub;
+}
+
+int req_bytes(struct job *j, unsigned tag, size_t len, int required)
+{
+	const struct wire_field *f = &j->req.f[tag];
+
+	if (!f->present && !required)
+		return 0;
+	if (!f->present || f->len != len) {
+		job_fail(j, KT_BAD_REQUEST, "%s must be %zu bytes", wire_tag_name(tag), len);
+		return -1;
+	}
+	return 0;
+}

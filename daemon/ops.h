@@ -1,0 +1,55 @@
+/*
+ * The operation table: for each protocol operation, where it runs and the
+ * two functions that handle it. Adding an operation = one op_def and a row
+ * in ops.c.
+ */
+#ifndef KT_OPS_H
+#define KT_OPS_H
+
+#include <stdint.h>
+
+#include "rsa_pub.h"
+
+struct daemon;
+struct job;
+struct worker;
+
+enum op_place {
+	OP_INLINE,      /* cheap, no HSM: answered on the loop thread */
+	OP_PUBLIC,      /* public-key work (may draw HSM random bytes): public pool */
+	OP_PRIVATE,     /* an HSM private-key operation: HSM pool */
+};
+
+struct op_def {
+	uint8_t code;
+	enum op_place place;
+	/*
+	 * Loop thread: checks the request's fields and everything that depends
+	 * only on public data, answering at once (job_fail) what it can.
+	 */
+	void (*check)(struct job *j, struct daemon *d);
+	/* Where place says (w is NULL inline): the work; adds the reply fields. */
+	void (*run)(struct job *j, struct daemon *d, struct worker *w);
+};
+
+extern const struct op_def op_info, op_keys, op_pubkey, op_unwrap, op_wrap, op_copp_sign,
+	op_copp_open;
+
+/* NULL for an unknown operation code. */
+const struct op_def *ops_find(uint8_t code);
+/* Loop thread: parses the job's fields, resolves NAME, runs the op's check. */
+void ops_check(struct job *j, struct daemon *d);
+/* Runs a checked job and completes its reply frame (worker or loop thread). */
+void ops_run(struct job *j, struct worker *w);
+void ops_run_inline(struct job *j, struct daemon *d);
+
+/* Request helpers shared by the operations (they fail the job and return -1). */
+int req_key(struct job *j, struct daemon *d);
+int req_padding(struct job *j, enum rsa_padding *pad);
+/* Exactly one of NAME (an HSM key's public half) and PUBLIC_KEY. */
+int req_recipient_given(struct job *j, struct daemon *d);
+/* The recipient key: the HSM key's public half (borrowed) or parsed from the request (owned). */
+EVP_PKEY *req_recipient(struct job *j, int *owned);
+int req_bytes(struct job *j, unsigned tag, size_t len, int required);
+
+#endif

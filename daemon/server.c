@@ -1,0 +1,528 @@
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/crypto.h>
+
+#include "daemon.h"
+#include "job.h"
+#include "log.h"
+#include "ops.h"
+#include "wire.h"
+#include "worker.h"
+
+struct conn {
+	struct conn *prev, *next;       /* open connections */
+	struct server *srv;
+	struct bufferevent *bev;        /* NULL once closed */
+	unsigned pending;               /* jobs on a worker; the conn lives until they return */
+	unsigned busy;                  /* callbacks on the stack that still use the conn */
+	int closing;                    /* close once the replies are written */
+	int paused;                     /* reading stopped for back-pressure */
+};
+
+struct server {
+	struct daemon *d;
+	struct evconnlistener *listener;
+	struct event *wake;             /* the reply queue's eventfd */
+	struct event *drain_timer;
+	struct conn *conns;
+	size_t nconns;                  /* open */
+	size_t nzombies;                /* closed, waiting for their jobs */
+	int draining;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static void conn_read(struct conn *c);
+
+static void conn_unlink(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void maybe_finish_drain(struct server *s)
+{
+	if (s->draining && s->nconns == 0 && s->nzombies == 0)
+		event_base_loopexit(s->d->base, NULL);
+}
+
+/*
+ * A closed connection is freed once no job and no callback refers to it. The
+ * functions that can close one take a busy reference around their work and
+ * call this last, after which they do not touch the connection.
+ */
+static void conn_put(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	c->busy--;
+	if (c->bev == NULL && c->pending == 0 && c->busy == 0) {
+		s->nzombies--;
+		free(c);
+		maybe_finish_drain(s);
+	}
+}
+
+static void conn_close(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->bev == NULL)
+		return;
+	/* Replies still in the output buffer are released (and wiped) by its cleanup callbacks. */
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	conn_unlink(c);
+	s->nconns--;
+	s->nzombies++;
+	c->busy++;
+	conn_put(c);
+}
+
+static size_t out_len(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* Closes now if nothing is left to answer or write, else once it is. */
+static void conn_close_when_done(struct conn *c)
+{
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	if (c->pending == 0 && out_len(c) == 0)
+		conn_close(c);
+}
+
+static void reply_written(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	job_release(arg);
+}
+
+/* Queues the job's reply frame; the job is released (wiped) once it is written or dropped. */
+static void send_reply(struct conn *c, struct job *j)
+{
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), j->reply.p, j->reply.len,
+				   reply_written, j) != 0) {
+		job_release(j);
+		conn_close(c);
+	}
+}
+
+/* An error answered without a job (framing problems). */
+static void send_error(struct conn *c, uint8_t op, uint32_t id, int status, const char *msg)
+{
+	uint8_t frame[512];
+	struct buf_writer w;
+
+	buf_writer_init(&w, frame, sizeof(frame));
+	wire_begin(&w, op, (uint16_t)status, id);
+	wire_put_str(&w, WIRE_T_MESSAGE, msg);
+	if (wire_end(&w) == 0)
+		bufferevent_write(c->bev, frame, w.len);
+}
+
+static int over_limits(const struct conn *c)
+{
+	return c->pending >= CONN_MAX_PENDING || out_len(c) >= CONN_OUT_HIGH;
+}
+
+static void pause_if_needed(struct conn *c)
+{
+	if (!c->paused && over_limits(c)) {
+		c->paused = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void resume_if_possible(struct conn *c)
+{
+	if (c->paused && !c->closing && c->pending < CONN_MAX_PENDING / 2 &&
+	    out_len(c) <= CONN_OUT_LOW) {
+		c->paused = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		conn_read(c);   /* frames may already be buffered; no new data will announce them */
+	}
+}
+
+/* Moves len bytes out of the input buffer into dst, wiping libevent's copy on the way. */
+static void take_bytes(struct evbuffer *in, uint8_t *dst, size_t len)
+{
+	while (len > 0) {
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		n = v.iov_len < len ? v.iov_len : len;
+		memcpy(dst, v.iov_base, n);
+		OPENSSL_cleanse(v.iov_base, n);
+		evbuffer_drain(in, n);
+		dst += n;
+		len -= n;
+	}
+}
+
+static struct pool *pool_for(struct daemon *d, const struct op_def *op)
+{
+	return op->place == OP_PRIVATE ? &d->hsm_pool : &d->pub_pool;
+}
+
+/* Runs or queues one complete request whose header is h. */
+static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_def *op)
+{
+	struct daemon *d = c->srv->d;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct job *j = job_new(&d->jobs, h->len - (WIRE_HDR_LEN - 4));
+
+	if (j == NULL) {
+		evbuffer_drain(in, h->len + 4);
+		send_error(c, h->op, h->id, KT_INTERNAL, "out of memory");
+		return;
+	}
+	evbuffer_drain(in, WIRE_HDR_LEN);
+	take_bytes(in, j->frame, j->frame_len);
+	j->conn = c;
+	j->op = op;
+	j->id = h->id;
+	j->opcode = h->op;
+	ops_check(j, d);
+	if (j->status != KT_OK || op->place == OP_INLINE) {
+		ops_run_inline(j, d);
+		send_reply(c, j);
+		return;
+	}
+	if (pool_submit(pool_for(d, op), j) != 0) {
+		job_fail(j, KT_BUSY, "too many requests queued; try again");
+		job_finish(j);
+		send_reply(c, j);
+		return;
+	}
+	c->pending++;
+}
+
+/* Handles the frame at the front of the input; 0 to go on, -1 to stop reading. */
+static int handle_frame(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t hdr[WIRE_HDR_LEN];
+	const struct op_def *op;
+	struct buf_reader r;
+	struct wire_hdr h;
+	int st;
+
+	if (evbuffer_copyout(in, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr))
+		return -1;
+	buf_reader_init(&r, hdr, sizeof(hdr));
+	wire_get_hdr(&r, &h);
+	st = wire_check_len(h.len);
+	if (st != KT_OK) {
+		/* The stream cannot be resynchronised: answer and hang up. */
+		send_error(c, h.op, h.id, st, st == KT_FRAME_TOO_LARGE
+			   ? "frame larger than 65536 bytes" : "frame length below the 12-byte header");
+		conn_close_when_done(c);
+		return -1;
+	}
+	if (evbuffer_get_length(in) < (size_t)h.len + 4) {
+		bufferevent_setwatermark(c->bev, EV_READ, (size_t)h.len + 4, CONN_IN_HIGH);
+		return -1;
+	}
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	op = ops_find(h.op);
+	if (h.version != WIRE_VERSION || op == NULL || c->srv->draining) {
+		evbuffer_drain(in, (size_t)h.len + 4);
+		if (h.version != WIRE_VERSION)
+			send_error(c, h.op, h.id, KT_BAD_VERSION, "protocol version 1 expected");
+		else if (op == NULL)
+			send_error(c, h.op, h.id, KT_UNKNOWN_OP, "unknown operation");
+		else
+			send_error(c, h.op, h.id, KT_SHUTTING_DOWN, "the daemon is shutting down");
+		return 0;
+	}
+	dispatch(c, &h, op);
+	return 0;
+}
+
+static void conn_read(struct conn *c)
+{
+	c->busy++;
+	while (c->bev != NULL && !c->closing && !c->paused &&
+	       evbuffer_get_length(bufferevent_get_input(c->bev)) >= WIRE_HDR_LEN) {
+		if (handle_frame(c) != 0)
+			break;
+		if (c->bev != NULL && !c->closing)
+			pause_if_needed(c);
+	}
+	conn_put(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_read(arg);
+}
+
+/* After a reply went out or a job came back: close, or read again when below the limits. */
+static void conn_progress(struct conn *c)
+{
+	c->busy++;
+	if (c->bev != NULL && c->closing) {
+		if (c->pending == 0 && out_len(c) == 0)
+			conn_close(c);
+	} else if (c->bev != NULL) {
+		resume_if_possible(c);
+	}
+	conn_put(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_progress(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	c->busy++;
+	/* At end of input, answer what the peer asked, then close. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
+		conn_close_when_done(c);
+	else
+		conn_close(c);
+	conn_put(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int socklen, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c;
+
+	(void)l;
+	(void)sa;
+	(void)socklen;
+	if (s->nconns >= SERVER_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn(&s->d->log, "connection refused: %zu connections open", s->nconns);
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->bev = bufferevent_socket_new(s->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server *s = arg;
+
+	(void)l;
+	log_warn(&s->d->log, "accept failed: %s", strerror(errno));
+}
+
+static void deliver(struct job *j)
+{
+	struct conn *c = j->conn;
+
+	c->busy++;
+	c->pending--;
+	if (c->bev != NULL)
+		send_reply(c, j);
+	else
+		job_release(j);
+	conn_progress(c);
+	conn_put(c);
+}
+
+void server_flush_replies(struct server *s)
+{
+	struct job *j = replyq_take_all(&s->d->replies);
+
+	while (j != NULL) {
+		struct job *next = j->next;
+
+		deliver(j);
+		j = next;
+	}
+}
+
+static void on_replies(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	server_flush_replies(arg);
+}
+
+/* An existing socket file: refuse if a daemon answers on it, else remove it. */
+static int clear_stale(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, live;
+
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (live) {
+		snprintf(err, errlen, "another daemon is listening on %s", path);
+		return -1;
+	}
+	unlink(path);
+	return 0;
+}
+
+static int listen_socket(const struct config *conf, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd;
+
+	if (strlen(conf->socket) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path %s is longer than %zu bytes", conf->socket,
+			 sizeof(sa.sun_path) - 1);
+		return -1;
+	}
+	if (clear_stale(conf->socket, err, errlen) != 0)
+		return -1;
+	strcpy(sa.sun_path, conf->socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Nobody may connect before the configured mode is in place. */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    chmod(conf->socket, conf->socket_mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", conf->socket, strerror(errno));
+		umask(old);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	return fd;
+}
+
+int server_start(struct daemon *d, struct server **out, char *err, size_t errlen)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	int fd;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->d = d;
+	fd = listen_socket(&d->conf, err, errlen);
+	if (fd < 0) {
+		free(s);
+		return -1;
+	}
+	snprintf(s->path, sizeof(s->path), "%s", d->conf.socket);
+	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	s->wake = event_new(d->base, d->replies.efd, EV_READ | EV_PERSIST, on_replies, s);
+	if (s->listener == NULL || s->wake == NULL || event_add(s->wake, NULL) != 0) {
+		snprintf(err, errlen, "cannot set up the event loop");
+		if (s->listener == NULL)
+			close(fd);
+		server_free(s);
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->listener, on_accept_error);
+	*out = s;
+	return 0;
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn(&s->d->log, "drain timeout: %zu connections still busy, exiting", s->nconns + s->nzombies);
+	event_base_loopexit(s->d->base, NULL);
+}
+
+void server_drain(struct server *s)
+{
+	struct timeval tv = { DRAIN_TIMEOUT_S, 0 };
+	struct conn *c, *next;
+
+	if (s->draining)
+		return;
+	s->draining = 1;
+	if (s->listener != NULL)
+		evconnlistener_disable(s->listener);
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		c->busy++;
+		conn_close_when_done(c);
+		conn_put(c);
+	}
+	s->drain_timer = evtimer_new(s->d->base, on_drain_timeout, s);
+	if (s->drain_timer != NULL)
+		evtimer_add(s->drain_timer, &tv);
+	maybe_finish_drain(s);
+}
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	while (s->conns != NULL)
+		conn_close(s->conns);
+	if (s->nzombies > 0)
+		log_warn(&s->d->log, "%zu connections still had requests on workers", s->nzombies);
+	if (s->listener != NULL) {
+		evconnlistener_free(s->listener);
+		unlink(s->path);
+	}
+	if (s->wake != NULL)
+		event_free(s->wake);
+	if (s->drain_timer != NULL)
+		event_free(s->drain_timer);
+	free(s);
+}

@@ -1,0 +1,196 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "hsm.h"
+#include "job.h"
+#include "keytab.h"
+#include "log.h"
+#include "ops.h"
+
+int replyq_init(struct replyq *q)
+{
+	q->head = q->tail = NULL;
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0)
+		return -1;
+	pthread_mutex_init(&q->mu, NULL);
+	return 0;
+}
+
+void replyq_destroy(struct replyq *q)
+{
+	if (q->efd >= 0)
+		close(q->efd);
+	q->efd = -1;
+	pthread_mutex_destroy(&q->mu);
+}
+
+void replyq_push(struct replyq *q, struct job *j)
+{
+	uint64_t one = 1;
+	int was_empty;
+
+	j->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	was_empty = q->head == NULL;
+	if (q->tail != NULL)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	pthread_mutex_unlock(&q->mu);
+	/* The loop drains the whole queue per wake-up: only the first reply needs to ring. */
+	if (was_empty && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+struct job *replyq_take_all(struct replyq *q)
+{
+	uint64_t count;
+	struct job *all;
+
+	pthread_mutex_lock(&q->mu);
+	all = q->head;
+	q->head = q->tail = NULL;
+	/* Cleared under the lock, so a push after this point rings again. */
+	if (read(q->efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		abort();
+	pthread_mutex_unlock(&q->mu);
+	return all;
+}
+
+static struct job *next_job(struct pool *p)
+{
+	struct job *j;
+
+	pthread_mutex_lock(&p->mu);
+	while (p->head == NULL && !p->stopping)
+		pthread_cond_wait(&p->cv, &p->mu);
+	j = p->head;
+	if (j != NULL) {
+		p->head = j->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		p->depth--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return j;
+}
+
+static void worker_cleanup(struct worker *w)
+{
+	for (size_t i = 0; i < w->nraw; i++)
+		EVP_PKEY_CTX_free(w->raw_ctx[i]);
+	free(w->raw_ctx);
+	w->raw_ctx = NULL;
+	w->nraw = 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct job *j;
+
+	while ((j = next_job(w->pool)) != NULL) {
+		ops_run(j, w);
+		replyq_push(w->pool->replies, j);
+	}
+	worker_cleanup(w);
+	return NULL;
+}
+
+int pool_start(struct pool *p, const char *name, int n, size_t max_depth, struct replyq *rq,
+	       struct daemon *d)
+{
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	p->max_depth = max_depth;
+	p->replies = rq;
+	p->d = d;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->workers = calloc((size_t)n, sizeof(*p->workers));
+	if (p->workers == NULL)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &p->workers[p->nworkers];
+
+		w->pool = p;
+		w->d = d;
+		w->index = i;
+		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+			log_err(&d->log, "%s pool: cannot start worker %d", name, i);
+			break;
+		}
+		p->nworkers++;
+	}
+	return p->nworkers > 0 ? 0 : -1;
+}
+
+int pool_submit(struct pool *p, struct job *j)
+{
+	int rc = -1;
+
+	j->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (!p->stopping && p->depth < p->max_depth) {
+		if (p->tail != NULL)
+			p->tail->next = j;
+		else
+			p->head = j;
+		p->tail = j;
+		p->depth++;
+		rc = 0;
+		pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+size_t pool_depth(struct pool *p)
+{
+	size_t depth;
+
+	pthread_mutex_lock(&p->mu);
+	depth = p->depth;
+	pthread_mutex_unlock(&p->mu);
+	return depth;
+}
+
+void pool_stop(struct pool *p)
+{
+	if (p->workers == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i].tid, NULL);
+	free(p->workers);
+	p->workers = NULL;
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+EVP_PKEY_CTX *worker_raw_ctx(struct worker *w, const struct key *k)
+{
+	if (w->raw_ctx == NULL) {
+		w->raw_ctx = calloc(w->d->keys.n ? w->d->keys.n : 1, sizeof(*w->raw_ctx));
+		if (w->raw_ctx == NULL)
+			return NULL;
+		w->nraw = w->d->keys.n;
+	}
+	if (k->index >= w->nraw)
+		return NULL;
+	if (w->raw_ctx[k->index] == NULL)
+		w->raw_ctx[k->index] = hsm_raw_ctx_new(k->hk.priv);
+	return w->raw_ctx[k->index];
+}

@@ -1,0 +1,69 @@
+/*
+ * Worker pools and the reply queue. The event loop submits jobs to a pool's
+ * bounded queue; a worker thread runs each one and pushes it onto the reply
+ * queue, which wakes the loop (one eventfd write, only when the queue goes
+ * from empty to non-empty, as in memcached and Tor). Two pools keep
+ * public-key work from waiting behind HSM work.
+ */
+#ifndef KT_WORKER_H
+#define KT_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+struct daemon;
+struct job;
+struct key;
+
+struct replyq {
+	pthread_mutex_t mu;
+	struct job *head, *tail;
+	int efd;                        /* eventfd the loop watches */
+};
+
+int replyq_init(struct replyq *q);
+void replyq_destroy(struct replyq *q);
+void replyq_push(struct replyq *q, struct job *j);
+/* Takes every queued reply (oldest first) and re-arms the wake-up. */
+struct job *replyq_take_all(struct replyq *q);
+
+struct pool;
+
+/* One thread's own state: nothing here is shared with other threads. */
+struct worker {
+	struct pool *pool;
+	struct daemon *d;
+	int index;
+	pthread_t tid;
+	EVP_PKEY_CTX **raw_ctx;         /* per key, created on first use */
+	size_t nraw;
+};
+
+struct pool {
+	const char *name;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	size_t depth, max_depth;
+	int stopping;
+	struct worker *workers;
+	int nworkers;
+	struct replyq *replies;
+	struct daemon *d;
+};
+
+/* Starts n threads. 0, or -1 if no thread could be started. */
+int pool_start(struct pool *p, const char *name, int n, size_t max_depth, struct replyq *rq,
+	       struct daemon *d);
+/* Queues a job; -1 at once when the queue is full (the caller answers BUSY). */
+int pool_submit(struct pool *p, struct job *j);
+/* Runs what is queued, then joins the threads. */
+void pool_stop(struct pool *p);
+size_t pool_depth(struct pool *p);
+
+/* This worker's raw-RSA context for key k (kept for the thread's life). */
+EVP_PKEY_CTX *worker_raw_ctx(struct worker *w, const struct key *k);
+
+#endif

@@ -1,0 +1,245 @@
+"""Test harness: a private SoftHSM token holding the vector keys, and a
+keytransd serving it on a socket in a temporary folder.
+
+Paths come from the environment meson sets: KT_KEYTRANSD, KT_CLI, KT_VECTORS.
+"""
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+PIN = "4321"
+SO_PIN = "87654321"
+TOKEN = "kt-test"
+# name -> (label, id): every vector key, imported into the test token.
+KEYS = {
+    "rsa1024": ("rsa1024", "01"),
+    "rsa2048": ("rsa2048", "02"),
+    "rsa4096": ("rsa4096", "03"),
+    "wine1024": ("wine1024", "04"),
+}
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def vectors(*parts):
+    return os.path.join(os.environ["KT_VECTORS"], *parts)
+
+
+def read_vector_lines(name):
+    with open(vectors(name)) as f:
+        return [line.split() for line in f if line.strip() and not line.startswith("#")]
+
+
+class Token:
+    """A SoftHSM token in its own folder, with the vector keys imported."""
+
+    def __init__(self, root, label=TOKEN):
+        self.root = root
+        self.label = label
+        os.makedirs(os.path.join(root, "tokens"), exist_ok=True)
+        self.conf = os.path.join(root, "softhsm2.conf")
+        with open(self.conf, "w") as f:
+            f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n" % root)
+        self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
+        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", PIN)
+        for name, (label_, id_) in KEYS.items():
+            self.util("--import", vectors("keys", name + ".pem"), "--token", label,
+                      "--label", label_, "--id", id_, "--pin", PIN)
+
+    def util(self, *args):
+        subprocess.run(["softhsm2-util", *args], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+class Daemon:
+    """keytransd in the foreground on a socket in root; stop() checks it exits 0."""
+
+    def __init__(self, root, token=None, workers=2, keys=KEYS, extra_daemon="", start=True):
+        self.root = root
+        self.token = token or Token(os.path.join(root, "hsm"))
+        self.socket = os.path.join(root, "kt.sock")
+        self.config = os.path.join(root, "keytransd.conf")
+        self.log_path = os.path.join(root, "keytransd.log")
+        with open(os.path.join(root, "pin"), "w") as f:
+            f.write(PIN + "\n")
+        os.chmod(os.path.join(root, "pin"), 0o600)
+        lines = ["[daemon]", "socket = kt.sock", "socket_mode = 0600", "workers = %d" % workers,
+                 extra_daemon, "[hsm]", "module = " + SOFTHSM_MODULE,
+                 "token = " + self.token.label, "pin_file = pin"]
+        for name, (label, id_) in keys.items():
+            lines += ["[key %s]" % name, "label = " + label, "id = " + id_]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.environ["KT_KEYTRANSD"], "-f", "-c", self.config],
+                                     env=self.token.env, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("keytransd exited with %d:\n%s" % (self.proc.returncode,
+                                                                        self.log_text()))
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.socket)
+                s.close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("keytransd did not start:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=30):
+        """SIGTERM, then require a clean exit (status 0, no sanitizer report)."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        self.proc = None
+        text = self.log_text()
+        if rc != 0 or "Sanitizer" in text or "runtime error" in text:
+            raise AssertionError("keytransd exited with %d:\n%s" % (rc, text[-6000:]))
+        return rc
+
+
+class Workspace:
+    """A temporary folder removed at exit, kept with KT_KEEP=1."""
+
+    def __init__(self):
+        self.path = tempfile.mkdtemp(prefix="kt-test-")
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, *exc):
+        if os.environ.get("KT_KEEP"):
+            print("kept", self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+# --- the wire protocol (docs/protocol.md), for tests that speak it directly ---
+
+OPS = {"info": 1, "keys": 2, "pubkey": 3, "unwrap": 4, "wrap": 5, "copp-sign": 6, "copp-open": 7}
+T = dict(NAME=1, BLOB=2, PADDING=3, ALG_ID=4, SESSION_KEY=5, PUBLIC_KEY=6, FORMAT=7, KEY_BITS=8,
+         RANDOM=9, AES_KEY=10, STATUS_SEQ=11, COMMAND_SEQ=12, SIGNATURE=13, MESSAGE=14,
+         VERSION=15, TOKEN_LABEL=16, KEY_COUNT=17, WORKER_COUNT=18, UPTIME=19, KEY_ENTRY=20,
+         LABEL=21, ID=22, BITS=23, EXPONENT=24)
+STATUS = dict(OK=0, BAD_FRAME=1, FRAME_TOO_LARGE=2, BAD_VERSION=3, UNKNOWN_OP=4, BAD_REQUEST=5,
+              UNKNOWN_KEY=6, BLOB_TYPE=7, BLOB_VERSION=8, BLOB_RESERVED=9, BLOB_WRAP_ALG=10,
+              BLOB_ALG=11, BLOB_LENGTH=12, BLOB_RANGE=13, UNWRAP_FAILED=14, KEY_LENGTH=15,
+              BAD_PUBLIC_KEY=16, KEY_SIZE=17, RANDOM_MISMATCH=18, HSM_ERROR=19, BUSY=20,
+              INTERNAL=21, SHUTTING_DOWN=22)
+
+
+def field(tag, value):
+    if isinstance(value, str):
+        value = value.encode()
+    return struct.pack(">HH", T[tag], len(value)) + value
+
+
+def u8(tag, v):
+    return field(tag, struct.pack(">B", v))
+
+
+def u32(tag, v):
+    return field(tag, struct.pack(">I", v))
+
+
+def frame(op, fields=b"", rid=1, version=1, status=0):
+    body = struct.pack(">BBHI", version, OPS.get(op, op) if isinstance(op, str) else op,
+                       status, rid) + fields
+    return struct.pack(">I", len(body)) + body
+
+
+def parse_fields(body):
+    out, off = {}, 0
+    while off < len(body):
+        tag, n = struct.unpack_from(">HH", body, off)
+        off += 4
+        out.setdefault(tag, []).append(body[off:off + n])
+        off += n
+    assert off == len(body), "field overruns the frame"
+    return out
+
+
+class Reply:
+    def __init__(self, raw):
+        self.version, self.op, self.status, self.id = struct.unpack_from(">BBHI", raw, 0)
+        self.fields = parse_fields(raw[8:])
+
+    def get(self, tag):
+        return self.fields.get(T[tag], [None])[0]
+
+    def u32(self, tag):
+        return struct.unpack(">I", self.get(tag))[0]
+
+    def message(self):
+        m = self.get("MESSAGE")
+        return m.decode() if m else ""
+
+
+class Conn:
+    def __init__(self, path, timeout=30):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def recv_exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.s.recv(n - len(data))
+            if not chunk:
+                raise EOFError("connection closed after %d of %d bytes" % (len(data), n))
+            data += chunk
+        return data
+
+    def recv(self):
+        n = struct.unpack(">I", self.recv_exact(4))[0]
+        return Reply(self.recv_exact(n))
+
+    def call(self, op, fields=b"", rid=1):
+        self.send(frame(op, fields, rid))
+        r = self.recv()
+        assert r.id == rid, (r.id, rid)
+        return r
+
+    def close(self):
+        self.s.close()
+
+
+def run_tests(tests):
+    """Runs test functions, prints a line each, exits non-zero if any failed."""
+    failed = 0
+    for t in tests:
+        start = time.time()
+        try:
+            t()
+            print("ok   %-40s %.2fs" % (t.__name__, time.time() - start), flush=True)
+        except Exception:
+            failed += 1
+            import traceback
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (len(tests) - failed, failed))
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,391 @@
+"""The daemon over its wire protocol, against a SoftHSM token holding the vector keys."""
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (Conn, Daemon, STATUS, Workspace, frame, field, u8, u32, read_vector_lines,
+                     run_tests, vectors)
+
+ALGS = {0x6602: (5, 16), 0x6801: (5, 16), 0x6601: (8, 8), 0x6609: (16, 16), 0x6603: (24, 24),
+        0x660e: (16, 16), 0x660f: (24, 24), 0x6610: (32, 32)}
+PAD = {"pkcs1": 0, "oaep": 1}
+NEGATIVE_STATUS = {"bad_btype": "BLOB_TYPE", "bad_version": "BLOB_VERSION",
+                   "bad_reserved": "BLOB_RESERVED", "wrap_alg_sign": "BLOB_WRAP_ALG",
+                   "unknown_key_alg": "BLOB_ALG", "truncated": "BLOB_LENGTH",
+                   "trailing_byte": "BLOB_LENGTH", "header_only": "BLOB_LENGTH",
+                   "empty": "BLOB_LENGTH", "ciphertext_ge_modulus": "BLOB_RANGE"}
+
+D = None  # the daemon shared by the tests that do not stop it
+
+
+def conn():
+    return Conn(D.socket)
+
+
+def unhex(s):
+    return b"" if s == "-" else bytes.fromhex(s)
+
+
+def expect(reply, status):
+    want = STATUS[status]
+    assert reply.status == want, "status %d (%s), expected %s" % (reply.status, reply.message(),
+                                                                    status)
+
+
+def unwrap(c, name, blob, pad=0, rid=1):
+    return c.call("unwrap", field("NAME", name) + field("BLOB", blob) + u8("PADDING", pad), rid)
+
+
+def test_info_and_keys():
+    c = conn()
+    r = c.call("info")
+    expect(r, "OK")
+    assert r.get("VERSION") == b"0.1.0"
+    assert r.get("TOKEN_LABEL") == D.token.label.encode()
+    assert r.u32("KEY_COUNT") == 4 and r.u32("WORKER_COUNT") == 2
+    r = c.call("keys")
+    expect(r, "OK")
+    from harness import parse_fields, T
+    entries = [parse_fields(e) for e in r.fields[T["KEY_ENTRY"]]]
+    got = {e[T["NAME"]][0].decode(): e for e in entries}
+    assert sorted(got) == ["rsa1024", "rsa2048", "rsa4096", "wine1024"], sorted(got)
+    assert struct.unpack(">I", got["rsa4096"][T["BITS"]][0])[0] == 4096
+    assert got["rsa2048"][T["ID"]][0] == b"\x02"
+    assert got["wine1024"][T["LABEL"]][0] == b"wine1024"
+    assert struct.unpack(">Q", got["rsa2048"][T["EXPONENT"]][0])[0] == 65537
+    expect(c.call("info", field("NAME", "x")), "BAD_REQUEST")
+
+
+def test_pubkey_formats():
+    c = conn()
+    for name in ("rsa1024", "rsa2048", "rsa4096", "wine1024"):
+        r = c.call("pubkey", field("NAME", name))
+        expect(r, "OK")
+        with open(vectors("keys", name + ".pub.blob"), "rb") as f:
+            assert r.get("PUBLIC_KEY") == f.read(), name
+        pem = c.call("pubkey", field("NAME", name) + u8("FORMAT", 1)).get("PUBLIC_KEY")
+        with open(vectors("keys", name + ".pub.pem"), "rb") as f:
+            assert pem.split() == f.read().split(), name
+        der = c.call("pubkey", field("NAME", name) + u8("FORMAT", 2)).get("PUBLIC_KEY")
+        want = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER", "-in",
+                               vectors("keys", name + ".pub.pem")], capture_output=True,
+                              check=True).stdout
+        assert der == want, name
+    expect(c.call("pubkey", field("NAME", "rsa2048") + u8("FORMAT", 3)), "BAD_REQUEST")
+    expect(c.call("pubkey", field("NAME", "nosuch")), "UNKNOWN_KEY")
+
+
+def test_unwrap_every_vector():
+    c = conn()
+    lines = read_vector_lines("simpleblob.txt")
+    assert len(lines) == 61
+    for i, (name, pad, alg, key, blob) in enumerate(lines):
+        r = unwrap(c, name, unhex(blob), PAD[pad], rid=i)
+        expect(r, "OK")
+        assert r.u32("ALG_ID") == int(alg, 16)
+        assert r.get("SESSION_KEY") == unhex(key), (name, pad, alg)
+
+
+def test_negative_vectors():
+    c = conn()
+    decrypt_answers = set()
+    for name, cls, blob in read_vector_lines("negative.txt"):
+        r = unwrap(c, "rsa2048", unhex(blob))
+        if cls == "format":
+            expect(r, NEGATIVE_STATUS[name])
+            assert r.message(), name
+        else:
+            expect(r, "UNWRAP_FAILED")
+            decrypt_answers.add((r.status, r.message(), tuple(sorted(r.fields))))
+    # Every decrypt failure is the same answer, byte for byte.
+    assert len(decrypt_answers) == 1, decrypt_answers
+
+
+def test_copp_open_vectors():
+    c = conn()
+    lines = read_vector_lines("copp.txt")
+    assert len(lines) == 3
+    for name, rnd, aes, sseq, cseq, sig in lines:
+        r = c.call("copp-open", field("NAME", name) + field("SIGNATURE", unhex(sig)))
+        expect(r, "OK")
+        assert r.get("RANDOM") == unhex(rnd) and r.get("AES_KEY") == unhex(aes)
+        assert r.u32("STATUS_SEQ") == int(sseq) and r.u32("COMMAND_SEQ") == int(cseq)
+        r = c.call("copp-open", field("NAME", name) + field("SIGNATURE", unhex(sig)) +
+                   field("RANDOM", unhex(rnd)))
+        expect(r, "OK")
+        r = c.call("copp-open", field("NAME", name) + field("SIGNATURE", unhex(sig)) +
+                   field("RANDOM", bytes(16)))
+        expect(r, "RANDOM_MISMATCH")
+    expect(c.call("copp-open", field("NAME", "rsa1024") + field("SIGNATURE", bytes(256))),
+           "KEY_SIZE")
+    expect(c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", b"\xff" * 256)),
+           "BLOB_RANGE")
+    expect(c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", bytes(255))),
+           "BAD_REQUEST")
+    expect(c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", bytes(256))),
+           "UNWRAP_FAILED")
+
+
+def pub_blob(name):
+    with open(vectors("keys", name + ".pub.blob"), "rb") as f:
+        return f.read()
+
+
+def test_wrap_then_unwrap_everything():
+    c = conn()
+    rid = 0
+    for name in ("rsa1024", "rsa2048", "rsa4096"):
+        for alg, (lo, hi) in ALGS.items():
+            for pad in (0, 1):
+                for n in sorted({lo, hi}):
+                    key = os.urandom(n)
+                    rid += 1
+                    # Alternate recipient forms: the HSM key by name, or its public blob.
+                    to = field("NAME", name) if rid % 2 else field("PUBLIC_KEY", pub_blob(name))
+                    r = c.call("wrap", u32("ALG_ID", alg) + field("SESSION_KEY", key) + to +
+                               u8("PADDING", pad), rid)
+                    expect(r, "OK")
+                    assert r.get("SESSION_KEY") is None  # only generated keys come back
+                    blob = r.get("BLOB")
+                    assert len(blob) == 12 + int(name[3:]) // 8
+                    u = unwrap(c, name, blob, pad, rid)
+                    expect(u, "OK")
+                    assert u.get("SESSION_KEY") == key and u.u32("ALG_ID") == alg
+                # A generated key of the algorithm's length.
+                r = c.call("wrap", u32("ALG_ID", alg) + field("NAME", name) + u8("PADDING", pad))
+                expect(r, "OK")
+                key = r.get("SESSION_KEY")
+                assert len(key) == hi
+                assert unwrap(c, name, r.get("BLOB"), pad).get("SESSION_KEY") == key
+
+
+def test_wrap_refusals():
+    c = conn()
+    to = field("NAME", "rsa2048")
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + field("SESSION_KEY", bytes(15)) + to),
+           "KEY_LENGTH")
+    expect(c.call("wrap", u32("ALG_ID", 0x6801) + field("SESSION_KEY", bytes(4)) + to),
+           "KEY_LENGTH")
+    expect(c.call("wrap", u32("ALG_ID", 0x1234) + field("SESSION_KEY", bytes(16)) + to),
+           "BLOB_ALG")
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + field("SESSION_KEY", bytes(16))),
+           "BAD_REQUEST")
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + to + field("PUBLIC_KEY", pub_blob("rsa2048"))),
+           "BAD_REQUEST")
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + field("PUBLIC_KEY", b"not a key")),
+           "BAD_PUBLIC_KEY")
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + u32("KEY_BITS", 128) + to), "BAD_REQUEST")
+    expect(c.call("wrap", u32("ALG_ID", 0x6801) + u32("KEY_BITS", 36) + to), "KEY_LENGTH")
+    r = c.call("wrap", u32("ALG_ID", 0x6801) + u32("KEY_BITS", 40) + to)
+    expect(r, "OK")
+    assert len(r.get("SESSION_KEY")) == 5
+    expect(c.call("wrap", u32("ALG_ID", 0x660e) + to + u8("PADDING", 7)), "BAD_REQUEST")
+
+
+def openssl_decrypt(name, ciphertext, oaep):
+    cmd = ["openssl", "pkeyutl", "-decrypt", "-inkey", vectors("keys", name + ".pem")]
+    if oaep:
+        cmd += ["-pkeyopt", "rsa_padding_mode:oaep"]
+    return subprocess.run(cmd, input=ciphertext, capture_output=True, check=True).stdout
+
+
+def test_wrap_checked_by_openssl():
+    c = conn()
+    recipients = {
+        "blob": pub_blob("rsa2048"),
+        "pem": open(vectors("keys", "rsa2048.pub.pem"), "rb").read(),
+        "der-spki": open(vectors("..", "data", "rsa2048.pub.der"), "rb").read(),
+        "pem-cert": open(vectors("..", "data", "rsa2048.crt.pem"), "rb").read(),
+        "der-cert": open(vectors("..", "data", "rsa2048.crt.der"), "rb").read(),
+    }
+    for kind, pub in recipients.items():
+        for oaep in (0, 1):
+            key = os.urandom(32)
+            r = c.call("wrap", u32("ALG_ID", 0x6610) + field("SESSION_KEY", key) +
+                       field("PUBLIC_KEY", pub) + u8("PADDING", oaep))
+            expect(r, "OK")
+            blob = r.get("BLOB")
+            assert blob[:12] == bytes.fromhex("0102000010660000" "00a40000"), kind
+            assert openssl_decrypt("rsa2048", blob[12:][::-1], oaep) == key, (kind, oaep)
+
+
+def test_copp_sign_then_open():
+    c = conn()
+    for to in (field("NAME", "rsa2048"), field("PUBLIC_KEY", pub_blob("rsa2048"))):
+        rnd = os.urandom(16)
+        r = c.call("copp-sign", to + field("RANDOM", rnd))
+        expect(r, "OK")
+        sig, aes = r.get("SIGNATURE"), r.get("AES_KEY")
+        assert len(sig) == 256 and len(aes) == 16 and r.get("RANDOM") == rnd
+        o = c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", sig) +
+                   field("RANDOM", rnd))
+        expect(o, "OK")
+        assert o.get("AES_KEY") == aes
+        assert o.u32("STATUS_SEQ") == r.u32("STATUS_SEQ")
+        assert o.u32("COMMAND_SEQ") == r.u32("COMMAND_SEQ")
+    given = field("AES_KEY", bytes(range(16))) + u32("STATUS_SEQ", 7) + u32("COMMAND_SEQ", 0xffffffff)
+    r = c.call("copp-sign", field("NAME", "rsa2048") + field("RANDOM", bytes(16)) + given)
+    expect(r, "OK")
+    o = c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", r.get("SIGNATURE")))
+    assert o.get("AES_KEY") == bytes(range(16)) and o.u32("STATUS_SEQ") == 7
+    assert o.u32("COMMAND_SEQ") == 0xffffffff
+    # The plaintext is exactly what formats.md says: reversed, PKCS#1 v1.5 under the key.
+    m = openssl_decrypt("rsa2048", r.get("SIGNATURE")[::-1], False)
+    assert m == (bytes(16) + bytes(range(16)) + struct.pack("<II", 7, 0xffffffff))[::-1]
+    expect(c.call("copp-sign", field("NAME", "rsa1024") + field("RANDOM", bytes(16))), "KEY_SIZE")
+    expect(c.call("copp-sign", field("PUBLIC_KEY", pub_blob("rsa4096")) + field("RANDOM", bytes(16))),
+           "KEY_SIZE")
+    expect(c.call("copp-sign", field("NAME", "rsa2048") + field("RANDOM", bytes(15))), "BAD_REQUEST")
+
+
+def still_serving():
+    """A fresh connection gets a correct unwrap of a vector."""
+    name, pad, alg, key, blob = read_vector_lines("simpleblob.txt")[20]
+    c = conn()
+    r = unwrap(c, name, unhex(blob), PAD[pad])
+    expect(r, "OK")
+    assert r.get("SESSION_KEY") == unhex(key)
+    c.close()
+
+
+def test_malformed_frames_keep_connection():
+    c = conn()
+    cases = [
+        (frame(99), "UNKNOWN_OP"),
+        (frame("info", version=2), "BAD_VERSION"),
+        (frame("unwrap", b"\x00\x01\x00\x10abc"), "BAD_REQUEST"),              # truncated field
+        (frame("unwrap", b"\x00\x63\x00\x00"), "BAD_REQUEST"),                  # unknown tag
+        (frame("unwrap", field("NAME", "a") + field("NAME", "b")), "BAD_REQUEST"),
+        (frame("unwrap", field("NAME", "rsa2048")), "BAD_REQUEST"),             # no BLOB
+        (frame("unwrap", field("NAME", "nosuch") + field("BLOB", b"x")), "UNKNOWN_KEY"),
+        (frame("unwrap", field("NAME", "a\0b") + field("BLOB", b"x")), "BAD_REQUEST"),
+        (frame("unwrap", field("NAME", "x" * 65) + field("BLOB", b"x")), "BAD_REQUEST"),
+        (frame("wrap", field("ALG_ID", b"\x01\x02")), "BAD_REQUEST"),           # u32 of 2 bytes
+    ]
+    for i, (data, status) in enumerate(cases):
+        c.send(data)
+        r = c.recv()
+        expect(r, status)
+        assert r.message(), status
+    rnd = random.Random(7)
+    for i in range(300):
+        body = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 200)))
+        c.send(frame(rnd.choice([1, 2, 3, 4, 5, 6, 7, 0, 8, 255]), body, rid=i))
+        r = c.recv()
+        assert r.id == i
+    r = c.call("info")
+    expect(r, "OK")
+    still_serving()
+
+
+def test_fatal_frames_close_connection():
+    for data, status in ((struct.pack(">I", 70000) + bytes(8), "FRAME_TOO_LARGE"),
+                         (struct.pack(">I", 0xffffffff) + bytes(8), "FRAME_TOO_LARGE"),
+                         (struct.pack(">I", 3) + bytes(8), "BAD_FRAME")):
+        c = conn()
+        c.send(data)
+        expect(c.recv(), status)
+        try:
+            assert c.s.recv(1) == b"", "connection left open"
+        except ConnectionResetError:
+            pass
+    # A frame of exactly the maximum size is read and answered.
+    c = conn()
+    big = field("PUBLIC_KEY", bytes(60000)) + field("BLOB", bytes(2060)) + field("MESSAGE", bytes(1020))
+    pad = 65536 - 12 - len(big) - 4
+    data = frame("wrap", big + field("LABEL", b"x" * pad))
+    assert len(data) == 65536, len(data)
+    c.send(data)
+    expect(c.recv(), "BAD_REQUEST")
+    still_serving()
+
+
+def test_pipelining():
+    lines = read_vector_lines("simpleblob.txt")
+    c = conn()
+    batch = b""
+    for i in range(200):
+        name, pad, alg, key, blob = lines[i % len(lines)]
+        batch += frame("unwrap", field("NAME", name) + field("BLOB", unhex(blob)) +
+                       u8("PADDING", PAD[pad]), rid=1000 + i)
+    c.send(batch)
+    seen = set()
+    for _ in range(200):
+        r = c.recv()
+        expect(r, "OK")
+        i = r.id - 1000
+        assert r.get("SESSION_KEY") == unhex(lines[i % len(lines)][3])
+        seen.add(r.id)
+    assert len(seen) == 200
+
+
+def test_clients_that_leave_early():
+    lines = read_vector_lines("simpleblob.txt")
+    for _ in range(20):
+        c = conn()
+        for i in range(10):
+            name, pad, alg, key, blob = lines[i]
+            c.send(frame("unwrap", field("NAME", name) + field("BLOB", unhex(blob)) +
+                         u8("PADDING", PAD[pad]), rid=i))
+        c.send(frame("info")[:7])   # and half a frame
+        c.close()
+    c = conn()
+    c.send(frame("info")[:5])
+    c.s.shutdown(socket.SHUT_WR)
+    assert c.s.recv(10) == b""
+    still_serving()
+    assert D.alive()
+
+
+def test_200_concurrent_clients():
+    lines = read_vector_lines("simpleblob.txt")
+    errors = []
+
+    def client(k):
+        try:
+            c = conn()
+            for j in range(3):
+                name, pad, alg, key, blob = lines[(k * 3 + j) % len(lines)]
+                r = unwrap(c, name, unhex(blob), PAD[pad], rid=j)
+                if r.status != 0 or r.get("SESSION_KEY") != unhex(key):
+                    errors.append((k, j, r.status, r.message()))
+                w = c.call("wrap", u32("ALG_ID", 0x660e) + field("NAME", "rsa2048"), rid=100 + j)
+                if w.status != 0:
+                    errors.append((k, "wrap", w.status, w.message()))
+            c.close()
+        except Exception as e:  # noqa: BLE001 - any failure counts
+            errors.append((k, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
+    still_serving()
+
+
+def main():
+    global D
+    with Workspace() as root:
+        D = Daemon(root)
+        try:
+            run_tests([test_info_and_keys, test_pubkey_formats, test_unwrap_every_vector,
+                       test_negative_vectors, test_copp_open_vectors,
+                       test_wrap_then_unwrap_everything, test_wrap_refusals,
+                       test_wrap_checked_by_openssl, test_copp_sign_then_open,
+                       test_malformed_frames_keep_connection, test_fatal_frames_close_connection,
+                       test_pipelining, test_clients_that_leave_early, test_200_concurrent_clients])
+        finally:
+            if D.alive():
+                D.stop()
+
+
+if __name__ == "__main__":
+    main()
