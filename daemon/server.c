@@ -82,12 +82,28 @@ static void conn_put(struct conn *c)
 	}
 }
 
+/*
+ * Closing a socket with unread input makes the kernel reset the connection,
+ * and the peer may then lose replies it has not read yet: read the rest away
+ * first (bounded, never blocking).
+ */
+static void discard_unread(int fd)
+{
+	char sink[4096];
+
+	for (int i = 0; i < 256; i++)
+		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
+}
+
 static void conn_close(struct conn *c)
 {
 	struct server *s = c->srv;
 
 	if (c->bev == NULL)
 		return;
+	if (c->closing)
+		discard_unread(bufferevent_getfd(c->bev));
 	/* Replies still in the output buffer are released (and wiped) by its cleanup callbacks. */
 	bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -499,7 +515,10 @@ void server_drain(struct server *s)
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		c->busy++;
-		conn_close_when_done(c);
+		c->paused = 0;
+		conn_read(c);   /* requests already received are answered SHUTTING_DOWN */
+		if (c->bev != NULL)
+			conn_close_when_done(c);
 		conn_put(c);
 	}
 	s->drain_timer = evtimer_new(s->d->base, on_drain_timeout, s);

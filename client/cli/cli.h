@@ -1,0 +1,111 @@
+/* keytrans, the command-line client: shared declarations. */
+#ifndef KT_CLI_H
+#define KT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "keytrans.h"
+
+#define CLI_INPUT_MAX (64 * 1024)
+
+enum cli_exit {
+	EXIT_DONE = 0,
+	EXIT_FAILED = 1,        /* refused or failed by the daemon */
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3,   /* ERR_CONNECT, ERR_IO, ERR_TIMEOUT */
+	EXIT_HELP = -1          /* internal: help was printed, exit 0 */
+};
+
+struct cli {
+	const char *socket;     /* NULL: the library's default */
+	int json;
+	const char *cmd;        /* the command, for usage hints */
+};
+
+/* report.c: every message to the user goes through here. */
+int cli_usage(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A failed library call: the status name and the connection's message. */
+int cli_fail(const struct cli *cli, int status, const char *msg);
+/* Writing a result failed after the daemon did its part. */
+int cli_output_failed(const struct cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cli_print_help(FILE *f);
+void cli_print_command_help(FILE *f, const char *cmd);
+
+/* main.c */
+/* Connects to the daemon; EXIT_DONE, or the exit code after reporting. */
+int cli_connect(const struct cli *cli, kt_conn **c);
+
+/* args.c: a command's options and positional arguments. */
+struct opt {
+	const char *name;       /* "--out" */
+	const char *alias;      /* "-o", or NULL */
+	const char **value;     /* option with a value, or NULL */
+	int *flag;              /* option without a value, or NULL */
+};
+/* EXIT_DONE, EXIT_HELP, or EXIT_USAGE after reporting. */
+int args_parse(struct cli *cli, int argc, char **argv, const struct opt *opts,
+	       const char **pos, int npos);
+
+/* io.c: files, hex and number arguments. */
+struct out_file {
+	const char *name;       /* for messages */
+	int fd;
+	int is_stdout;
+	int created;            /* removed again if nothing gets written */
+};
+int io_is_std(const char *path);
+/* Reads a file or stdin (NULL or "-"), at most CLI_INPUT_MAX bytes; free() *buf. */
+int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len);
+/*
+ * Opens an output before the daemon is asked anything, so a bad path fails
+ * early. NULL or "-" is stdout, except that with --json and no path nothing
+ * is written (the result is in the JSON). binary: refuse a terminal.
+ * secret: mode 0600.
+ */
+int io_out_open(const struct cli *cli, struct out_file *o, const char *path, int binary,
+		int secret);
+int io_out_write(const struct cli *cli, struct out_file *o, const void *p, size_t n);
+/* Closes; a file created by io_out_open and never written is removed. */
+void io_out_close(struct out_file *o);
+/* Where the human summary goes: stdout when the binary result did not. */
+FILE *io_summary(const struct out_file *o);
+int io_hex_exact(const struct cli *cli, const char *opt, const char *text, uint8_t *out, size_t n);
+int io_hex_max(const struct cli *cli, const char *opt, const char *text, uint8_t *out, size_t cap,
+	       size_t *len);
+int io_u32(const struct cli *cli, const char *opt, const char *text, uint32_t *v);
+void io_print_hex(FILE *f, const uint8_t *p, size_t n);
+void io_wipe(void *p, size_t n);
+
+/* json.c: one object, written as it goes. */
+#define JSON_DEPTH 4
+struct json {
+	FILE *f;
+	int depth;
+	int n[JSON_DEPTH];
+};
+void json_begin(struct json *j, FILE *f);
+void json_str(struct json *j, const char *key, const char *s);
+void json_strn(struct json *j, const char *key, const char *s, size_t n);
+void json_u64(struct json *j, const char *key, uint64_t v);
+void json_hex(struct json *j, const char *key, const uint8_t *p, size_t n);
+void json_array_begin(struct json *j, const char *key);
+void json_array_end(struct json *j);
+void json_object_begin(struct json *j, const char *key);
+void json_object_end(struct json *j);
+/* Closes the top object; 0, or -1 when stdout could not be written. */
+int json_end(struct json *j);
+
+/* The commands: argc/argv are the arguments after the command name. */
+int cmd_info(struct cli *cli, int argc, char **argv);
+int cmd_keys(struct cli *cli, int argc, char **argv);
+int cmd_pubkey(struct cli *cli, int argc, char **argv);
+int cmd_unwrap(struct cli *cli, int argc, char **argv);
+int cmd_wrap(struct cli *cli, int argc, char **argv);
+int cmd_copp_sign(struct cli *cli, int argc, char **argv);
+int cmd_copp_open(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,165 @@
+/* keytrans copp-sign, copp-open: the COPP session-start signature. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#define SIG_LEN 256
+
+static void copp_print(const struct cli *cli, const struct kt_copp *r, int with_sig, FILE *f)
+{
+	struct json j;
+
+	if (!cli->json) {
+		if (!with_sig) {
+			fputs("random: ", f);
+			io_print_hex(f, r->random, sizeof(r->random));
+			fputc('\n', f);
+		}
+		fputs("aes_key: ", f);
+		io_print_hex(f, r->aes_key, sizeof(r->aes_key));
+		fprintf(f, "\nstatus_seq: %" PRIu32 "\ncommand_seq: %" PRIu32 "\n", r->status_seq,
+			r->command_seq);
+		return;
+	}
+	json_begin(&j, stdout);
+	if (with_sig)
+		json_hex(&j, "signature", r->signature, sizeof(r->signature));
+	json_hex(&j, "random", r->random, sizeof(r->random));
+	json_hex(&j, "aes_key", r->aes_key, sizeof(r->aes_key));
+	json_u64(&j, "status_seq", r->status_seq);
+	json_u64(&j, "command_seq", r->command_seq);
+	json_end(&j);
+}
+
+struct sign_opts {
+	const char *to, *to_key, *random, *aes_key, *status_seq, *command_seq, *out;
+};
+
+static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt_copp_sign_args *a)
+{
+	int st = EXIT_DONE;
+
+	if ((s->to == NULL) == (s->to_key == NULL))
+		return cli_usage(cli, "give exactly one of --to KEYFILE and --to-key NAME");
+	if (s->random == NULL)
+		return cli_usage(cli, "--random HEX is required");
+	a->to_key = s->to_key;
+	st = io_hex_exact(cli, "--random", s->random, a->random, sizeof(a->random));
+	if (st == EXIT_DONE && s->aes_key != NULL) {
+		a->flags |= KT_COPP_AES_KEY;
+		st = io_hex_exact(cli, "--aes-key", s->aes_key, a->aes_key, sizeof(a->aes_key));
+	}
+	if (st == EXIT_DONE && s->status_seq != NULL) {
+		a->flags |= KT_COPP_STATUS_SEQ;
+		st = io_u32(cli, "--status-seq", s->status_seq, &a->status_seq);
+	}
+	if (st == EXIT_DONE && s->command_seq != NULL) {
+		a->flags |= KT_COPP_COMMAND_SEQ;
+		st = io_u32(cli, "--command-seq", s->command_seq, &a->command_seq);
+	}
+	return st;
+}
+
+static int sign(const struct cli *cli, const struct kt_copp_sign_args *a, struct out_file *o)
+{
+	struct kt_copp r;
+	kt_conn *c;
+	int st = cli_connect(cli, &c);
+
+	if (st != EXIT_DONE)
+		return st;
+	st = kt_copp_sign(c, a, &r);
+	if (st != KT_OK)
+		st = cli_fail(cli, st, kt_errmsg(c));
+	else
+		st = io_out_write(cli, o, r.signature, sizeof(r.signature));
+	if (st == EXIT_DONE)
+		copp_print(cli, &r, 1, io_summary(o));
+	io_wipe(&r, sizeof(r));
+	kt_conn_free(c);
+	return st;
+}
+
+int cmd_copp_sign(struct cli *cli, int argc, char **argv)
+{
+	struct sign_opts s = { 0 };
+	const struct opt opts[] = {
+		{ "--to", NULL, &s.to, NULL },
+		{ "--to-key", NULL, &s.to_key, NULL },
+		{ "--random", NULL, &s.random, NULL },
+		{ "--aes-key", NULL, &s.aes_key, NULL },
+		{ "--status-seq", NULL, &s.status_seq, NULL },
+		{ "--command-seq", NULL, &s.command_seq, NULL },
+		{ "--out", "-o", &s.out, NULL },
+		{ NULL, NULL, NULL, NULL },
+	};
+	struct kt_copp_sign_args a = { 0 };
+	struct out_file o = { .fd = -1 };
+	uint8_t *pub = NULL;
+	int st = args_parse(cli, argc, argv, opts, NULL, 0);
+
+	if (st == EXIT_DONE)
+		st = sign_args(cli, &s, &a);
+	if (st == EXIT_DONE)
+		st = io_out_open(cli, &o, s.out, 1, 0);
+	if (st == EXIT_DONE && s.to != NULL)
+		st = io_read(cli, s.to, &pub, &a.to_pub_len);
+	if (st == EXIT_DONE && s.to != NULL && a.to_pub_len == 0)
+		st = cli_usage(cli, "%s is empty", s.to);
+	a.to_pub = pub;
+	if (st == EXIT_DONE)
+		st = sign(cli, &a, &o);
+	io_out_close(&o);
+	io_wipe(&a, sizeof(a));
+	free(pub);
+	return st;
+}
+
+static int open_sig(const struct cli *cli, const char *name, const uint8_t *sig,
+		    const uint8_t *expect)
+{
+	struct kt_copp r;
+	kt_conn *c;
+	int st = cli_connect(cli, &c);
+
+	if (st != EXIT_DONE)
+		return st;
+	st = kt_copp_open(c, name, sig, expect, &r);
+	if (st == KT_OK)
+		copp_print(cli, &r, 0, stdout);
+	else
+		st = cli_fail(cli, st, kt_errmsg(c));
+	io_wipe(&r, sizeof(r));
+	kt_conn_free(c);
+	return st;
+}
+
+int cmd_copp_open(struct cli *cli, int argc, char **argv)
+{
+	const char *name, *in = NULL, *expect_hex = NULL;
+	const struct opt opts[] = {
+		{ "--in", "-i", &in, NULL },
+		{ "--expect-random", NULL, &expect_hex, NULL },
+		{ NULL, NULL, NULL, NULL },
+	};
+	uint8_t expect[16], *sig = NULL;
+	size_t len = 0;
+	int st = args_parse(cli, argc, argv, opts, &name, 1);
+
+	if (st != EXIT_DONE)
+		return st;
+	if (name == NULL)
+		return cli_usage(cli, "missing the key NAME");
+	if (expect_hex != NULL)
+		st = io_hex_exact(cli, "--expect-random", expect_hex, expect, sizeof(expect));
+	if (st == EXIT_DONE)
+		st = io_read(cli, in, &sig, &len);
+	if (st == EXIT_DONE && len != SIG_LEN)
+		st = cli_usage(cli, "%s holds %zu bytes; a COPP signature is %d",
+			       io_is_std(in) ? "stdin" : in, len, SIG_LEN);
+	if (st == EXIT_DONE)
+		st = open_sig(cli, name, sig, expect_hex != NULL ? expect : NULL);
+	free(sig);
+	return st;
+}

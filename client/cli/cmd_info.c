@@ -1,0 +1,115 @@
+/* keytrans info, keytrans keys: what the daemon serves. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+static const struct opt no_opts[] = { { NULL, NULL, NULL, NULL } };
+
+static void info_print(const struct cli *cli, const struct kt_info *in)
+{
+	struct json j;
+
+	if (!cli->json) {
+		printf("version: %s\ntoken_label: %s\nkey_count: %" PRIu32 "\n"
+		       "worker_count: %" PRIu32 "\nuptime_s: %" PRIu64 "\n",
+		       in->version, in->token_label, in->key_count, in->worker_count, in->uptime_s);
+		return;
+	}
+	json_begin(&j, stdout);
+	json_str(&j, "version", in->version);
+	json_str(&j, "token_label", in->token_label);
+	json_u64(&j, "key_count", in->key_count);
+	json_u64(&j, "worker_count", in->worker_count);
+	json_u64(&j, "uptime_s", in->uptime_s);
+	json_end(&j);
+}
+
+int cmd_info(struct cli *cli, int argc, char **argv)
+{
+	struct kt_info in;
+	kt_conn *c;
+	int st = args_parse(cli, argc, argv, no_opts, NULL, 0);
+
+	if (st == EXIT_DONE)
+		st = cli_connect(cli, &c);
+	if (st != EXIT_DONE)
+		return st;
+	st = kt_info(c, &in);
+	if (st == KT_OK)
+		info_print(cli, &in);
+	else
+		st = cli_fail(cli, st, kt_errmsg(c));
+	kt_conn_free(c);
+	return st;
+}
+
+static void keys_json(const struct kt_key *k, size_t n)
+{
+	struct json j;
+
+	json_begin(&j, stdout);
+	json_array_begin(&j, "keys");
+	for (size_t i = 0; i < n; i++) {
+		json_object_begin(&j, NULL);
+		json_str(&j, "name", k[i].name);
+		json_str(&j, "label", k[i].label);
+		json_hex(&j, "id", k[i].id, k[i].id_len);
+		json_u64(&j, "bits", k[i].bits);
+		json_u64(&j, "exponent", k[i].exponent);
+		json_object_end(&j);
+	}
+	json_array_end(&j);
+	json_end(&j);
+}
+
+static int width(const struct kt_key *k, size_t n, size_t off, int min)
+{
+	int w = min;
+
+	for (size_t i = 0; i < n; i++) {
+		int len = (int)strlen((const char *)&k[i] + off);
+
+		if (len > w)
+			w = len;
+	}
+	return w;
+}
+
+static void keys_table(const struct kt_key *k, size_t n)
+{
+	int wn = width(k, n, offsetof(struct kt_key, name), 4);
+	int wl = width(k, n, offsetof(struct kt_key, label), 5);
+
+	printf("%-*s  %5s  %-8s  %-*s  %s\n", wn, "NAME", "BITS", "EXPONENT", wl, "LABEL", "ID");
+	for (size_t i = 0; i < n; i++) {
+		printf("%-*s  %5" PRIu32 "  %-8" PRIu64 "  %-*s  ", wn, k[i].name, k[i].bits,
+		       k[i].exponent, wl, k[i].label);
+		io_print_hex(stdout, k[i].id, k[i].id_len);
+		putchar('\n');
+	}
+}
+
+int cmd_keys(struct cli *cli, int argc, char **argv)
+{
+	struct kt_key *keys;
+	size_t n;
+	kt_conn *c;
+	int st = args_parse(cli, argc, argv, no_opts, NULL, 0);
+
+	if (st == EXIT_DONE)
+		st = cli_connect(cli, &c);
+	if (st != EXIT_DONE)
+		return st;
+	st = kt_keys(c, &keys, &n);
+	if (st != KT_OK) {
+		st = cli_fail(cli, st, kt_errmsg(c));
+	} else if (cli->json) {
+		keys_json(keys, n);
+	} else {
+		keys_table(keys, n);
+	}
+	kt_free(keys);
+	kt_conn_free(c);
+	return st;
+}

@@ -1,0 +1,195 @@
+/*
+ * libkeytrans: the client side of keytransd's Unix-socket protocol.
+ *
+ * One kt_conn is one connection; use one per thread (the library keeps no
+ * global mutable state). Every call returns KT_OK (0), a status the daemon
+ * sent (> 0, kt_errmsg() gives its MESSAGE) or a local KT_ERR_* (< 0).
+ * The status codes are in keytrans_status.h, installed next to this file.
+ */
+#ifndef KEYTRANS_H
+#define KEYTRANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keytrans_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kt_conn kt_conn;
+
+#define KT_DEFAULT_SOCKET "/run/keytransd/keytransd.sock"
+#define KT_DEFAULT_TIMEOUT_MS 30000
+
+/* The library's version, "0.1.0". */
+const char *kt_version(void);
+
+kt_conn *kt_conn_new(void);
+/* Closes the connection too. NULL is allowed. */
+void kt_conn_free(kt_conn *c);
+/* path NULL: $KEYTRANS_SOCKET, else KT_DEFAULT_SOCKET. Reconnecting closes first. */
+int kt_connect(kt_conn *c, const char *path);
+/* Closes the socket; requests still in flight are forgotten. */
+void kt_close(kt_conn *c);
+/* Limit for each call (kt_batch: for each wait); 0 or less = wait forever. */
+void kt_set_timeout(kt_conn *c, int ms);
+/* Message of the last failed call on c: the daemon's MESSAGE or a local one. */
+const char *kt_errmsg(const kt_conn *c);
+/* "UNWRAP_FAILED", "ERR_CONNECT"...; "UNKNOWN" for codes not in the list. */
+const char *kt_status_name(int status);
+/* One-line description of a status. */
+const char *kt_status_text(int status);
+
+enum kt_padding { KT_PAD_PKCS1 = 0, KT_PAD_OAEP = 1 };
+enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2 };
+
+#define KT_KEY_MAX 32
+#define KT_BLOB_MAX (12 + 2048)
+#define KT_NAME_MAX 64
+
+struct kt_info {
+	char version[65];
+	char token_label[33];
+	uint32_t key_count, worker_count;
+	uint64_t uptime_s;
+};
+
+struct kt_key {
+	char name[65];
+	char label[257];        /* "" when the key has none */
+	uint8_t id[255];
+	size_t id_len;          /* 0 when the key has no CKA_ID */
+	uint32_t bits;
+	uint64_t exponent;
+};
+
+struct kt_session_key {
+	uint32_t alg_id;
+	size_t len;
+	uint8_t key[KT_KEY_MAX];
+};
+
+struct kt_wrap_args {
+	uint32_t alg_id;
+	const uint8_t *key;     /* NULL: the daemon generates the key */
+	size_t key_len;
+	unsigned gen_bits;      /* generated RC2/RC4 key length in bits; 0 = default */
+	const char *to_key;     /* exactly one of to_key (HSM key name) */
+	const uint8_t *to_pub;  /* and to_pub (PUBLICKEYBLOB, PEM/DER SPKI or X.509) */
+	size_t to_pub_len;
+	int padding;            /* enum kt_padding */
+};
+
+struct kt_wrapped {
+	size_t blob_len;
+	uint8_t blob[KT_BLOB_MAX];      /* SIMPLEBLOB */
+	int generated;
+	struct kt_session_key key;      /* filled always (given or generated) */
+};
+
+#define KT_COPP_AES_KEY 1u
+#define KT_COPP_STATUS_SEQ 2u
+#define KT_COPP_COMMAND_SEQ 4u
+
+struct kt_copp_sign_args {
+	const char *to_key;     /* exactly one of to_key / to_pub (RSA-2048) */
+	const uint8_t *to_pub;
+	size_t to_pub_len;
+	uint8_t random[16];
+	unsigned flags;         /* KT_COPP_*: which of the following are given */
+	uint8_t aes_key[16];
+	uint32_t status_seq, command_seq;
+};
+
+struct kt_copp {
+	uint8_t signature[256]; /* kt_copp_sign only */
+	uint8_t random[16];
+	uint8_t aes_key[16];
+	uint32_t status_seq, command_seq;
+};
+
+int kt_info(kt_conn *c, struct kt_info *out);
+/* *keys is freed with kt_free (NULL when *n is 0). */
+int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n);
+/* *out is freed with kt_free; a NUL follows the len bytes (handy for PEM). */
+int kt_pubkey(kt_conn *c, const char *name, int format, uint8_t **out, size_t *len);
+void kt_free(void *p);
+int kt_unwrap(kt_conn *c, const char *name, const uint8_t *blob, size_t blob_len, int padding,
+	      struct kt_session_key *out);
+int kt_wrap(kt_conn *c, const struct kt_wrap_args *a, struct kt_wrapped *out);
+int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out);
+/* expect_random: 16 bytes or NULL; a mismatch gives KT_RANDOM_MISMATCH. */
+int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
+		 const uint8_t *expect_random, struct kt_copp *out);
+
+/*
+ * Pipelining: submit requests without waiting, collect responses as they come
+ * (matched by request id). An item, and the buffers its inputs point to, must
+ * stay alive until kt_complete returns it or the connection is closed.
+ */
+enum kt_op_kind {
+	KT_OP_UNWRAP,
+	KT_OP_WRAP,
+	KT_OP_COPP_SIGN,
+	KT_OP_COPP_OPEN,
+	KT_OP_PUBKEY_BLOB       /* pubkey as PUBLICKEYBLOB into out.blob */
+};
+
+struct kt_item {
+	int op;                 /* enum kt_op_kind */
+	union {
+		struct {
+			const char *name;
+			const uint8_t *blob;
+			size_t blob_len;
+			int padding;
+		} unwrap;
+		struct kt_wrap_args wrap;
+		struct kt_copp_sign_args copp_sign;
+		struct {
+			const char *name;
+			const uint8_t *sig;             /* 256 bytes */
+			const uint8_t *expect_random;   /* 16 bytes or NULL */
+		} copp_open;
+		struct {
+			const char *name;
+		} pubkey;
+	} in;
+	int status;             /* out: KT_OK or the daemon's / local code */
+	union {
+		struct kt_session_key unwrap;
+		struct kt_wrapped wrap;
+		struct kt_copp copp;
+		struct {
+			size_t len;
+			uint8_t b[KT_BLOB_MAX];
+		} blob;
+	} out;
+	void *user;
+};
+
+/* Sends one request. KT_ERR_ARG (also in item->status) for bad inputs. */
+int kt_submit(kt_conn *c, struct kt_item *item);
+/*
+ * Waits for the next response to a submitted item, fills that item and
+ * points *done at it; returns the transport status (KT_OK even when the item
+ * itself failed: see (*done)->status, and kt_errmsg for its message).
+ * After a connection failure every item in flight gets the error as status.
+ */
+int kt_complete(kt_conn *c, struct kt_item **done);
+/* Items submitted and not yet returned by kt_complete. */
+size_t kt_in_flight(const kt_conn *c);
+/*
+ * Runs n items keeping up to depth (0 → 32) in flight; each item's status is
+ * in items[i].status. Returns KT_OK unless the connection failed (or timed
+ * out), in which case the unfinished items carry that status.
+ */
+int kt_batch(kt_conn *c, struct kt_item *items, size_t n, unsigned depth);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,186 @@
+/* One function per operation, on top of the request table. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs one item to completion: submit, then wait for its id. */
+static int run_item(kt_conn *c, struct kt_item *it)
+{
+	struct deadline dl;
+	struct pending *p;
+	uint32_t id;
+	int st;
+
+	deadline_start(&dl, c->timeout_ms);
+	st = item_submit(c, it, &dl, &id);
+	if (st != KT_OK)
+		return st;
+	st = conn_wait(c, &(struct want){ .id = id }, &dl, &p);
+	if (st != KT_OK) {
+		p = pending_find(c, id);
+		if (p != NULL)
+			pending_abandon(c, p, st);
+		return st;
+	}
+	conn_collect(c, p);
+	return it->status;
+}
+
+/* Sends INFO, KEYS or PUBKEY and lends the answer's fields. */
+static int call(kt_conn *c, uint8_t op, const char *name, int format, struct frame *f,
+		struct wire_fields *m, uint32_t *id)
+{
+	size_t len;
+	int st;
+
+	if (c->fd < 0)
+		return conn_err(c, KT_ERR_IO, "not connected to the daemon");
+	*id = pending_add(c, op, NULL);
+	if (*id == 0)
+		return conn_err(c, KT_ERR_NOMEM, "out of memory");
+	len = op == WIRE_OP_PUBKEY ? req_pubkey(c, *id, name, format) : req_simple(c, op, *id);
+	if (len == 0) {
+		conn_call_end(c, *id);
+		return KT_ERR_ARG;
+	}
+	st = conn_call(c, *id, len, f);
+	if (st == KT_OK)
+		st = resp_parse(f, op, m, c->err, sizeof(c->err));
+	return st;
+}
+
+int kt_info(kt_conn *c, struct kt_info *out)
+{
+	struct wire_fields m;
+	struct frame f;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	st = call(c, WIRE_OP_INFO, NULL, 0, &f, &m, &id);
+	if (st == KT_OK)
+		st = resp_info(&m, out, c->err, sizeof(c->err));
+	conn_call_end(c, id);
+	return st;
+}
+
+int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n)
+{
+	struct wire_fields m;
+	struct frame f;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL || keys == NULL || n == NULL)
+		return KT_ERR_ARG;
+	*keys = NULL;
+	*n = 0;
+	st = call(c, WIRE_OP_KEYS, NULL, 0, &f, &m, &id);
+	if (st == KT_OK)
+		st = resp_keys(&f, keys, n, c->err, sizeof(c->err));
+	conn_call_end(c, id);
+	return st;
+}
+
+static int copy_out(kt_conn *c, const uint8_t *p, size_t len, uint8_t **out, size_t *outlen)
+{
+	*out = malloc(len + 1);
+	if (*out == NULL)
+		return conn_err(c, KT_ERR_NOMEM, "out of memory");
+	memcpy(*out, p, len);
+	(*out)[len] = '\0';
+	*outlen = len;
+	return KT_OK;
+}
+
+int kt_pubkey(kt_conn *c, const char *name, int format, uint8_t **out, size_t *len)
+{
+	struct wire_fields m;
+	struct frame f;
+	const uint8_t *p;
+	size_t n;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL || out == NULL || len == NULL)
+		return KT_ERR_ARG;
+	*out = NULL;
+	*len = 0;
+	st = call(c, WIRE_OP_PUBKEY, name, format, &f, &m, &id);
+	if (st == KT_OK)
+		st = resp_pubkey(&m, format, &p, &n, c->err, sizeof(c->err));
+	if (st == KT_OK)
+		st = copy_out(c, p, n, out, len);
+	conn_call_end(c, id);
+	return st;
+}
+
+int kt_unwrap(kt_conn *c, const char *name, const uint8_t *blob, size_t blob_len, int padding,
+	      struct kt_session_key *out)
+{
+	struct kt_item it = { .op = KT_OP_UNWRAP };
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	it.in.unwrap.name = name;
+	it.in.unwrap.blob = blob;
+	it.in.unwrap.blob_len = blob_len;
+	it.in.unwrap.padding = padding;
+	st = run_item(c, &it);
+	if (st == KT_OK)
+		*out = it.out.unwrap;
+	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_wrap(kt_conn *c, const struct kt_wrap_args *a, struct kt_wrapped *out)
+{
+	struct kt_item it = { .op = KT_OP_WRAP };
+	int st;
+
+	if (c == NULL || a == NULL || out == NULL)
+		return KT_ERR_ARG;
+	it.in.wrap = *a;
+	st = run_item(c, &it);
+	if (st == KT_OK)
+		*out = it.out.wrap;
+	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out)
+{
+	struct kt_item it = { .op = KT_OP_COPP_SIGN };
+	int st;
+
+	if (c == NULL || a == NULL || out == NULL)
+		return KT_ERR_ARG;
+	it.in.copp_sign = *a;
+	st = run_item(c, &it);
+	if (st == KT_OK)
+		*out = it.out.copp;
+	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
+		 const uint8_t *expect_random, struct kt_copp *out)
+{
+	struct kt_item it = { .op = KT_OP_COPP_OPEN };
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	it.in.copp_open.name = name;
+	it.in.copp_open.sig = sig;
+	it.in.copp_open.expect_random = expect_random;
+	st = run_item(c, &it);
+	if (st == KT_OK)
+		*out = it.out.copp;
+	wipe(&it, sizeof(it));
+	return st;
+}

@@ -1,0 +1,206 @@
+/*
+ * Request encoding, one function per operation, into the connection's send
+ * buffer with wire.c. Arguments are checked here so that a bad call fails
+ * with KT_ERR_ARG before anything is sent.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define PUBLIC_KEY_MAX 60000    /* the PUBLIC_KEY field's maximum in wire.h */
+
+static size_t arg_error(kt_conn *c, const char *what)
+{
+	conn_err(c, KT_ERR_ARG, "%s", what);
+	return 0;
+}
+
+static void begin(kt_conn *c, struct buf_writer *w, uint8_t op, uint32_t id)
+{
+	buf_writer_init(w, c->tx, WIRE_FRAME_MAX);
+	wire_begin(w, op, 0, id);
+}
+
+static size_t finish(kt_conn *c, struct buf_writer *w)
+{
+	if (wire_end(w) != 0) {
+		wipe(c->tx, WIRE_FRAME_MAX);
+		return arg_error(c, "request does not fit in a frame");
+	}
+	return w->len;
+}
+
+static int name_ok(const char *name)
+{
+	return name != NULL && name[0] != '\0' && strlen(name) <= KT_NAME_MAX;
+}
+
+static int padding_ok(int padding)
+{
+	return padding == KT_PAD_PKCS1 || padding == KT_PAD_OAEP;
+}
+
+/* Puts NAME or PUBLIC_KEY; NULL when fine, else what is wrong. */
+static const char *put_recipient(struct buf_writer *w, const char *to_key,
+				 const uint8_t *to_pub, size_t to_pub_len)
+{
+	if ((to_key == NULL) == (to_pub == NULL))
+		return "give exactly one recipient: a key name or a public key";
+	if (to_key != NULL) {
+		if (!name_ok(to_key))
+			return "key name must be 1 to 64 bytes";
+		wire_put_str(w, WIRE_T_NAME, to_key);
+		return NULL;
+	}
+	if (to_pub_len == 0 || to_pub_len > PUBLIC_KEY_MAX)
+		return "public key must be 1 to 60000 bytes";
+	wire_put_bytes(w, WIRE_T_PUBLIC_KEY, to_pub, to_pub_len);
+	return NULL;
+}
+
+size_t req_simple(kt_conn *c, uint8_t op, uint32_t id)
+{
+	struct buf_writer w;
+
+	begin(c, &w, op, id);
+	return finish(c, &w);
+}
+
+size_t req_pubkey(kt_conn *c, uint32_t id, const char *name, int format)
+{
+	struct buf_writer w;
+
+	if (!name_ok(name))
+		return arg_error(c, "key name must be 1 to 64 bytes");
+	if (format != KT_FMT_BLOB && format != KT_FMT_PEM && format != KT_FMT_DER)
+		return arg_error(c, "unknown public key format");
+	begin(c, &w, WIRE_OP_PUBKEY, id);
+	wire_put_str(&w, WIRE_T_NAME, name);
+	wire_put_u8(&w, WIRE_T_FORMAT, (uint8_t)format);
+	return finish(c, &w);
+}
+
+static size_t req_unwrap(kt_conn *c, uint32_t id, const struct kt_item *it)
+{
+	struct buf_writer w;
+
+	if (!name_ok(it->in.unwrap.name))
+		return arg_error(c, "key name must be 1 to 64 bytes");
+	if (it->in.unwrap.blob == NULL || it->in.unwrap.blob_len == 0 ||
+	    it->in.unwrap.blob_len > KT_BLOB_MAX)
+		return arg_error(c, "SIMPLEBLOB must be 1 to 2060 bytes");
+	if (!padding_ok(it->in.unwrap.padding))
+		return arg_error(c, "unknown padding");
+	begin(c, &w, WIRE_OP_UNWRAP, id);
+	wire_put_str(&w, WIRE_T_NAME, it->in.unwrap.name);
+	wire_put_bytes(&w, WIRE_T_BLOB, it->in.unwrap.blob, it->in.unwrap.blob_len);
+	wire_put_u8(&w, WIRE_T_PADDING, (uint8_t)it->in.unwrap.padding);
+	return finish(c, &w);
+}
+
+static const char *put_wrap_key(struct buf_writer *w, const struct kt_wrap_args *a)
+{
+	if (a->key == NULL) {
+		if (a->gen_bits != 0)
+			wire_put_u32(w, WIRE_T_KEY_BITS, a->gen_bits);
+		return NULL;
+	}
+	if (a->gen_bits != 0)
+		return "gen_bits is only for a generated key";
+	if (a->key_len == 0 || a->key_len > KT_KEY_MAX)
+		return "session key must be 1 to 32 bytes";
+	wire_put_bytes(w, WIRE_T_SESSION_KEY, a->key, a->key_len);
+	return NULL;
+}
+
+static size_t req_wrap(kt_conn *c, uint32_t id, const struct kt_wrap_args *a)
+{
+	struct buf_writer w;
+	const char *bad;
+
+	if (!padding_ok(a->padding))
+		return arg_error(c, "unknown padding");
+	begin(c, &w, WIRE_OP_WRAP, id);
+	wire_put_u32(&w, WIRE_T_ALG_ID, a->alg_id);
+	bad = put_wrap_key(&w, a);
+	if (bad == NULL)
+		bad = put_recipient(&w, a->to_key, a->to_pub, a->to_pub_len);
+	if (bad != NULL) {
+		wipe(c->tx, w.len);
+		return arg_error(c, bad);
+	}
+	wire_put_u8(&w, WIRE_T_PADDING, (uint8_t)a->padding);
+	return finish(c, &w);
+}
+
+static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_args *a)
+{
+	const unsigned all = KT_COPP_AES_KEY | KT_COPP_STATUS_SEQ | KT_COPP_COMMAND_SEQ;
+	struct buf_writer w;
+	const char *bad;
+
+	if (a->flags & ~all)
+		return arg_error(c, "unknown COPP flags");
+	begin(c, &w, WIRE_OP_COPP_SIGN, id);
+	bad = put_recipient(&w, a->to_key, a->to_pub, a->to_pub_len);
+	if (bad != NULL)
+		return arg_error(c, bad);
+	wire_put_bytes(&w, WIRE_T_RANDOM, a->random, sizeof(a->random));
+	if (a->flags & KT_COPP_AES_KEY)
+		wire_put_bytes(&w, WIRE_T_AES_KEY, a->aes_key, sizeof(a->aes_key));
+	if (a->flags & KT_COPP_STATUS_SEQ)
+		wire_put_u32(&w, WIRE_T_STATUS_SEQ, a->status_seq);
+	if (a->flags & KT_COPP_COMMAND_SEQ)
+		wire_put_u32(&w, WIRE_T_COMMAND_SEQ, a->command_seq);
+	return finish(c, &w);
+}
+
+static size_t req_copp_open(kt_conn *c, uint32_t id, const struct kt_item *it)
+{
+	struct buf_writer w;
+
+	if (!name_ok(it->in.copp_open.name))
+		return arg_error(c, "key name must be 1 to 64 bytes");
+	if (it->in.copp_open.sig == NULL)
+		return arg_error(c, "no signature given");
+	begin(c, &w, WIRE_OP_COPP_OPEN, id);
+	wire_put_str(&w, WIRE_T_NAME, it->in.copp_open.name);
+	wire_put_bytes(&w, WIRE_T_SIGNATURE, it->in.copp_open.sig, 256);
+	if (it->in.copp_open.expect_random != NULL)
+		wire_put_bytes(&w, WIRE_T_RANDOM, it->in.copp_open.expect_random, 16);
+	return finish(c, &w);
+}
+
+uint8_t item_wire_op(int kind)
+{
+	switch (kind) {
+	case KT_OP_UNWRAP:
+		return WIRE_OP_UNWRAP;
+	case KT_OP_WRAP:
+		return WIRE_OP_WRAP;
+	case KT_OP_COPP_SIGN:
+		return WIRE_OP_COPP_SIGN;
+	case KT_OP_COPP_OPEN:
+		return WIRE_OP_COPP_OPEN;
+	case KT_OP_PUBKEY_BLOB:
+		return WIRE_OP_PUBKEY;
+	}
+	return 0;
+}
+
+size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it)
+{
+	switch (it->op) {
+	case KT_OP_UNWRAP:
+		return req_unwrap(c, id, it);
+	case KT_OP_WRAP:
+		return req_wrap(c, id, &it->in.wrap);
+	case KT_OP_COPP_SIGN:
+		return req_copp_sign(c, id, &it->in.copp_sign);
+	case KT_OP_COPP_OPEN:
+		return req_copp_open(c, id, it);
+	case KT_OP_PUBKEY_BLOB:
+		return req_pubkey(c, id, it->in.pubkey.name, KT_FMT_BLOB);
+	}
+	return arg_error(c, "unknown item operation");
+}

@@ -1,0 +1,309 @@
+/*
+ * Response decoding, one function per operation. wire.c has already checked
+ * the field lengths against the tag table; here every required field must be
+ * present with the exact size the operation needs, and echoed values must
+ * match the request. Anything else is KT_ERR_PROTOCOL.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIMPLEBLOB_HDR 12
+#define PUBLICKEYBLOB_HDR 20
+
+static int bad(char *why, size_t wl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t wl, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(why, wl, "malformed response: %s", msg);
+	return KT_ERR_PROTOCOL;
+}
+
+static int missing(char *why, size_t wl, unsigned tag)
+{
+	return bad(why, wl, "%s field missing or of the wrong size", wire_tag_name(tag));
+}
+
+/* A bytes field of exactly n bytes, copied into dst. */
+static int get_exact(const struct wire_fields *m, unsigned tag, void *dst, size_t n)
+{
+	if (!wire_has(m, tag) || m->f[tag].len != n)
+		return -1;
+	memcpy(dst, m->f[tag].p, n);
+	return 0;
+}
+
+int resp_parse(const struct frame *f, uint8_t op, struct wire_fields *m, char *why, size_t wl)
+{
+	char msg[KT_ERRMSG_MAX];
+
+	if (f->h.op != op)
+		return bad(why, wl, "answer for operation %s to a %s request",
+			   wire_op_name(f->h.op), wire_op_name(op));
+	if (wire_parse_fields(f->body, f->body_len, m, msg, sizeof(msg)) != 0) {
+		if (f->h.status != KT_OK)
+			snprintf(why, wl, "%s", wire_status_text(f->h.status));
+		else
+			bad(why, wl, "%s", msg);
+		return f->h.status != KT_OK ? f->h.status : KT_ERR_PROTOCOL;
+	}
+	if (f->h.status == KT_OK)
+		return KT_OK;
+	if (wire_get_str(m, WIRE_T_MESSAGE, why, wl) != 0 || why[0] == '\0')
+		snprintf(why, wl, "%s", wire_status_text(f->h.status));
+	return f->h.status;
+}
+
+int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_t wl)
+{
+	if (wire_get_str(m, WIRE_T_VERSION, out->version, sizeof(out->version)) != 0)
+		return missing(why, wl, WIRE_T_VERSION);
+	if (wire_get_str(m, WIRE_T_TOKEN_LABEL, out->token_label, sizeof(out->token_label)) != 0)
+		return missing(why, wl, WIRE_T_TOKEN_LABEL);
+	if (wire_get_u32(m, WIRE_T_KEY_COUNT, &out->key_count) != 0)
+		return missing(why, wl, WIRE_T_KEY_COUNT);
+	if (wire_get_u32(m, WIRE_T_WORKER_COUNT, &out->worker_count) != 0)
+		return missing(why, wl, WIRE_T_WORKER_COUNT);
+	if (wire_get_u64(m, WIRE_T_UPTIME, &out->uptime_s) != 0)
+		return missing(why, wl, WIRE_T_UPTIME);
+	return KT_OK;
+}
+
+/* One KEY_ENTRY group's value. */
+static int key_entry(const struct wire_field *g, struct kt_key *k, char *why, size_t wl)
+{
+	struct wire_fields m;
+	char msg[256];
+
+	if (wire_parse_fields(g->p, g->len, &m, msg, sizeof(msg)) != 0)
+		return bad(why, wl, "key entry: %s", msg);
+	if (wire_get_str(&m, WIRE_T_NAME, k->name, sizeof(k->name)) != 0)
+		return missing(why, wl, WIRE_T_NAME);
+	if (wire_has(&m, WIRE_T_LABEL) &&
+	    wire_get_str(&m, WIRE_T_LABEL, k->label, sizeof(k->label)) != 0)
+		return missing(why, wl, WIRE_T_LABEL);
+	if (wire_has(&m, WIRE_T_ID)) {
+		k->id_len = m.f[WIRE_T_ID].len;
+		memcpy(k->id, m.f[WIRE_T_ID].p, k->id_len);
+	}
+	if (wire_get_u32(&m, WIRE_T_BITS, &k->bits) != 0)
+		return missing(why, wl, WIRE_T_BITS);
+	if (wire_get_u64(&m, WIRE_T_EXPONENT, &k->exponent) != 0)
+		return missing(why, wl, WIRE_T_EXPONENT);
+	return KT_OK;
+}
+
+static size_t count_entries(const struct frame *f)
+{
+	struct wire_field g;
+	size_t off = 0, n = 0;
+
+	while (wire_next_field(f->body, f->body_len, &off, WIRE_T_KEY_ENTRY, &g) == 1)
+		n++;
+	return n;
+}
+
+/* The body was validated by resp_parse, so the iteration cannot fail. */
+int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why, size_t wl)
+{
+	size_t count = count_entries(f), off = 0;
+	struct kt_key *k;
+	struct wire_field g;
+
+	*keys = NULL;
+	*n = 0;
+	if (count == 0)
+		return KT_OK;
+	k = calloc(count, sizeof(*k));
+	if (k == NULL) {
+		snprintf(why, wl, "out of memory for %zu keys", count);
+		return KT_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		int st;
+
+		wire_next_field(f->body, f->body_len, &off, WIRE_T_KEY_ENTRY, &g);
+		st = key_entry(&g, &k[i], why, wl);
+		if (st != KT_OK) {
+			free(k);
+			return st;
+		}
+	}
+	*keys = k;
+	*n = count;
+	return KT_OK;
+}
+
+static int pubkey_looks_right(const uint8_t *p, size_t n, int format)
+{
+	static const char pem[] = "-----BEGIN ";
+
+	switch (format) {
+	case KT_FMT_BLOB:
+		return n > PUBLICKEYBLOB_HDR && p[0] == 0x06;
+	case KT_FMT_PEM:
+		return n > sizeof(pem) && memcmp(p, pem, sizeof(pem) - 1) == 0;
+	case KT_FMT_DER:
+		return n > 2 && p[0] == 0x30;
+	}
+	return 0;
+}
+
+int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
+		char *why, size_t wl)
+{
+	if (!wire_has(m, WIRE_T_PUBLIC_KEY))
+		return missing(why, wl, WIRE_T_PUBLIC_KEY);
+	*p = m->f[WIRE_T_PUBLIC_KEY].p;
+	*n = m->f[WIRE_T_PUBLIC_KEY].len;
+	if (!pubkey_looks_right(*p, *n, format))
+		return bad(why, wl, "PUBLIC_KEY is not in the requested format");
+	return KT_OK;
+}
+
+static int session_key(const struct wire_fields *m, struct kt_session_key *out, char *why, size_t wl)
+{
+	const struct alg_info *a;
+	size_t len;
+
+	if (wire_get_u32(m, WIRE_T_ALG_ID, &out->alg_id) != 0)
+		return missing(why, wl, WIRE_T_ALG_ID);
+	a = alg_by_id(out->alg_id);
+	if (a == NULL)
+		return bad(why, wl, "unknown ALG_ID 0x%lx", (unsigned long)out->alg_id);
+	if (!wire_has(m, WIRE_T_SESSION_KEY))
+		return missing(why, wl, WIRE_T_SESSION_KEY);
+	len = m->f[WIRE_T_SESSION_KEY].len;
+	if (!alg_len_ok(a, len))
+		return bad(why, wl, "%zu-byte session key for %s", len, a->name);
+	memcpy(out->key, m->f[WIRE_T_SESSION_KEY].p, len);
+	out->len = len;
+	return KT_OK;
+}
+
+/* SIMPLEBLOB header: bType 1, bVersion 2, reserved 0, aiKeyAlg, CALG_RSA_KEYX. */
+static int simpleblob_ok(const uint8_t *p, size_t n, uint32_t alg_id)
+{
+	struct buf_reader r;
+	uint8_t type, version;
+	uint16_t reserved;
+	uint32_t alg, wrap_alg;
+
+	if (n <= SIMPLEBLOB_HDR || n > KT_BLOB_MAX)
+		return 0;
+	buf_reader_init(&r, p, n);
+	buf_get_u8(&r, &type);
+	buf_get_u8(&r, &version);
+	buf_get_u16le(&r, &reserved);
+	buf_get_u32le(&r, &alg);
+	buf_get_u32le(&r, &wrap_alg);
+	return type == 0x01 && version == 0x02 && reserved == 0 && alg == alg_id &&
+	       wrap_alg == CALG_RSA_KEYX;
+}
+
+static int resp_wrap(const struct wire_fields *m, const struct kt_wrap_args *a,
+		     struct kt_wrapped *out, char *why, size_t wl)
+{
+	const struct wire_field *b = &m->f[WIRE_T_BLOB];
+	uint32_t alg;
+
+	if (wire_get_u32(m, WIRE_T_ALG_ID, &alg) != 0 || alg != a->alg_id)
+		return bad(why, wl, "ALG_ID missing or not the one requested");
+	if (!b->present || !simpleblob_ok(b->p, b->len, alg))
+		return bad(why, wl, "BLOB missing or not a SIMPLEBLOB for the ALG_ID");
+	memcpy(out->blob, b->p, b->len);
+	out->blob_len = b->len;
+	out->generated = a->key == NULL;
+	if (!out->generated) {
+		if (wire_has(m, WIRE_T_SESSION_KEY))
+			return bad(why, wl, "SESSION_KEY returned for a key the caller gave");
+		return KT_OK;       /* out->key was filled at submission */
+	}
+	if (session_key(m, &out->key, why, wl) != KT_OK)
+		return KT_ERR_PROTOCOL;
+	if (a->gen_bits != 0 && out->key.len * 8 != a->gen_bits)
+		return bad(why, wl, "generated key is %zu bits, %u were asked", out->key.len * 8,
+			   a->gen_bits);
+	return KT_OK;
+}
+
+/* The fields both COPP answers carry. */
+static int copp_common(const struct wire_fields *m, struct kt_copp *out, char *why, size_t wl)
+{
+	if (get_exact(m, WIRE_T_RANDOM, out->random, sizeof(out->random)) != 0)
+		return missing(why, wl, WIRE_T_RANDOM);
+	if (get_exact(m, WIRE_T_AES_KEY, out->aes_key, sizeof(out->aes_key)) != 0)
+		return missing(why, wl, WIRE_T_AES_KEY);
+	if (wire_get_u32(m, WIRE_T_STATUS_SEQ, &out->status_seq) != 0)
+		return missing(why, wl, WIRE_T_STATUS_SEQ);
+	if (wire_get_u32(m, WIRE_T_COMMAND_SEQ, &out->command_seq) != 0)
+		return missing(why, wl, WIRE_T_COMMAND_SEQ);
+	return KT_OK;
+}
+
+static int resp_copp_sign(const struct wire_fields *m, const struct kt_copp_sign_args *a,
+			  struct kt_copp *out, char *why, size_t wl)
+{
+	if (copp_common(m, out, why, wl) != KT_OK)
+		return KT_ERR_PROTOCOL;
+	if (get_exact(m, WIRE_T_SIGNATURE, out->signature, sizeof(out->signature)) != 0)
+		return missing(why, wl, WIRE_T_SIGNATURE);
+	if (memcmp(out->random, a->random, sizeof(a->random)) != 0 ||
+	    ((a->flags & KT_COPP_AES_KEY) && memcmp(out->aes_key, a->aes_key, sizeof(a->aes_key)) != 0) ||
+	    ((a->flags & KT_COPP_STATUS_SEQ) && out->status_seq != a->status_seq) ||
+	    ((a->flags & KT_COPP_COMMAND_SEQ) && out->command_seq != a->command_seq))
+		return bad(why, wl, "returned values differ from the ones given");
+	return KT_OK;
+}
+
+static int resp_copp_open(const struct wire_fields *m, const uint8_t *expect,
+			  struct kt_copp *out, char *why, size_t wl)
+{
+	memset(out->signature, 0, sizeof(out->signature));
+	if (copp_common(m, out, why, wl) != KT_OK)
+		return KT_ERR_PROTOCOL;
+	if (expect != NULL && memcmp(out->random, expect, sizeof(out->random)) != 0)
+		return bad(why, wl, "RANDOM differs from the expected one");
+	return KT_OK;
+}
+
+static int resp_pubkey_blob(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl)
+{
+	const uint8_t *p;
+	size_t n;
+	int st = resp_pubkey(m, KT_FMT_BLOB, &p, &n, why, wl);
+
+	if (st != KT_OK)
+		return st;
+	if (n > sizeof(it->out.blob.b))
+		return bad(why, wl, "%zu-byte PUBLICKEYBLOB does not fit the item", n);
+	memcpy(it->out.blob.b, p, n);
+	it->out.blob.len = n;
+	return KT_OK;
+}
+
+int resp_item(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl)
+{
+	switch (it->op) {
+	case KT_OP_UNWRAP:
+		return session_key(m, &it->out.unwrap, why, wl);
+	case KT_OP_WRAP:
+		return resp_wrap(m, &it->in.wrap, &it->out.wrap, why, wl);
+	case KT_OP_COPP_SIGN:
+		return resp_copp_sign(m, &it->in.copp_sign, &it->out.copp, why, wl);
+	case KT_OP_COPP_OPEN:
+		return resp_copp_open(m, it->in.copp_open.expect_random, &it->out.copp, why, wl);
+	case KT_OP_PUBKEY_BLOB:
+		return resp_pubkey_blob(m, it, why, wl);
+	}
+	return bad(why, wl, "unknown item operation");
+}

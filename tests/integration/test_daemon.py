@@ -1,0 +1,220 @@
+"""keytransd as a process: configuration check, start-up errors, background mode,
+socket handling and the graceful stop."""
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (PIN, Conn, Daemon, Token, Workspace, field, frame, read_vector_lines,
+                     run_tests, u8)
+
+TOKEN = None  # one token shared by the tests (they only read it)
+ROOT = None
+
+
+def new_root(name):
+    path = os.path.join(ROOT, name)
+    os.makedirs(path)
+    return path
+
+
+def keytransd(*args, env=None):
+    return subprocess.run([os.environ["KT_KEYTRANSD"], *args], capture_output=True, text=True,
+                          env=env or TOKEN.env, timeout=60)
+
+
+def test_config_check():
+    d = Daemon(new_root("check"), TOKEN, start=False)
+    r = keytransd("-t", "-c", d.config)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    with open(d.config, "a") as f:
+        f.write("[key broken]\nlabel = x\ncolour = blue\n")
+    n = sum(1 for _ in open(d.config))
+    r = keytransd("-t", "-c", d.config)
+    assert r.returncode != 0
+    assert "%s:%d:" % (d.config, n) in r.stderr and "colour" in r.stderr, r.stderr
+    r = keytransd("-t", "-c", os.path.join(ROOT, "nonexistent.conf"))
+    assert r.returncode != 0 and "nonexistent.conf" in r.stderr
+    r = keytransd("-c")
+    assert r.returncode == 2 and "usage" in r.stderr
+
+
+def failed_start(d, *, expect):
+    """Starting d fails with a message containing expect, in the foreground and the background."""
+    r = keytransd("-f", "-c", d.config)
+    assert r.returncode == 1, r
+    assert expect in r.stderr, r.stderr
+    r = keytransd("-c", d.config)
+    assert r.returncode == 1, r
+    assert expect in r.stderr, r.stderr
+    assert not os.path.exists(d.socket)
+
+
+def test_wrong_pin():
+    d = Daemon(new_root("pin"), TOKEN, start=False)
+    with open(os.path.join(d.root, "pin"), "w") as f:
+        f.write("0000\n")
+    failed_start(d, expect="wrong PIN")
+
+
+def test_missing_key():
+    d = Daemon(new_root("missing"), TOKEN, keys={"rsa2048": ("rsa2048", "02")}, start=False)
+    with open(d.config, "a") as f:
+        f.write("[key ghost]\nlabel = nosuchlabel\n")
+    failed_start(d, expect="[key ghost]")
+    # Right label, wrong id: still not found.
+    d = Daemon(new_root("wrongid"), TOKEN, keys={"rsa2048": ("rsa2048", "09")}, start=False)
+    failed_start(d, expect="[key rsa2048]")
+
+
+def test_absent_token():
+    d = Daemon(new_root("token"), TOKEN, start=False)
+    text = open(d.config).read().replace("token = " + TOKEN.label, "token = elsewhere")
+    with open(d.config, "w") as f:
+        f.write(text)
+    failed_start(d, expect='token "elsewhere" not found')
+
+
+def test_bad_module():
+    d = Daemon(new_root("module"), TOKEN, start=False)
+    text = open(d.config).read().replace("/usr/lib/softhsm/libsofthsm2.so", "/nonexistent.so")
+    with open(d.config, "w") as f:
+        f.write(text)
+    failed_start(d, expect="/nonexistent.so")
+
+
+def pid_of(config):
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    if config.encode() in f.read():
+                        return int(p)
+            except OSError:
+                pass
+    return None
+
+
+def test_background_mode():
+    d = Daemon(new_root("bg"), TOKEN, start=False)
+    r = keytransd("-c", d.config)
+    assert r.returncode == 0, r
+    pid = pid_of(d.config)
+    assert pid, "daemon not running"
+    c = Conn(d.socket)
+    assert c.call("info").status == 0
+    c.close()
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(200):
+        if pid_of(d.config) is None:
+            break
+        time.sleep(0.05)
+    assert pid_of(d.config) is None, "daemon did not stop"
+    assert not os.path.exists(d.socket), "socket left behind"
+
+
+def test_socket_handling():
+    d = Daemon(new_root("sock"), TOKEN, start=False)
+    # A stale socket (nobody listening) is replaced.
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(d.socket)
+    s.close()
+    d.start()
+    assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
+    # A live one is not: a second daemon on the same path refuses to start.
+    r = keytransd("-f", "-c", d.config)
+    assert r.returncode == 1 and "another daemon is listening" in r.stderr, r.stderr
+    assert Conn(d.socket).call("info").status == 0
+    d.stop()
+    assert not os.path.exists(d.socket)
+    # A regular file in the way is an error, not deleted.
+    with open(d.socket, "w") as f:
+        f.write("keep me")
+    r = keytransd("-f", "-c", d.config)
+    assert r.returncode == 1 and "not a socket" in r.stderr, r.stderr
+    assert open(d.socket).read() == "keep me"
+    os.unlink(d.socket)
+
+
+def test_sigterm_finishes_in_flight():
+    d = Daemon(new_root("drain"), TOKEN, workers=1)
+    lines = [l for l in read_vector_lines("simpleblob.txt") if l[0] == "rsa4096"]
+    c = Conn(d.socket)
+    batch = b"".join(frame("unwrap", field("NAME", l[0]) + field("BLOB", bytes.fromhex(l[4])) +
+                           u8("PADDING", 0 if l[1] == "pkcs1" else 1), rid=i)
+                     for i, l in enumerate(lines))
+    c.send(batch)
+    first = c.recv()   # the daemon is busy with the batch now
+    d.proc.send_signal(signal.SIGTERM)
+    replies = [first] + [c.recv() for _ in range(len(lines) - 1)]
+    assert all(r.status == 0 for r in replies), [(r.status, r.message()) for r in replies]
+    for r in replies:
+        assert r.get("SESSION_KEY") == bytes.fromhex(lines[r.id][3])
+    assert c.s.recv(1) == b""   # then the daemon hangs up
+    # New connections are refused while it drains or once it is gone.
+    try:
+        Conn(d.socket).call("info")
+        raise AssertionError("accepted a request after SIGTERM")
+    except (OSError, EOFError):
+        pass
+    assert d.proc.wait(30) == 0
+    d.proc = None
+    assert "Sanitizer" not in d.log_text()
+
+
+def test_sigterm_with_backlog():
+    """More requests than the daemon takes at once: each answered correctly or SHUTTING_DOWN."""
+    d = Daemon(new_root("backlog"), TOKEN, workers=1)
+    lines = [l for l in read_vector_lines("simpleblob.txt") if l[0] == "rsa4096"]
+    c = Conn(d.socket)
+    c.send(b"".join(frame("unwrap", field("NAME", "rsa4096") +
+                          field("BLOB", bytes.fromhex(lines[i % len(lines)][4])) +
+                          u8("PADDING", 0 if lines[i % len(lines)][1] == "pkcs1" else 1), rid=i)
+                    for i in range(150)))
+    replies = [c.recv()]
+    d.proc.send_signal(signal.SIGTERM)
+    while True:
+        try:
+            replies.append(c.recv())
+        except (EOFError, ConnectionResetError):
+            break
+    ids = [r.id for r in replies]
+    assert len(ids) == len(set(ids)), "a request was answered twice"
+    shutting = 0
+    for r in replies:
+        if r.status == 22:
+            shutting += 1
+        else:
+            assert r.status == 0, (r.status, r.message())
+            assert r.get("SESSION_KEY") == bytes.fromhex(lines[r.id % len(lines)][3])
+    assert shutting > 0, "expected requests refused while draining"
+    assert d.proc.wait(30) == 0
+    d.proc = None
+
+
+def test_sigint_idle():
+    d = Daemon(new_root("sigint"), TOKEN)
+    c = Conn(d.socket)   # an idle connection does not hold the daemon up
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(30) == 0
+    d.proc = None
+    c.close()
+
+
+def main():
+    global TOKEN, ROOT
+    with Workspace() as root:
+        ROOT = root
+        TOKEN = Token(os.path.join(root, "hsm"))
+        run_tests([test_config_check, test_wrong_pin, test_missing_key, test_absent_token,
+                   test_bad_module, test_background_mode, test_socket_handling,
+                   test_sigterm_finishes_in_flight, test_sigterm_with_backlog,
+                   test_sigint_idle])
+
+
+if __name__ == "__main__":
+    main()
