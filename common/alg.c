@@ -53,11 +53,11 @@ const struct alg_info *alg_by_name(const char *name)
 
 	if (name == NULL || *name == '\0')
 		return NULL;
+	/* A number; text that only starts with a digit may still be a name ("3DES"). */
 	if (isdigit((unsigned char)name[0])) {
 		v = strtoul(name, &end, 0);
-		if (*end != '\0' || v > UINT32_MAX)
-			return NULL;
-		return alg_by_id((uint32_t)v);
+		if (*end == '\0')
+			return v > UINT32_MAX ? NULL : alg_by_id((uint32_t)v);
 	}
 	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
 		if (name_matches(name, algs[i].name))

@@ -120,9 +120,17 @@ int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
 	while (buf_left(&r) > 0) {
 		struct wire_field f;
 		uint16_t tag;
+		size_t at = r.off;
 
 		if (read_field(&r, &tag, &f) != 0) {
-			snprintf(why, whylen, "field truncated at byte %zu of the body", r.off);
+			if (len - at < WIRE_FIELD_HDR_LEN)
+				snprintf(why, whylen, "field header truncated at byte %zu of the body", at);
+			else if (tag < WIRE_T_MAX && tags[tag].name != NULL)
+				snprintf(why, whylen, "field %s truncated at byte %zu of the body",
+					 tags[tag].name, at);
+			else
+				snprintf(why, whylen, "field UNKNOWN (tag %u) truncated at byte %zu of the body",
+					 tag, at);
 			return -1;
 		}
 		if (tag >= WIRE_T_MAX || tags[tag].name == NULL) {

@@ -18,9 +18,12 @@ enum section { SEC_NONE, SEC_DAEMON, SEC_HSM, SEC_KEY };
 /* Parser state: the config being filled and the first error. */
 struct parse {
 	struct config *c;
+	FILE *f;
 	char dir[PATH_MAX];
-	char prev_section[CONFIG_NAME_MAX + 16];
-	unsigned seen;                      /* SEEN_* bits of the current section */
+	enum section kind;                  /* of the section being read */
+	unsigned seen[SEC_KEY + 1];         /* SEEN_* bits per kind (SEC_KEY: this key) */
+	int line;                           /* lines read so far */
+	int err_line;                       /* line of msg */
 	char msg[256];                      /* first error, without position */
 };
 
@@ -37,6 +40,7 @@ static int error(struct parse *p, const char *fmt, ...)
 	va_list ap;
 
 	if (p->msg[0] == '\0') {
+		p->err_line = p->line;
 		va_start(ap, fmt);
 		vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
 		va_end(ap);
@@ -61,9 +65,9 @@ static int resolve_path(struct parse *p, const char *value, char *out, const cha
 
 static int once(struct parse *p, unsigned bit, const char *name)
 {
-	if (p->seen & bit)
+	if (p->seen[p->kind] & bit)
 		return error(p, "%s given twice in this section", name);
-	p->seen |= bit;
+	p->seen[p->kind] |= bit;
 	return 1;
 }
 
@@ -186,22 +190,74 @@ static enum section section_kind(const char *section, const char **key_name)
 	return SEC_NONE;
 }
 
+/*
+ * Called by the line reader for each "[section]" line, before inih sees it:
+ * inih reports a section only through its settings (so an empty one would go
+ * unnoticed) and cuts long names short.
+ */
+static void open_section(struct parse *p, const char *name, size_t len)
+{
+	char section[256];
+	const char *key_name = NULL;
+
+	if (len >= sizeof(section)) {
+		p->kind = SEC_NONE;
+		error(p, "section name too long");
+		return;
+	}
+	memcpy(section, name, len);
+	section[len] = '\0';
+	p->kind = section_kind(section, &key_name);
+	if (p->kind == SEC_KEY) {
+		p->seen[SEC_KEY] = 0;
+		if (!enter_key_section(p, key_name))
+			p->kind = SEC_NONE;
+	} else if (p->kind == SEC_NONE) {
+		error(p, "unknown section [%s]", section);
+	}
+}
+
+/*
+ * inih's line reader: counts lines, refuses a line longer than inih's buffer
+ * (inih would take its rest for another line), strips indentation (inih would
+ * take an indented line for the continuation of the value above) and opens
+ * sections.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *s = str, *end;
+	size_t len;
+	int ch;
+
+	if (fgets(str, num, p->f) == NULL)
+		return NULL;
+	p->line++;
+	len = strlen(str);
+	/* A full buffer without the newline: the line goes on, unless only "\n" is left. */
+	if (len > 0 && len == (size_t)num - 1 && str[len - 1] != '\n' &&
+	    (ch = getc(p->f)) != EOF && ch != '\n') {
+		error(p, "line is longer than %d characters", num - 1);
+		while (ch != EOF && ch != '\n')
+			ch = getc(p->f);
+	}
+	if (p->line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
+	len = strspn(s, " \t");
+	memmove(s, s + len, strlen(s + len) + 1);
+	if (s[0] == '[' && (end = strchr(s + 1, ']')) != NULL)
+		open_section(p, s + 1, (size_t)(end - s - 1));
+	return str;
+}
+
 static int on_setting(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
-	const char *key_name = NULL;
-	enum section kind = section_kind(section, &key_name);
 
+	(void)section;  /* p->kind, from the reader, which saw the whole name */
 	if (p->msg[0] != '\0')
 		return 0;
-	if (strcmp(section, p->prev_section) != 0) {
-		/* inih reports a repeated section as settings under the same name. */
-		snprintf(p->prev_section, sizeof(p->prev_section), "%s", section);
-		p->seen = 0;
-		if (kind == SEC_KEY && !enter_key_section(p, key_name))
-			return 0;
-	}
-	switch (kind) {
+	switch (p->kind) {
 	case SEC_DAEMON:
 		return daemon_setting(p, name, value);
 	case SEC_HSM:
@@ -211,9 +267,7 @@ static int on_setting(void *user, const char *section, const char *name, const c
 	case SEC_NONE:
 		break;
 	}
-	if (section[0] == '\0')
-		return error(p, "\"%s\" is outside any section", name);
-	return error(p, "unknown section [%s]", section);
+	return error(p, "\"%s\" is outside any section", name);
 }
 
 static void set_defaults(struct config *c)
@@ -263,17 +317,27 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen)
 
 	set_defaults(c);
 	folder_of(path, p.dir);
-	line = ini_parse(path, on_setting, &p);
-	if (line == -1) {
+	p.f = fopen(path, "r");
+	if (p.f == NULL) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	line = ini_parse_stream(read_line, &p, on_setting, &p);
+	if (ferror(p.f)) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		line = -1;
+	} else if (p.msg[0] != '\0' && (line <= 0 || p.err_line <= line)) {
+		/* Ours came first (inih's line is a syntax error, or a later setting). */
+		snprintf(err, errlen, "%s:%d: %s", path, p.err_line, p.msg);
+		line = -1;
 	} else if (line != 0) {
 		snprintf(err, errlen, "%s:%d: %s", path, line,
-			 p.msg[0] ? p.msg : line > 0 ? "syntax error (expected name = value or [section])"
-						   : "out of memory");
+			 line > 0 ? "syntax error (expected name = value or [section])" : "out of memory");
 	} else if (check_complete(c, p.msg, sizeof(p.msg)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, p.msg);
 		line = -1;
 	}
+	fclose(p.f);
 	if (line != 0) {
 		config_free(c);
 		return -1;

@@ -478,7 +478,8 @@ int server_start(struct daemon *d, struct server **out, char *err, size_t errlen
 		return -1;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", d->conf.socket);
-	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	/* Backlog 0: the socket already listens with SOMAXCONN; -1 would re-listen with 128. */
+	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	s->wake = event_new(d->base, d->replies.efd, EV_READ | EV_PERSIST, on_replies, s);
 	if (s->listener == NULL || s->wake == NULL || event_add(s->wake, NULL) != 0) {
 		snprintf(err, errlen, "cannot set up the event loop");

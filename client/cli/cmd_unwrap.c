@@ -78,8 +78,6 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv)
 	st = io_out_open(cli, &o, out, 1, 1);
 	if (st == EXIT_DONE)
 		st = io_read(cli, in, &blob, &len);
-	if (st == EXIT_DONE && len == 0)
-		st = cli_usage(cli, "%s is empty", io_is_std(in) ? "stdin" : in);
 	if (st == EXIT_DONE)
 		st = unwrap(cli, name, blob, len, oaep ? KT_PAD_OAEP : KT_PAD_PKCS1, &o);
 	io_out_close(&o);

@@ -119,7 +119,7 @@ static int item_level(int st)
 
 int kt_batch(kt_conn *c, struct kt_item *items, size_t n, unsigned depth)
 {
-	struct want w = { .lo = (uintptr_t)items, .hi = (uintptr_t)(items + n) };
+	struct want w = { .lo = (uintptr_t)items, .hi = items != NULL ? (uintptr_t)(items + n) : 0 };
 	size_t next = 0, running = 0;
 	struct deadline dl;
 

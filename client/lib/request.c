@@ -86,9 +86,10 @@ static size_t req_unwrap(kt_conn *c, uint32_t id, const struct kt_item *it)
 
 	if (!name_ok(it->in.unwrap.name))
 		return arg_error(c, "key name must be 1 to 64 bytes");
-	if (it->in.unwrap.blob == NULL || it->in.unwrap.blob_len == 0 ||
+	/* An empty blob goes to the daemon, whose answer (BLOB_LENGTH) says exactly what is wrong. */
+	if ((it->in.unwrap.blob == NULL && it->in.unwrap.blob_len != 0) ||
 	    it->in.unwrap.blob_len > KT_BLOB_MAX)
-		return arg_error(c, "SIMPLEBLOB must be 1 to 2060 bytes");
+		return arg_error(c, "SIMPLEBLOB must be at most 2060 bytes");
 	if (!padding_ok(it->in.unwrap.padding))
 		return arg_error(c, "unknown padding");
 	begin(c, &w, WIRE_OP_UNWRAP, id);

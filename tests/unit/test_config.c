@@ -1,0 +1,562 @@
+/*
+ * daemon/config: keytransd.conf, good and bad. Each bad file must be refused
+ * with a message naming the file and the exact line (or the section) at
+ * fault, and leave the config empty.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define HSM "[hsm]\nmodule = m.so\ntoken = t\npin_file = pin\n"   /* 4 lines */
+#define MAX_FILES 8
+
+struct fixture {
+	char dir[64];
+	char files[MAX_FILES][PATH_MAX];
+	int nfiles;
+	struct config c;
+	char err[1024];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/kt-config-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	config_free(&f->c);
+	for (int i = 0; i < f->nfiles; i++)
+		unlink(f->files[i]);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Writes text to DIR/name and returns the path. */
+static const char *write_file(struct fixture *f, const char *name, const char *text)
+{
+	char tmp[PATH_MAX], *path;
+	FILE *fp;
+
+	assert_true(f->nfiles < MAX_FILES);
+	snprintf(tmp, sizeof(tmp), "%s/%s", f->dir, name);
+	path = f->files[f->nfiles++];
+	memcpy(path, tmp, sizeof(tmp));
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+	assert_int_equal(fclose(fp), 0);
+	return path;
+}
+
+/* Loads text, which must be accepted. */
+static const char *load_good(struct fixture *f, const char *text)
+{
+	const char *path = write_file(f, "good.conf", text);
+
+	f->err[0] = '\0';
+	if (config_load(path, &f->c, f->err, sizeof(f->err)) != 0)
+		fail_msg("refused: %s", f->err);
+	return path;
+}
+
+/* Loads text, which must be refused: the config is left empty. */
+static const char *load_bad(struct fixture *f, const char *text)
+{
+	const char *path = write_file(f, "bad.conf", text);
+
+	strcpy(f->err, "(unset)");
+	assert_int_equal(config_load(path, &f->c, f->err, sizeof(f->err)), -1);
+	assert_null(f->c.keys);
+	assert_int_equal(f->c.nkeys, 0);
+	unlink(path);
+	f->nfiles--;
+	return path;
+}
+
+/* Refused with exactly "PATH:LINE: msg". */
+static void assert_bad_line(struct fixture *f, const char *text, int line, const char *msg)
+{
+	char want[1024];
+	const char *path = load_bad(f, text);
+
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, msg);
+	assert_string_equal(f->err, want);
+}
+
+/* Refused with exactly "PATH: msg" (a whole-file check, naming the section). */
+static void assert_bad_file(struct fixture *f, const char *text, const char *msg)
+{
+	char want[1024];
+	const char *path = load_bad(f, text);
+
+	snprintf(want, sizeof(want), "%s: %s", path, msg);
+	assert_string_equal(f->err, want);
+}
+
+static int default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 16 ? 16 : (int)n;
+}
+
+/* ---- good files ---- */
+
+static void test_good_complete(void **state)
+{
+	struct fixture *f = *state;
+	char want[PATH_MAX + 64];
+
+	load_good(f,
+		  "; keytransd test configuration\n"
+		  "# comments of both kinds\n"
+		  "[daemon]\n"
+		  "socket = run/kt.sock        ; relative to this file\n"
+		  "socket_mode = 0600\n"
+		  "workers = 3                 ; HSM threads\n"
+		  "\n"
+		  "[hsm]\n"
+		  "module = /usr/lib/softhsm/libsofthsm2.so\n"
+		  "token = keytrans            ; token label\n"
+		  "pin_file = secrets/pin\n"
+		  "[key exchange1]             ; the name clients use\n"
+		  "label = kx1\n"
+		  "id = 01\n"
+		  "[key exchange2]\n"
+		  "id = 0xA0b1C2\n"
+		  "[key Only-label_2.x]\n"
+		  "label = some label with spaces\n");
+	snprintf(want, sizeof(want), "%s/run/kt.sock", f->dir);
+	assert_string_equal(f->c.socket, want);
+	assert_int_equal(f->c.socket_mode, 0600);
+	assert_int_equal(f->c.workers, 3);
+	assert_string_equal(f->c.module, "/usr/lib/softhsm/libsofthsm2.so");
+	assert_string_equal(f->c.token, "keytrans");
+	snprintf(want, sizeof(want), "%s/secrets/pin", f->dir);
+	assert_string_equal(f->c.pin_file, want);
+
+	assert_int_equal(f->c.nkeys, 3);
+	assert_non_null(f->c.keys);
+	assert_string_equal(f->c.keys[0].name, "exchange1");
+	assert_string_equal(f->c.keys[0].label, "kx1");
+	assert_int_equal(f->c.keys[0].id_len, 1);
+	assert_int_equal(f->c.keys[0].id[0], 0x01);
+	assert_string_equal(f->c.keys[1].name, "exchange2");
+	assert_string_equal(f->c.keys[1].label, "");
+	assert_int_equal(f->c.keys[1].id_len, 3);
+	assert_int_equal(f->c.keys[1].id[0], 0xa0);
+	assert_int_equal(f->c.keys[1].id[1], 0xb1);
+	assert_int_equal(f->c.keys[1].id[2], 0xc2);
+	assert_string_equal(f->c.keys[2].name, "Only-label_2.x");
+	assert_string_equal(f->c.keys[2].label, "some label with spaces");
+	assert_int_equal(f->c.keys[2].id_len, 0);
+
+	/* Freeing twice is harmless. */
+	config_free(&f->c);
+	assert_null(f->c.keys);
+	assert_int_equal(f->c.nkeys, 0);
+	config_free(&f->c);
+}
+
+static void test_good_paths(void **state)
+{
+	struct fixture *f = *state;
+	char want[PATH_MAX + 64], cwd[PATH_MAX];
+
+	load_good(f,
+		  "[daemon]\n"
+		  "socket = /run/elsewhere/k.sock\n"
+		  "[hsm]\n"
+		  "module = libsofthsm2.so\n"
+		  "token = t\n"
+		  "pin_file = /etc/keytrans/pin\n");
+	assert_string_equal(f->c.socket, "/run/elsewhere/k.sock");
+	snprintf(want, sizeof(want), "%s/libsofthsm2.so", f->dir);
+	assert_string_equal(f->c.module, want);
+	assert_string_equal(f->c.pin_file, "/etc/keytrans/pin");
+	config_free(&f->c);
+
+	/* A config path without a folder: relative to ".". */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	write_file(f, "plain.conf", HSM);
+	assert_int_equal(chdir(f->dir), 0);
+	assert_int_equal(config_load("plain.conf", &f->c, f->err, sizeof(f->err)), 0);
+	assert_int_equal(chdir(cwd), 0);
+	assert_string_equal(f->c.module, "./m.so");
+	assert_string_equal(f->c.pin_file, "./pin");
+}
+
+static void test_defaults(void **state)
+{
+	struct fixture *f = *state;
+
+	load_good(f, HSM);
+	assert_string_equal(f->c.socket, "/run/keytransd/keytransd.sock");
+	assert_int_equal(f->c.socket_mode, 0660);
+	assert_int_equal(f->c.workers, default_workers());
+	assert_true(f->c.workers >= 1 && f->c.workers <= 16);
+	assert_int_equal(f->c.nkeys, 0);
+	assert_null(f->c.keys);
+	config_free(&f->c);
+
+	/* An empty [daemon] section changes nothing either. */
+	load_good(f, "[daemon]\n" HSM);
+	assert_string_equal(f->c.socket, "/run/keytransd/keytransd.sock");
+	assert_int_equal(f->c.socket_mode, 0660);
+	assert_int_equal(f->c.workers, default_workers());
+}
+
+static void test_good_values(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024], id[200];
+
+	load_good(f, "[daemon]\nsocket_mode = 660\nworkers = 1\n" HSM);
+	assert_int_equal(f->c.socket_mode, 0660);
+	assert_int_equal(f->c.workers, 1);
+	config_free(&f->c);
+	load_good(f, "[daemon]\nsocket_mode = 0\nworkers = 16\n" HSM);
+	assert_int_equal(f->c.socket_mode, 0);
+	assert_int_equal(f->c.workers, 16);
+	config_free(&f->c);
+	load_good(f, "[daemon]\nsocket_mode = 0777\n" HSM);
+	assert_int_equal(f->c.socket_mode, 0777);
+	config_free(&f->c);
+
+	/* Token of exactly 32 characters; id of exactly 64 bytes. */
+	for (int i = 0; i < 64; i++)
+		snprintf(id + 2 * i, 3, "%02x", i);
+	snprintf(text, sizeof(text),
+		 "[hsm]\nmodule = m\ntoken = abcdefghijklmnopqrstuvwxyz012345\npin_file = p\n"
+		 "[key k]\nid = %s\n", id);
+	load_good(f, text);
+	assert_string_equal(f->c.token, "abcdefghijklmnopqrstuvwxyz012345");
+	assert_int_equal(f->c.keys[0].id_len, 64);
+	assert_int_equal(f->c.keys[0].id[63], 63);
+	config_free(&f->c);
+
+	/* A key name of the full 64 characters is kept whole. */
+	load_good(f, HSM "[key 0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF]\n"
+		  "label = x\n");
+	assert_int_equal(f->c.nkeys, 1);
+	assert_string_equal(f->c.keys[0].name,
+			    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF");
+}
+
+/* Layout that INI files commonly have: indentation, CRLF, a BOM, repeated sections. */
+static void test_good_layout(void **state)
+{
+	struct fixture *f = *state;
+
+	load_good(f,
+		  "[hsm]\n"
+		  "    module = m.so\n"
+		  "    token = t\n"
+		  "\tpin_file = pin\n"
+		  "  [key a]\n"
+		  "    label = kx\n");
+	assert_string_equal(f->c.token, "t");
+	assert_int_equal(f->c.nkeys, 1);
+	assert_string_equal(f->c.keys[0].label, "kx");
+	config_free(&f->c);
+
+	load_good(f, "[hsm]\r\nmodule = m.so\r\ntoken = t\r\npin_file = pin\r\n[key a]\r\nid = 0a\r\n");
+	assert_string_equal(f->c.token, "t");
+	assert_int_equal(f->c.keys[0].id[0], 0x0a);
+	config_free(&f->c);
+
+	load_good(f, "\xef\xbb\xbf[key a]\nlabel = l\n" HSM);
+	assert_int_equal(f->c.nkeys, 1);
+	assert_string_equal(f->c.keys[0].name, "a");
+	config_free(&f->c);
+
+	/* A section may come back as long as no setting repeats. */
+	load_good(f, "[daemon]\nworkers = 2\n" HSM "[daemon]\nsocket_mode = 0600\n");
+	assert_int_equal(f->c.workers, 2);
+	assert_int_equal(f->c.socket_mode, 0600);
+	config_free(&f->c);
+
+	/* The longest line allowed: 199 characters. */
+	{
+		char text[512];
+
+		snprintf(text, sizeof(text), HSM "[key a]\nlabel = %0191d\nid = 01\n", 7);
+		load_good(f, text);
+		assert_int_equal(strlen(f->c.keys[0].label), 191);
+		assert_int_equal(f->c.keys[0].id_len, 1);
+	}
+}
+
+/* ---- bad files: line numbers ---- */
+
+static void test_bad_unknown_keys(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_bad_line(f, "[daemon]\nworkers = 2\nsockets = x\n" HSM, 3,
+			"unknown key \"sockets\" in [daemon]");
+	assert_bad_line(f, HSM "slot = 0\n", 5, "unknown key \"slot\" in [hsm]");
+	assert_bad_line(f, HSM "[key kx]\nlabel = a\n\n; comment\nlabels = b\n", 9,
+			"unknown key \"labels\" in [key kx]");
+	/* Keys are case-sensitive. */
+	assert_bad_line(f, HSM "Token = t\n", 5, "unknown key \"Token\" in [hsm]");
+}
+
+static void test_bad_sections(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_bad_line(f, HSM "\n[keys]\nlabel = x\n", 6, "unknown section [keys]");
+	assert_bad_line(f, HSM "[Daemon]\nworkers = 1\n", 5, "unknown section [Daemon]");
+	assert_bad_line(f, HSM "[key]\nlabel = x\n", 5, "unknown section [key]");
+	/* Even with nothing in it. */
+	assert_bad_line(f, "[bogus]\n" HSM, 1, "unknown section [bogus]");
+	assert_bad_line(f, HSM "[bogus]\n", 5, "unknown section [bogus]");
+	/* Before any section. */
+	assert_bad_line(f, "; top\nworkers = 2\n" HSM, 2, "\"workers\" is outside any section");
+}
+
+static void test_bad_syntax(void **state)
+{
+	struct fixture *f = *state;
+	const char *syntax = "syntax error (expected name = value or [section])";
+
+	assert_bad_line(f, HSM "[key a]\nlabel = x\nthis is not a setting\n", 7, syntax);
+	assert_bad_line(f, "[hsm\n" HSM, 1, syntax);
+	/* A syntax error before a bad setting: the first one is reported, with its own text. */
+	assert_bad_line(f, "[hsm]\nmodule = m\ngarbage\nbogus = 1\ntoken = t\npin_file = p\n", 3, syntax);
+	/* And the other way round. */
+	assert_bad_line(f, "[hsm]\nmodule = m\nbogus = 1\ngarbage\ntoken = t\npin_file = p\n", 3,
+			"unknown key \"bogus\" in [hsm]");
+}
+
+static void test_bad_long_lines(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024];
+
+	/* 200 characters: too long for the parser; refused on that line. */
+	snprintf(text, sizeof(text), HSM "[key a]\nlabel = %0192d\nid = 01\n", 7);
+	assert_bad_line(f, text, 6, "line is longer than 199 characters");
+	/* A long value that inih would otherwise cut into two lines. */
+	snprintf(text, sizeof(text), "[daemon]\nsocket = /%0300d\nworkers = 2\n" HSM, 1);
+	assert_bad_line(f, text, 2, "line is longer than 199 characters");
+	/* Lines after a long (legal) one keep their numbers. */
+	snprintf(text, sizeof(text), HSM "[key a]\nlabel = %0191d\nid = 01\nbad = 1\n", 7);
+	assert_bad_line(f, text, 8, "unknown key \"bad\" in [key a]");
+}
+
+static void test_bad_duplicates(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_bad_line(f, "[daemon]\nworkers = 2\nworkers = 2\n" HSM, 3,
+			"workers given twice in this section");
+	assert_bad_line(f, "[daemon]\nsocket = a\nsocket_mode = 0600\nsocket = b\n" HSM, 4,
+			"socket given twice in this section");
+	assert_bad_line(f, "[daemon]\nsocket_mode = 0600\nsocket_mode = 0600\n" HSM, 3,
+			"socket_mode given twice in this section");
+	assert_bad_line(f, HSM "module = n.so\n", 5, "module given twice in this section");
+	assert_bad_line(f, HSM "token = u\n", 5, "token given twice in this section");
+	assert_bad_line(f, HSM "pin_file = p2\n", 5, "pin_file given twice in this section");
+	assert_bad_line(f, HSM "[key a]\nlabel = x\nid = 01\nlabel = x\n", 8,
+			"label given twice in this section");
+	assert_bad_line(f, HSM "[key a]\nid = 01\nid = 02\n", 7, "id given twice in this section");
+	/* A repeated [hsm] does not reset what was set. */
+	assert_bad_line(f, HSM "[daemon]\nworkers = 2\n[hsm]\nmodule = other.so\n", 8,
+			"module given twice in this section");
+}
+
+static void test_bad_key_sections(void **state)
+{
+	struct fixture *f = *state;
+
+	/* Defined twice: reported on the second header. */
+	assert_bad_line(f, HSM "[key a]\nlabel = x\n[key b]\nlabel = y\n[key a]\nid = 02\n", 9,
+			"key \"a\" is defined twice");
+	assert_bad_line(f, HSM "[key a]\nlabel = x\n[key a]\nid = 02\n", 7,
+			"key \"a\" is defined twice");
+	assert_bad_line(f, HSM "[key a]\nlabel = x\n[key a]\n", 7, "key \"a\" is defined twice");
+
+	/* Bad names. */
+	assert_bad_line(f, HSM "[key a b]\nlabel = x\n", 5,
+			"key name \"a b\" must be 1 to 64 of A-Z a-z 0-9 _ . -");
+	assert_bad_line(f, HSM "[key ]\nlabel = x\n", 5,
+			"key name \"\" must be 1 to 64 of A-Z a-z 0-9 _ . -");
+	assert_bad_line(f, HSM "[key a/b]\nlabel = x\n", 5,
+			"key name \"a/b\" must be 1 to 64 of A-Z a-z 0-9 _ . -");
+	assert_bad_line(f, HSM "[key \xc3\xa9]\nlabel = x\n", 5,
+			"key name \"\xc3\xa9\" must be 1 to 64 of A-Z a-z 0-9 _ . -");
+	assert_bad_line(f, HSM "[key 0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEFG]\n"
+			"label = x\n", 5,
+			"key name \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEFG\" "
+			"must be 1 to 64 of A-Z a-z 0-9 _ . -");
+
+	/* Neither label nor id: named by section, with or without other keys around. */
+	assert_bad_file(f, HSM "[key lonely]\n", "[key lonely] needs a label or an id");
+	assert_bad_file(f, HSM "[key a]\nlabel = x\n[key lonely]\n; nothing here\n[key b]\nid = 01\n",
+			"[key lonely] needs a label or an id");
+}
+
+static void test_bad_values(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024], id[200];
+
+	assert_bad_line(f, "[daemon]\nsocket_mode = 0999\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"0999\"");
+	assert_bad_line(f, "[daemon]\nsocket_mode = abc\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"abc\"");
+	assert_bad_line(f, "[daemon]\nsocket_mode = 01000\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"01000\"");
+	assert_bad_line(f, "[daemon]\nsocket_mode =\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"\"");
+	assert_bad_line(f, "[daemon]\nsocket_mode = -1\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"-1\"");
+	assert_bad_line(f, "[daemon]\nsocket_mode = 0x1ff\n" HSM, 2,
+			"socket_mode must be octal permissions such as 0660, not \"0x1ff\"");
+
+	assert_bad_line(f, "[daemon]\nworkers = 0\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"0\"");
+	assert_bad_line(f, "[daemon]\nworkers = 17\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"17\"");
+	assert_bad_line(f, "[daemon]\nworkers = x\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"x\"");
+	assert_bad_line(f, "[daemon]\nworkers = 2x\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"2x\"");
+	assert_bad_line(f, "[daemon]\nworkers =\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"\"");
+	assert_bad_line(f, "[daemon]\nworkers = 99999999999999999999\n" HSM, 2,
+			"workers must be a number from 1 to 16, not \"99999999999999999999\"");
+
+	assert_bad_line(f, "[daemon]\nsocket =\n" HSM, 2, "socket must not be empty");
+	assert_bad_line(f, "[hsm]\nmodule = ; nothing\ntoken = t\npin_file = p\n", 2,
+			"module must not be empty");
+	assert_bad_line(f, "[hsm]\nmodule = m\ntoken = t\npin_file =\n", 4, "pin_file must not be empty");
+
+	assert_bad_line(f, HSM "[key a]\nid = 123\n", 6, "id must be 1 to 64 bytes of hex, not \"123\"");
+	assert_bad_line(f, HSM "[key a]\nid = 0g\n", 6, "id must be 1 to 64 bytes of hex, not \"0g\"");
+	assert_bad_line(f, HSM "[key a]\nid = 01 02\n", 6,
+			"id must be 1 to 64 bytes of hex, not \"01 02\"");
+	assert_bad_line(f, HSM "[key a]\nid =\n", 6, "id must be 1 to 64 bytes of hex, not \"\"");
+	assert_bad_line(f, HSM "[key a]\nid = 0x\n", 6, "id must be 1 to 64 bytes of hex, not \"0x\"");
+	for (int i = 0; i < 65; i++)
+		snprintf(id + 2 * i, 3, "%02x", i);
+	snprintf(text, sizeof(text), HSM "[key a]\nid = %s\n", id);
+	{
+		char want[300];
+
+		snprintf(want, sizeof(want), "id must be 1 to 64 bytes of hex, not \"%s\"", id);
+		assert_bad_line(f, text, 6, want);
+	}
+
+	assert_bad_line(f, HSM "[key a]\nlabel =\n", 6, "label must be 1 to 256 characters");
+	assert_bad_line(f, HSM "[key a]\nlabel = ; only a comment\n", 6,
+			"label must be 1 to 256 characters");
+
+	assert_bad_line(f, "[hsm]\nmodule = m\ntoken = abcdefghijklmnopqrstuvwxyz0123456\n", 3,
+			"token must be a label of 1 to 32 characters, not "
+			"\"abcdefghijklmnopqrstuvwxyz0123456\"");
+	assert_bad_line(f, "[hsm]\nmodule = m\ntoken =\npin_file = p\n", 3,
+			"token must be a label of 1 to 32 characters, not \"\"");
+}
+
+static void test_bad_missing(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 32], want[PATH_MAX + 128];
+
+	assert_bad_file(f, "[hsm]\ntoken = t\npin_file = p\n", "[hsm] module is missing");
+	assert_bad_file(f, "[hsm]\nmodule = m\npin_file = p\n", "[hsm] token is missing");
+	assert_bad_file(f, "[hsm]\nmodule = m\ntoken = t\n", "[hsm] pin_file is missing");
+	assert_bad_file(f, "[daemon]\nworkers = 2\n", "[hsm] module is missing");
+	assert_bad_file(f, "", "[hsm] module is missing");
+	assert_bad_file(f, "; only a comment\n\n", "[hsm] module is missing");
+
+	/* No such file. */
+	snprintf(path, sizeof(path), "%s/absent.conf", f->dir);
+	assert_int_equal(config_load(path, &f->c, f->err, sizeof(f->err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", path);
+	assert_string_equal(f->err, want);
+	assert_null(f->c.keys);
+	assert_int_equal(f->c.nkeys, 0);
+	/* A folder is not a config file. */
+	assert_int_equal(config_load(f->dir, &f->c, f->err, sizeof(f->err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", f->dir);
+	assert_string_equal(f->err, want);
+}
+
+/* Keys collected before the error are released; the config is empty and reusable. */
+static void test_bad_after_keys(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_bad_line(f, HSM "[key a]\nlabel = x\n[key b]\nlabel = y\n[key c]\nlabel = z\nnope = 1\n", 11,
+			"unknown key \"nope\" in [key c]");
+	assert_bad_file(f, "[key a]\nlabel = x\n[key b]\nid = 01\n", "[hsm] module is missing");
+	config_free(&f->c);
+	config_free(&f->c);
+	load_good(f, HSM "[key a]\nlabel = x\n");
+	assert_int_equal(f->c.nkeys, 1);
+}
+
+/* A short err buffer is still terminated. */
+static void test_short_err(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = write_file(f, "short.conf", "[bogus]\n");
+	char err[6];
+
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(config_load(path, &f->c, err, sizeof(err)), -1);
+	assert_int_equal(strlen(err), 5);
+	assert_memory_equal(err, path, 5);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_good_complete),
+		T(test_good_paths),
+		T(test_defaults),
+		T(test_good_values),
+		T(test_good_layout),
+		T(test_bad_unknown_keys),
+		T(test_bad_sections),
+		T(test_bad_syntax),
+		T(test_bad_long_lines),
+		T(test_bad_duplicates),
+		T(test_bad_key_sections),
+		T(test_bad_values),
+		T(test_bad_missing),
+		T(test_bad_after_keys),
+		T(test_short_err),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
