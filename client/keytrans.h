@@ -43,6 +43,13 @@ const char *kt_status_name(int status);
 const char *kt_status_text(int status);
 
 enum kt_padding { KT_PAD_PKCS1 = 0, KT_PAD_OAEP = 1 };
+/*
+ * OR'ed into kt_unwrap's padding (or given as kt_copp_open_ex's flags): a
+ * PKCS#1 v1.5 decryption failure answers KT_UNWRAP_FAILED instead of the
+ * implicit-rejection key. Only for callers whose success or failure never
+ * reaches another party (see docs/security.md).
+ */
+#define KT_STRICT 0x100
 enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2 };
 
 #define KT_KEY_MAX 32
@@ -52,8 +59,9 @@ enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2 };
 struct kt_info {
 	char version[65];
 	char token_label[33];
-	uint32_t key_count, worker_count;
+	uint32_t key_count, worker_count;   /* key_count: the keys this peer may use */
 	uint64_t uptime_s;
+	char notice[1025];                  /* "" or what the operator should know */
 };
 
 struct kt_key {
@@ -63,6 +71,7 @@ struct kt_key {
 	size_t id_len;          /* 0 when the key has no CKA_ID */
 	uint32_t bits;
 	uint64_t exponent;
+	char mechanism[9];      /* "raw" (implicit rejection) or "pkcs" */
 };
 
 struct kt_session_key {
@@ -123,6 +132,9 @@ int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *
 /* expect_random: 16 bytes or NULL; a mismatch gives KT_RANDOM_MISMATCH. */
 int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
 		 const uint8_t *expect_random, struct kt_copp *out);
+/* The same with flags (KT_STRICT). */
+int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
+		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
 
 /*
  * Pipelining: submit requests without waiting, collect responses as they come
@@ -144,7 +156,7 @@ struct kt_item {
 			const char *name;
 			const uint8_t *blob;
 			size_t blob_len;
-			int padding;
+			int padding;            /* KT_PAD_*, optionally | KT_STRICT */
 		} unwrap;
 		struct kt_wrap_args wrap;
 		struct kt_copp_sign_args copp_sign;
@@ -152,6 +164,7 @@ struct kt_item {
 			const char *name;
 			const uint8_t *sig;             /* 256 bytes */
 			const uint8_t *expect_random;   /* 16 bytes or NULL */
+			unsigned flags;                 /* KT_STRICT */
 		} copp_open;
 		struct {
 			const char *name;

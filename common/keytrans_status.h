@@ -31,7 +31,9 @@
 	X(HSM_ERROR,        19, "the HSM failed the operation") \
 	X(BUSY,             20, "daemon overloaded, try again") \
 	X(INTERNAL,         21, "internal error in the daemon") \
-	X(SHUTTING_DOWN,    22, "daemon is shutting down")
+	X(SHUTTING_DOWN,    22, "daemon is shutting down") \
+	X(DENIED,           23, "not allowed for this peer") \
+	X(TIMEOUT,          24, "request not served in time")
 
 /* X(NAME, code, description): errors raised by libkeytrans itself. */
 #define KT_LOCAL_STATUS_LIST(X) \

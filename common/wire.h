@@ -65,14 +65,20 @@ enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
 	X(LABEL,        21, WT_STR,   256) \
 	X(ID,           22, WT_BYTES, 255) \
 	X(BITS,         23, WT_U32,   4) \
-	X(EXPONENT,     24, WT_U64,   8)
+	X(EXPONENT,     24, WT_U64,   8) \
+	X(FLAGS,        25, WT_U32,   4) \
+	X(NOTICE,       26, WT_STR,   1024) \
+	X(MECHANISM,    27, WT_STR,   8)
 
 enum wire_tag {
 #define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
-	WIRE_T_MAX = 25
+	WIRE_T_MAX = 28
 };
+
+/* FLAGS bits (unwrap, copp-open). */
+#define WIRE_FLAG_STRICT 0x1u   /* answer UNWRAP_FAILED instead of implicit rejection */
 
 enum wire_padding { WIRE_PAD_PKCS1 = 0, WIRE_PAD_OAEP = 1 };
 enum wire_format { WIRE_FMT_BLOB = 0, WIRE_FMT_PEM = 1, WIRE_FMT_DER = 2 };

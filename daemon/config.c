@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,26 @@ struct parse {
 /* Each setting may be given once per section. */
 enum {
 	SEEN_SOCKET = 1, SEEN_MODE = 2, SEEN_WORKERS = 4, SEEN_MODULE = 8, SEEN_TOKEN = 16,
-	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128,
+	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128, SEEN_MECH = 256, SEEN_PUBLIC_OPS = 512,
+	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
+	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
 };
+
+/* The numeric [daemon] limits: name, field, range, default. */
+static const struct {
+	const char *name;
+	size_t off;
+	long min, max, dflt;
+} limit_settings[] = {
+	{ "max_connections", offsetof(struct limits, max_connections), 1, 65536, 1024 },
+	{ "max_connections_per_uid", offsetof(struct limits, max_connections_per_uid), 1, 65536, 256 },
+	{ "max_inflight", offsetof(struct limits, max_inflight), 1, 4096, 64 },
+	{ "request_timeout", offsetof(struct limits, request_timeout), 1, 3600, 30 },
+	{ "idle_timeout", offsetof(struct limits, idle_timeout), 1, 86400, 300 },
+	{ "job_memory", offsetof(struct limits, job_memory), 256, 1 << 20, 4096 },
+	{ "job_memory_per_uid", offsetof(struct limits, job_memory_per_uid), 16, 1 << 20, 1024 },
+};
+#define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
 
 /* Records the first error; returns 0 so that handlers can "return error(...)". */
 __attribute__((format(printf, 2, 3)))
@@ -80,9 +99,43 @@ static int parse_long(const char *v, long min, long max, int base, long *out)
 	return errno == 0 && end != v && *end == '\0' && *out >= min && *out <= max;
 }
 
+static int acl_setting(struct parse *p, unsigned bit, const char *name, const char *value,
+		       struct acl *out)
+{
+	char why[160];
+
+	if (!once(p, bit, name))
+		return 0;
+	if (acl_parse(value, out, why, sizeof(why)) != 0)
+		return error(p, "%s: %s", name, why);
+	return 1;
+}
+
+static int limit_setting(struct parse *p, size_t i, const char *value)
+{
+	long v;
+
+	if (!once(p, SEEN_LIMIT << i, limit_settings[i].name))
+		return 0;
+	if (!parse_long(value, limit_settings[i].min, limit_settings[i].max, 10, &v))
+		return error(p, "%s must be a number from %ld to %ld, not \"%s\"", limit_settings[i].name,
+			     limit_settings[i].min, limit_settings[i].max, value);
+	/* OpenSSL's locked heap is a buddy allocator: its size must be a power of two. */
+	if (strcmp(limit_settings[i].name, "job_memory") == 0 && (v & (v - 1)) != 0)
+		return error(p, "job_memory must be a power of two (KiB), not %ld", v);
+	*(long *)((char *)&p->c->limits + limit_settings[i].off) = v;
+	return 1;
+}
+
 static int daemon_setting(struct parse *p, const char *name, const char *value)
 {
 	long v;
+
+	for (size_t i = 0; i < NLIMITS; i++)
+		if (strcmp(name, limit_settings[i].name) == 0)
+			return limit_setting(p, i, value);
+	if (strcmp(name, "allow_public_ops") == 0)
+		return acl_setting(p, SEEN_PUBLIC_OPS, name, value, &p->c->allow_public_ops);
 
 	if (strcmp(name, "socket") == 0)
 		return once(p, SEEN_SOCKET, name) && resolve_path(p, value, p->c->socket, name);
@@ -144,6 +197,17 @@ static int key_setting(struct parse *p, struct key_conf *k, const char *name, co
 		k->id_len = (size_t)n;
 		return 1;
 	}
+	if (strcmp(name, "rsa_mechanism") == 0) {
+		if (!once(p, SEEN_MECH, name))
+			return 0;
+		if (strcmp(value, "raw") != 0 && strcmp(value, "pkcs") != 0)
+			return error(p, "rsa_mechanism must be raw or pkcs, not \"%s\"", value);
+		k->mechanism = strcmp(value, "pkcs") == 0 ? MECH_PKCS : MECH_RAW;
+		return 1;
+	}
+	for (unsigned op = 0; op < ACL_OPS; op++)
+		if (strcmp(name, acl_op_setting(op)) == 0)
+			return acl_setting(p, SEEN_ALLOW << op, name, value, &k->allow[op]);
 	return error(p, "unknown key \"%s\" in [key %s]", name, k->name);
 }
 
@@ -278,6 +342,8 @@ static void set_defaults(struct config *c)
 	snprintf(c->socket, sizeof(c->socket), "%s", DEFAULT_SOCKET);
 	c->socket_mode = 0660;
 	c->workers = cpus < 1 ? 1 : cpus > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (int)cpus;
+	for (size_t i = 0; i < NLIMITS; i++)
+		*(long *)((char *)&c->limits + limit_settings[i].off) = limit_settings[i].dflt;
 }
 
 /* Settings without which the daemon cannot start; named by section. */
@@ -287,8 +353,8 @@ static int check_complete(const struct config *c, char *msg, size_t len)
 		snprintf(msg, len, "[hsm] module is missing");
 	else if (c->token[0] == '\0')
 		snprintf(msg, len, "[hsm] token is missing");
-	else if (c->pin_file[0] == '\0')
-		snprintf(msg, len, "[hsm] pin_file is missing");
+	else if (c->limits.job_memory_per_uid > c->limits.job_memory)
+		snprintf(msg, len, "[daemon] job_memory_per_uid is larger than job_memory");
 	else
 		for (size_t i = 0; i < c->nkeys; i++)
 			if (c->keys[i].label[0] == '\0' && c->keys[i].id_len == 0) {
@@ -310,18 +376,13 @@ static void folder_of(const char *path, char *dir)
 		snprintf(dir, PATH_MAX, "%.*s", (int)(slash - path), path);
 }
 
-int config_load(const char *path, struct config *c, char *err, size_t errlen)
+int config_load_stream(FILE *f, const char *path, struct config *c, char *err, size_t errlen)
 {
-	struct parse p = { .c = c };
+	struct parse p = { .c = c, .f = f };
 	int line;
 
 	set_defaults(c);
 	folder_of(path, p.dir);
-	p.f = fopen(path, "r");
-	if (p.f == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
 	line = ini_parse_stream(read_line, &p, on_setting, &p);
 	if (ferror(p.f)) {
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
@@ -337,12 +398,27 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, p.msg);
 		line = -1;
 	}
-	fclose(p.f);
 	if (line != 0) {
 		config_free(c);
 		return -1;
 	}
 	return 0;
+}
+
+int config_load(const char *path, struct config *c, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	int rc, e;
+
+	if (f == NULL) {
+		e = errno;
+		set_defaults(c);        /* *c is empty, as after any other failure */
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		return -1;
+	}
+	rc = config_load_stream(f, path, c, err, errlen);
+	fclose(f);
+	return rc;
 }
 
 void config_free(struct config *c)

@@ -8,7 +8,10 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+#include "acl.h"
 
 #define CONFIG_NAME_MAX 64
 #define CONFIG_LABEL_MAX 256
@@ -16,20 +19,41 @@
 #define CONFIG_TOKEN_MAX 32
 #define CONFIG_WORKERS_MAX 16   /* libp11 keeps 16 sessions per slot */
 
+/* How the HSM is asked for the private operation. */
+enum rsa_mechanism {
+	MECH_RAW,       /* CKM_RSA_X_509; padding removed here, in constant time (default) */
+	MECH_PKCS,      /* CKM_RSA_PKCS, for HSMs that forbid raw RSA: no implicit rejection */
+};
+
 struct key_conf {
 	char name[CONFIG_NAME_MAX + 1];     /* what clients call it */
 	char label[CONFIG_LABEL_MAX + 1];   /* CKA_LABEL, "" when not given */
 	uint8_t id[CONFIG_ID_MAX];          /* CKA_ID */
 	size_t id_len;                      /* 0 when not given */
+	enum rsa_mechanism mechanism;
+	struct acl allow[ACL_OPS];          /* allow_unwrap, allow_wrap, ... */
+};
+
+/* Limits that hold under abuse ([daemon] section). */
+struct limits {
+	long max_connections;           /* open connections in all */
+	long max_connections_per_uid;
+	long max_inflight;              /* requests on workers, per connection */
+	long request_timeout;           /* s: a frame must arrive, a job must start, within it */
+	long idle_timeout;              /* s: a connection with nothing to do is closed after it */
+	long job_memory;                /* KiB of locked memory for requests in flight, in all */
+	long job_memory_per_uid;        /* KiB of it one uid may hold */
 };
 
 struct config {
 	char socket[PATH_MAX];
 	mode_t socket_mode;
 	int workers;
+	struct acl allow_public_ops;        /* wrap/copp-sign to a key given in the request */
+	struct limits limits;
 	char module[PATH_MAX];
 	char token[CONFIG_TOKEN_MAX + 1];
-	char pin_file[PATH_MAX];
+	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
 	struct key_conf *keys;
 	size_t nkeys;
 };
@@ -39,6 +63,11 @@ struct config {
  * names the file and line (or section) at fault; *c is then empty.
  */
 int config_load(const char *path, struct config *c, char *err, size_t errlen);
+/*
+ * The same over an open stream (the caller closes it); path is used only in
+ * messages and for the folder that relative paths are taken from.
+ */
+int config_load_stream(FILE *f, const char *path, struct config *c, char *err, size_t errlen);
 void config_free(struct config *c);
 
 #endif

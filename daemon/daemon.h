@@ -7,6 +7,9 @@
 
 #include <time.h>
 
+#include <sys/types.h>
+
+#include "accounts.h"
 #include "config.h"
 #include "job.h"
 #include "keytab.h"
@@ -26,6 +29,8 @@ struct daemon {
 	struct pool hsm_pool;           /* private-key work: one HSM call per job */
 	struct pool pub_pool;           /* public-key work: wrap, copp-sign */
 	struct jobpool jobs;            /* loop thread only */
+	struct accounts accounts;       /* per-uid use, loop thread only */
+	uid_t uid;                      /* the daemon's own uid (always allowed) */
 	struct event_base *base;
 	struct server *server;
 	struct timespec started;        /* CLOCK_MONOTONIC */

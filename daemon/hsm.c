@@ -221,16 +221,59 @@ void hsm_key_release(struct hsm_key *k)
 	k->priv = k->pub = NULL;
 }
 
-EVP_PKEY_CTX *hsm_raw_ctx_new(EVP_PKEY *priv)
+static EVP_PKEY_CTX *decrypt_ctx(EVP_PKEY *priv, int padding)
 {
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(priv, NULL);
 
 	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0) {
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, padding) <= 0) {
 		EVP_PKEY_CTX_free(ctx);
 		return NULL;
 	}
 	return ctx;
+}
+
+EVP_PKEY_CTX *hsm_raw_ctx_new(EVP_PKEY *priv)
+{
+	return decrypt_ctx(priv, RSA_NO_PADDING);
+}
+
+EVP_PKEY_CTX *hsm_pkcs_ctx_new(EVP_PKEY *priv)
+{
+	return decrypt_ctx(priv, RSA_PKCS1_PADDING);
+}
+
+int hsm_rsa_pkcs(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, size_t *out_len,
+		 unsigned long *ckr)
+{
+	ERR_clear_error();
+	*ckr = 0;
+	*out_len = k;
+	if (EVP_PKEY_decrypt(ctx, out, out_len, in, k) <= 0) {
+		*ckr = take_ckr();
+		return -1;
+	}
+	return 0;
+}
+
+int hsm_ckr_is_fault(unsigned long ckr)
+{
+	switch (ckr) {
+	case 0x030: /* CKR_DEVICE_ERROR */
+	case 0x031: /* CKR_DEVICE_MEMORY */
+	case 0x032: /* CKR_DEVICE_REMOVED */
+	case 0x060: /* CKR_KEY_HANDLE_INVALID */
+	case 0x082: /* CKR_OBJECT_HANDLE_INVALID */
+	case 0x0b0: /* CKR_SESSION_CLOSED */
+	case 0x0b1: /* CKR_SESSION_COUNT */
+	case 0x0b3: /* CKR_SESSION_HANDLE_INVALID */
+	case 0x0e0: /* CKR_TOKEN_NOT_PRESENT */
+	case 0x0e1: /* CKR_TOKEN_NOT_RECOGNIZED */
+	case 0x101: /* CKR_USER_NOT_LOGGED_IN */
+	case 0x190: /* CKR_CRYPTOKI_NOT_INITIALIZED */
+		return 1;
+	}
+	return 0;
 }
 
 int hsm_rsa_raw(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, unsigned long *ckr)

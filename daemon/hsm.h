@@ -41,11 +41,24 @@ void hsm_key_release(struct hsm_key *k);
 
 /* A context for raw RSA with priv (CKM_RSA_X_509); a worker keeps one per key. */
 EVP_PKEY_CTX *hsm_raw_ctx_new(EVP_PKEY *priv);
+/* The same for PKCS#1 v1.5 decryption in the HSM (CKM_RSA_PKCS). */
+EVP_PKEY_CTX *hsm_pkcs_ctx_new(EVP_PKEY *priv);
 /*
  * The raw RSA private operation on the k-byte big-endian value in. Returns 0,
  * or -1 with the PKCS#11 return value in *ckr (0 if none was reported).
  */
 int hsm_rsa_raw(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, unsigned long *ckr);
+/*
+ * PKCS#1 v1.5 decryption in the HSM: *out_len receives the message length
+ * (out holds k bytes). 0, or -1 with *ckr; a bad padding is an error too.
+ */
+int hsm_rsa_pkcs(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, size_t *out_len,
+		 unsigned long *ckr);
+/*
+ * 1 when ckr means the HSM, its session or its login failed (rather than the
+ * data): with CKM_RSA_PKCS only these may be told apart from bad padding.
+ */
+int hsm_ckr_is_fault(unsigned long ckr);
 /* n bytes from the token's random generator. 0, or -1 with *ckr. */
 int hsm_random(struct hsm *h, uint8_t *out, size_t n, unsigned long *ckr);
 /* "CKR_DEVICE_ERROR" for logs. */

@@ -2,10 +2,12 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+
+/* One job per block of the locked heap's buddy allocator. */
+_Static_assert(sizeof(struct job) <= 4096, "a job no longer fits a 4 KiB block");
 
 void jobpool_init(struct jobpool *jp, size_t max_free)
 {
@@ -17,10 +19,10 @@ void jobpool_init(struct jobpool *jp, size_t max_free)
 static void job_free(struct job *j)
 {
 	if (j->frame != j->frame_inline)
-		free(j->frame);
+		OPENSSL_secure_clear_free(j->frame, j->frame_len);
 	if (j->reply.p != j->reply_inline)
-		free(j->reply.p);
-	free(j);
+		OPENSSL_secure_clear_free(j->reply.p, j->reply.cap);
+	OPENSSL_secure_clear_free(j, sizeof(*j));
 }
 
 void jobpool_destroy(struct jobpool *jp)
@@ -29,7 +31,7 @@ void jobpool_destroy(struct jobpool *jp)
 		struct job *j = jp->free;
 
 		jp->free = j->next;
-		free(j);
+		OPENSSL_secure_clear_free(j, sizeof(*j));
 	}
 	jp->nfree = 0;
 }
@@ -41,36 +43,38 @@ struct job *job_new(struct jobpool *jp, size_t body_len)
 	if (j != NULL) {
 		jp->free = j->next;
 		jp->nfree--;
-	} else if ((j = malloc(sizeof(*j))) == NULL) {
+	} else if ((j = OPENSSL_secure_malloc(sizeof(*j))) == NULL) {
 		return NULL;
 	}
-	j->next = NULL;
+	memset(j, 0, offsetof(struct job, frame_inline));
 	j->jp = jp;
-	j->conn = NULL;
-	j->op = NULL;
-	j->key = NULL;
-	j->status = 0;
-	j->msg[0] = '\0';
-	j->frame = body_len <= sizeof(j->frame_inline) ? j->frame_inline : malloc(body_len);
+	j->frame = body_len <= sizeof(j->frame_inline) ? j->frame_inline : OPENSSL_secure_malloc(body_len);
 	j->frame_len = body_len;
 	buf_writer_init(&j->reply, j->reply_inline, sizeof(j->reply_inline));
 	if (j->frame == NULL) {
-		free(j);
+		OPENSSL_secure_clear_free(j, sizeof(*j));
 		return NULL;
 	}
 	return j;
+}
+
+size_t job_size(const struct job *j)
+{
+	return sizeof(*j) + (j->frame != j->frame_inline ? j->frame_len : 0) +
+	       (j->reply.p != j->reply_inline ? j->reply.cap : 0);
 }
 
 void job_release(struct job *j)
 {
 	struct jobpool *jp = j->jp;
 
-	OPENSSL_cleanse(j->frame, j->frame_len);
-	OPENSSL_cleanse(j->reply.p, j->reply.len);
 	if (j->frame != j->frame_inline || j->reply.p != j->reply_inline || jp->nfree >= jp->max_free) {
 		job_free(j);
 		return;
 	}
+	OPENSSL_cleanse(j->frame, j->frame_len);
+	OPENSSL_cleanse(j->reply.p, j->reply.len);
+	OPENSSL_cleanse(j->msg, sizeof(j->msg));
 	j->next = jp->free;
 	jp->free = j;
 	jp->nfree++;
@@ -89,7 +93,7 @@ int job_reply_big(struct job *j)
 
 	if (j->reply.p != j->reply_inline)
 		return 0;
-	p = malloc(WIRE_FRAME_MAX);
+	p = OPENSSL_secure_malloc(WIRE_FRAME_MAX);
 	if (p == NULL)
 		return -1;
 	memcpy(p, j->reply.p, j->reply.len);

@@ -1,37 +1,44 @@
 /*
  * One request on its way through the daemon: decoded on the event-loop
  * thread, run there or on a worker, and its reply frame written into the job
- * itself. Jobs are recycled through a free list owned by the loop thread;
- * request and reply bytes are wiped when a job is released (they may hold
- * session keys).
+ * itself. Jobs live in OpenSSL's locked heap (mlock'ed, kept out of core
+ * dumps: they hold session keys), are recycled through a free list owned by
+ * the loop thread, and are wiped when released.
  */
 #ifndef KT_JOB_H
 #define KT_JOB_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "buf.h"
 #include "wire.h"
 
-#define JOB_FRAME_INLINE 4096
-#define JOB_REPLY_INLINE 4096
+#define JOB_FRAME_INLINE 1024   /* request bodies up to this need no second allocation */
+#define JOB_REPLY_INLINE 1024
 #define JOB_MSG_MAX 256
 
 struct conn;
 struct key;
 struct op_def;
-
+struct peer;
 struct jobpool;
+struct account;
 
 struct job {
 	struct job *next;               /* queue and free-list link */
 	struct jobpool *jp;             /* where it returns when released */
 	struct conn *conn;
+	const struct peer *peer;        /* who asked (lives as long as the connection) */
 	const struct op_def *op;
 	uint32_t id;
 	uint8_t opcode;
+	uint32_t flags;                 /* the request's FLAGS field */
 	struct key *key;                /* the request's NAME, resolved; or NULL */
+	struct timespec queued;         /* when it went to a pool (CLOCK_MONOTONIC) */
+	struct account *acct;           /* the peer's uid account ... */
+	size_t charged;                 /* ... and the bytes counted against it */
 	struct wire_fields req;         /* request fields, pointing into frame */
 	uint8_t *frame;                 /* request body (after the header) */
 	size_t frame_len;
@@ -50,10 +57,12 @@ struct jobpool {
 
 void jobpool_init(struct jobpool *jp, size_t max_free);
 void jobpool_destroy(struct jobpool *jp);
-/* A job able to hold a request body of body_len bytes; NULL when out of memory. */
+/* A job able to hold a request body of body_len bytes; NULL when locked memory is exhausted. */
 struct job *job_new(struct jobpool *jp, size_t body_len);
 /* Wipes and recycles (or frees) the job; loop thread only. */
 void job_release(struct job *j);
+/* The memory the job holds, for per-peer budgets. */
+size_t job_size(const struct job *j);
 
 /* Starts the success reply: header with status OK; ops then add fields. */
 void job_reply_begin(struct job *j);

@@ -4,10 +4,64 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#define IR_LABEL "keytrans implicit rejection v1"
+
+/*
+ * The implicit-rejection secret of a key: SHA-256 of the raw RSA private
+ * operation on a fixed value derived from the modulus. Only the HSM can
+ * compute it, it never changes for a key (same answer after a restart or on
+ * another host with the same key), and it is different for every key: the
+ * role the private exponent plays in the CFRG draft.
+ */
+static int ir_secret(struct key *k, char *err, size_t errlen)
+{
+	uint8_t *m = OPENSSL_secure_zalloc(2 * RSA_MAX_BYTES), *s;
+	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(k->hk.priv);
+	unsigned long ckr = 0;
+	unsigned char block[32];
+	int rc = -1;
+
+	if (m == NULL || ctx == NULL)
+		goto done;
+	s = m + RSA_MAX_BYTES;
+	/* m = SHA-256(label | n | counter) blocks, top byte 0 so that m < n. */
+	for (uint32_t i = 0; 32 * i < k->k; i++) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		uint8_t ctr[4] = { (uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+		int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+			 EVP_DigestUpdate(md, IR_LABEL, strlen(IR_LABEL)) &&
+			 EVP_DigestUpdate(md, k->n, k->k) && EVP_DigestUpdate(md, ctr, sizeof(ctr)) &&
+			 EVP_DigestFinal_ex(md, block, NULL);
+
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			goto done;
+		memcpy(m + 32 * i, block, k->k - 32 * i < 32 ? k->k - 32 * i : 32);
+	}
+	m[0] = 0;
+	if (hsm_rsa_raw(ctx, m, k->k, s, &ckr) != 0 ||
+	    EVP_Digest(s, k->k, k->ir_key, NULL, EVP_sha256(), NULL) != 1)
+		goto done;
+	k->has_ir = 1;
+	rc = 0;
+done:
+	if (rc != 0)
+		snprintf(err, errlen, "[key %s]: cannot derive the implicit-rejection secret (%s); "
+			 "an HSM that forbids raw RSA needs rsa_mechanism = pkcs", k->name,
+			 hsm_ckr_name(ckr));
+	EVP_PKEY_CTX_free(ctx);
+	OPENSSL_secure_clear_free(m, 2 * RSA_MAX_BYTES);
+	return rc;
+}
+
 int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *err, size_t errlen)
 {
 	t->n = 0;
-	t->keys = calloc(c->nkeys ? c->nkeys : 1, sizeof(*t->keys));
+	t->cap = c->nkeys ? c->nkeys : 1;
+	t->keys = OPENSSL_secure_zalloc(t->cap * sizeof(*t->keys));
 	if (t->keys == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -17,6 +71,7 @@ int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *e
 
 		snprintf(k->name, sizeof(k->name), "%s", c->keys[i].name);
 		k->index = i;
+		k->conf = &c->keys[i];
 		if (hsm_find_key(h, &c->keys[i], &k->hk, err, errlen) != 0)
 			goto fail;
 		t->n++;
@@ -25,6 +80,8 @@ int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *e
 				 k->name, RSA_MIN_BITS, RSA_MAX_BITS);
 			goto fail;
 		}
+		if (k->conf->mechanism == MECH_RAW && ir_secret(k, err, errlen) != 0)
+			goto fail;
 	}
 	return 0;
 fail:
@@ -36,7 +93,8 @@ void keytab_free(struct keytab *t)
 {
 	for (size_t i = 0; i < t->n; i++)
 		hsm_key_release(&t->keys[i].hk);
-	free(t->keys);
+	if (t->keys != NULL)
+		OPENSSL_secure_clear_free(t->keys, t->cap * sizeof(*t->keys));
 	t->keys = NULL;
 	t->n = 0;
 }

@@ -11,23 +11,32 @@
 
 #include "config.h"
 #include "hsm.h"
+#include "implicit.h"
 #include "rsa_pub.h"
 
 struct key {
 	char name[CONFIG_NAME_MAX + 1];
 	size_t index;                   /* position in the table (per-worker caches) */
+	const struct key_conf *conf;    /* mechanism and access rules */
 	struct hsm_key hk;
 	uint8_t n[RSA_MAX_BYTES];       /* modulus, big-endian */
 	size_t k;                       /* modulus bytes */
 	uint64_t e;
+	int has_ir;                     /* implicit rejection available (raw mechanism) */
+	uint8_t ir_key[IR_KEY_LEN];     /* its secret: see ir_secret() */
 };
 
+/* Lives in OpenSSL's locked heap: it holds the implicit-rejection secrets. */
 struct keytab {
 	struct key *keys;
-	size_t n;
+	size_t n;                       /* loaded */
+	size_t cap;                     /* allocated */
 };
 
-/* Looks every configured key up in the HSM; -1 with err naming the key. */
+/*
+ * Looks every configured key up in the HSM and derives each raw-mechanism
+ * key's implicit-rejection secret; -1 with err naming the key.
+ */
 int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *err, size_t errlen);
 void keytab_free(struct keytab *t);
 /* NULL when no key has that name. */

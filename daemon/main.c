@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -27,7 +30,8 @@
 #include "worker.h"
 
 #define PIN_MAX 256
-#define JOB_CACHE 1024
+#define JOB_CACHE 256
+#define CREDENTIAL_PIN "pin"           /* LoadCredential=pin:... */
 
 struct options {
 	const char *config;
@@ -67,41 +71,106 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Reads the PIN: the file's first line. The caller wipes it. */
-static int read_pin(const char *path, char pin[PIN_MAX + 1], char *err, size_t errlen)
+/* The PIN file: pin_file, else the systemd credential; never argv or the environment. */
+static int pin_path(const struct config *c, char *path, size_t len, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read pin_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, pin, PIN_MAX);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "cannot read pin_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	pin[n] = '\0';
-	pin[strcspn(pin, "\r\n")] = '\0';
-	if (pin[0] == '\0') {
-		snprintf(err, errlen, "pin_file %s is empty", path);
+	if (c->pin_file[0] != '\0')
+		snprintf(path, len, "%s", c->pin_file);
+	else if (creds != NULL && creds[0] != '\0')
+		snprintf(path, len, "%s/%s", creds, CREDENTIAL_PIN);
+	else {
+		snprintf(err, errlen, "no PIN: set [hsm] pin_file, or run under systemd with "
+			 "LoadCredential=" CREDENTIAL_PIN ":FILE");
 		return -1;
 	}
 	return 0;
 }
 
-/* What -t checks beyond the syntax: the files the daemon will need exist. */
+/* Opens the PIN file, refusing one that others could read. */
+static int open_pin(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read the PIN file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "the PIN file %s must be a regular file readable by its owner only "
+			 "(mode %04o; chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads the PIN (its first line) into pin, which the caller wipes. */
+static int read_pin(const struct config *c, char *pin, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	if (pin_path(c, path, sizeof(path), err, errlen) != 0 || (fd = open_pin(path, err, errlen)) < 0)
+		return -1;
+	n = read(fd, pin, PIN_MAX);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read the PIN file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	pin[n] = '\0';
+	pin[strcspn(pin, "\r\n")] = '\0';
+	if (pin[0] == '\0') {
+		snprintf(err, errlen, "the PIN file %s is empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* What -t checks beyond the syntax: the module exists, the PIN file is there and private. */
 static int check_files(const struct config *c, char *err, size_t errlen)
 {
-	if (access(c->module, R_OK) != 0)
+	char path[PATH_MAX];
+	int fd;
+
+	if (access(c->module, R_OK) != 0) {
 		snprintf(err, errlen, "[hsm] module %s: %s", c->module, strerror(errno));
-	else if (access(c->pin_file, R_OK) != 0)
-		snprintf(err, errlen, "[hsm] pin_file %s: %s", c->pin_file, strerror(errno));
-	else
-		return 0;
-	return -1;
+		return -1;
+	}
+	if (pin_path(c, path, sizeof(path), err, errlen) != 0 || (fd = open_pin(path, err, errlen)) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * Secrets stay in memory that is locked and left out of core dumps: no core
+ * dumps at all, no ptrace by other processes of the same user, and
+ * OpenSSL's locked heap for jobs, keys' secrets and the PIN.
+ */
+static int protect_memory(struct daemon *d, char *err, size_t errlen)
+{
+	struct rlimit none = { 0, 0 };
+	size_t want = (size_t)d->conf.limits.job_memory * 1024 + d->conf.nkeys * 4096 + 65536, heap = 4096;
+	int rc;
+
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &none);
+	while (heap < want)
+		heap *= 2;
+	rc = CRYPTO_secure_malloc_init(heap, 16);
+	if (rc == 0) {
+		snprintf(err, errlen, "cannot set up %zu KiB of locked memory", heap / 1024);
+		return -1;
+	}
+	if (rc == 2)
+		log_warn(&d->log, "could not lock %zu KiB in memory (raise LimitMEMLOCK / ulimit -l): "
+			 "secrets could be swapped out", heap / 1024);
+	return 0;
 }
 
 /*
@@ -164,7 +233,16 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_info(&d->log, "signal %d: draining and stopping", (int)sig);
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	server_drain(d->server);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -179,15 +257,20 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 /* Logs in and loads the keys. */
 static int open_hsm(struct daemon *d, char *err, size_t errlen)
 {
-	char pin[PIN_MAX + 1];
-	int rc;
+	char *pin = OPENSSL_secure_malloc(PIN_MAX + 1);
+	int rc = -1;
 
-	if (read_pin(d->conf.pin_file, pin, err, errlen) != 0)
-		return -1;
-	rc = hsm_open(d->conf.module, d->conf.token, pin, &d->hsm, err, errlen);
-	OPENSSL_cleanse(pin, sizeof(pin));
+	if (pin == NULL)
+		snprintf(err, errlen, "out of locked memory");
+	else if (read_pin(&d->conf, pin, err, errlen) == 0)
+		rc = hsm_open(d->conf.module, d->conf.token, pin, &d->hsm, err, errlen);
+	OPENSSL_secure_clear_free(pin, PIN_MAX + 1);
 	if (rc != 0)
 		return -1;
+	for (size_t i = 0; i < d->conf.nkeys; i++)
+		if (d->conf.keys[i].mechanism == MECH_PKCS)
+			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it",
+				 d->conf.keys[i].name);
 	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen);
 }
 
@@ -195,7 +278,7 @@ static int start(struct daemon *d, char *err, size_t errlen)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (open_hsm(d, err, errlen) != 0)
+	if (protect_memory(d, err, errlen) != 0 || open_hsm(d, err, errlen) != 0)
 		return -1;
 	d->base = event_base_new();
 	if (d->base == NULL || replyq_init(&d->replies) != 0) {
@@ -224,14 +307,33 @@ static void stop(struct daemon *d)
 	if (d->replies.efd >= 0)
 		replyq_destroy(&d->replies);
 	jobpool_destroy(&d->jobs);
+	accounts_free(&d->accounts);
 	keytab_free(&d->keys);
 	hsm_close(d->hsm);
 	config_free(&d->conf);
 }
 
+/* Pings systemd's watchdog at half its period, when the unit sets WatchdogSec. */
+static struct event *start_watchdog(struct daemon *d)
+{
+	uint64_t usec;
+	struct timeval tv;
+	struct event *ev;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return NULL;
+	usec /= 2;
+	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
+	ev = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+	if (ev != NULL)
+		event_add(ev, &tv);
+	return ev;
+}
+
 static int run(struct daemon *d)
 {
-	struct event *sigs[3];
+	struct event *sigs[3], *watchdog;
 	int i, rc = 0;
 
 	sigs[0] = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
@@ -240,14 +342,20 @@ static int run(struct daemon *d)
 	for (i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
 			rc = -1;
+	watchdog = start_watchdog(d);
 	if (rc == 0) {
 		log_info(&d->log, "ready: token \"%s\", %zu keys, %d HSM workers, socket %s",
-			 hsm_token_label(d->hsm), d->keys.n, d->hsm_pool.nworkers, d->conf.socket);
+			 hsm_token_label(d->hsm), d->keys.n, d->hsm_pool.nworkers,
+			 server_activated(d->server) ? "from systemd" : d->conf.socket);
+		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->keys.n,
+			   hsm_token_label(d->hsm));
 		rc = event_base_dispatch(d->base) < 0 ? -1 : 0;
 	}
 	for (i = 0; i < 3; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
+	if (watchdog != NULL)
+		event_free(watchdog);
 	return rc;
 }
 
@@ -279,6 +387,7 @@ int main(int argc, char **argv)
 	if (!o.foreground)
 		ready_fd = daemonize();
 	log_open(&d.log, o.foreground, o.debug);
+	d.uid = getuid();
 	evthread_use_pthreads();
 	jobpool_init(&d.jobs, JOB_CACHE);
 	clock_gettime(CLOCK_MONOTONIC, &d.started);

@@ -10,6 +10,7 @@
 #include "copp.h"
 #include "daemon.h"
 #include "hsm.h"
+#include "implicit.h"
 #include "job.h"
 #include "keytab.h"
 #include "log.h"
@@ -105,7 +106,7 @@ static void open_check(struct job *j, struct daemon *d)
 {
 	uint8_t c[COPP_SIG_LEN];
 
-	if (req_key(j, d) != 0 || !key_is_2048(j))
+	if (req_key(j, d, ACL_COPP_OPEN) != 0 || !key_is_2048(j))
 		return;
 	if (req_bytes(j, WIRE_T_SIGNATURE, COPP_SIG_LEN, 1) != 0 ||
 	    req_bytes(j, WIRE_T_RANDOM, COPP_RANDOM_LEN, 0) != 0)
@@ -113,33 +114,89 @@ static void open_check(struct job *j, struct daemon *d)
 	ciphertext(j, c);
 }
 
+static void hsm_failed(struct job *j, struct daemon *d, unsigned long ckr)
+{
+	log_err(&d->log, "copp-open with key %s: HSM error %s (0x%lx)", j->key->name,
+		hsm_ckr_name(ckr), ckr);
+	job_fail(j, KT_HSM_ERROR, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
+}
+
+/* The 40-byte message, as unwrap does it: raw + constant-time unpadding + implicit rejection. */
+static int decrypt_raw(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
+		       const uint8_t c[COPP_SIG_LEN], struct unpadded *out)
+{
+	uint8_t em[COPP_SIG_LEN];
+	struct unpadded synth;
+	unsigned long ckr;
+
+	if (hsm_rsa_raw(ctx, c, COPP_SIG_LEN, em, &ckr) != 0) {
+		hsm_failed(j, d, ckr);
+		return -1;
+	}
+	pkcs1_unpad(em, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, out);
+	OPENSSL_cleanse(em, sizeof(em));
+	if (!(req_flags(j) & WIRE_FLAG_STRICT)) {
+		if (ir_synthetic(j->key->ir_key, c, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, &synth) != 0) {
+			job_fail(j, KT_INTERNAL, "cannot compute the implicit-rejection message");
+			return -1;
+		}
+		ir_select(out, &synth, COPP_MSG_LEN);
+		out->good = ~0u;
+		OPENSSL_cleanse(&synth, sizeof(synth));
+	}
+	return 0;
+}
+
+static int decrypt_pkcs(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
+			const uint8_t c[COPP_SIG_LEN], struct unpadded *out)
+{
+	uint8_t m[COPP_SIG_LEN];
+	unsigned long ckr;
+	size_t len;
+
+	out->good = 0;
+	if (hsm_rsa_pkcs(ctx, c, COPP_SIG_LEN, m, &len, &ckr) != 0) {
+		if (hsm_ckr_is_fault(ckr)) {
+			hsm_failed(j, d, ckr);
+			return -1;
+		}
+		return 0;
+	}
+	if (len == COPP_MSG_LEN) {
+		memcpy(out->msg, m, COPP_MSG_LEN);
+		out->len = COPP_MSG_LEN;
+		out->good = ~0u;
+	}
+	OPENSSL_cleanse(m, sizeof(m));
+	return 0;
+}
+
 static void open_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	const struct wire_field *expect = &j->req.f[WIRE_T_RANDOM];
-	uint8_t c[COPP_SIG_LEN], em[COPP_SIG_LEN];
-	EVP_PKEY_CTX *ctx = worker_raw_ctx(w, j->key);
+	EVP_PKEY_CTX *ctx = worker_key_ctx(w, j->key);
+	uint8_t c[COPP_SIG_LEN];
 	struct copp_params p;
 	struct unpadded out;
-	unsigned long ckr;
+	int rc;
 
 	if (ctx == NULL || ciphertext(j, c) != 0) {
 		job_fail(j, KT_INTERNAL, "cannot set up the RSA operation");
 		return;
 	}
-	if (hsm_rsa_raw(ctx, c, COPP_SIG_LEN, em, &ckr) != 0) {
-		log_err(&d->log, "copp-open with key %s: HSM error %s (0x%lx)", j->key->name,
-			hsm_ckr_name(ckr), ckr);
-		job_fail(j, KT_HSM_ERROR, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
+	if (j->key->conf->mechanism == MECH_PKCS)
+		rc = decrypt_pkcs(j, d, ctx, c, &out);
+	else
+		rc = decrypt_raw(j, d, ctx, c, &out);
+	if (rc != 0)
 		return;
-	}
-	pkcs1_unpad(em, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, &out);
-	OPENSSL_cleanse(em, sizeof(em));
 	if (!out.good) {
-		job_fail(j, KT_UNWRAP_FAILED, "the signature does not decrypt to a COPP message under %s",
+		job_fail(j, KT_UNWRAP_FAILED, "the signature does not decrypt under key %s",
 			 j->key->name);
 	} else {
 		copp_parse(out.msg, &p);
-		if (expect->present && memcmp(expect->p, p.random, COPP_RANDOM_LEN) != 0)
+		/* A synthetic message (implicit rejection) fails here like a wrong random number. */
+		if (expect->present && CRYPTO_memcmp(expect->p, p.random, COPP_RANDOM_LEN) != 0)
 			job_fail(j, KT_RANDOM_MISMATCH, "the signature carries another random number");
 		else
 			put_params(j, &p);

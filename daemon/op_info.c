@@ -19,17 +19,40 @@ static void no_fields(struct job *j, struct daemon *d)
 		}
 }
 
+/* "implicit rejection is off for keys a, b": the visible keys with rsa_mechanism = pkcs. */
+static void put_notice(struct job *j, struct daemon *d)
+{
+	char notice[1024];
+	size_t used = 0;
+
+	for (size_t i = 0; i < d->keys.n; i++) {
+		const struct key *k = &d->keys.keys[i];
+
+		if (k->has_ir || !key_visible(d, k, j->peer) || used >= sizeof(notice))
+			continue;
+		used += (size_t)snprintf(notice + used, sizeof(notice) - used, "%s%s",
+					 used ? ", " : "implicit rejection is off (rsa_mechanism = pkcs) for: ",
+					 k->name);
+	}
+	if (used > 0)
+		wire_put_str(&j->reply, WIRE_T_NOTICE, notice);
+}
+
 static void info_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	struct timespec now;
+	uint32_t visible = 0;
 
 	(void)w;
+	for (size_t i = 0; i < d->keys.n; i++)
+		visible += (uint32_t)key_visible(d, &d->keys.keys[i], j->peer);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
 	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, hsm_token_label(d->hsm));
-	wire_put_u32(&j->reply, WIRE_T_KEY_COUNT, (uint32_t)d->keys.n);
+	wire_put_u32(&j->reply, WIRE_T_KEY_COUNT, visible);
 	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
 	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
+	put_notice(j, d);
 }
 
 static void keys_run(struct job *j, struct daemon *d, struct worker *w)
@@ -41,8 +64,11 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 	}
 	for (size_t i = 0; i < d->keys.n; i++) {
 		const struct key *k = &d->keys.keys[i];
-		size_t at = wire_group_begin(&j->reply, WIRE_T_KEY_ENTRY);
+		size_t at;
 
+		if (!key_visible(d, k, j->peer))
+			continue;
+		at = wire_group_begin(&j->reply, WIRE_T_KEY_ENTRY);
 		wire_put_str(&j->reply, WIRE_T_NAME, k->name);
 		if (k->hk.label[0] != '\0')
 			wire_put_str(&j->reply, WIRE_T_LABEL, k->hk.label);
@@ -50,6 +76,7 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 			wire_put_bytes(&j->reply, WIRE_T_ID, k->hk.id, k->hk.id_len);
 		wire_put_u32(&j->reply, WIRE_T_BITS, (uint32_t)(k->k * 8));
 		wire_put_u64(&j->reply, WIRE_T_EXPONENT, k->e);
+		wire_put_str(&j->reply, WIRE_T_MECHANISM, k->conf->mechanism == MECH_PKCS ? "pkcs" : "raw");
 		wire_group_end(&j->reply, at);
 	}
 }
@@ -58,7 +85,7 @@ static void pubkey_check(struct job *j, struct daemon *d)
 {
 	uint8_t fmt = WIRE_FMT_BLOB;
 
-	if (req_key(j, d) != 0)
+	if (req_key(j, d, ACL_PUBKEY) != 0)
 		return;
 	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
 	if (fmt > WIRE_FMT_DER)

@@ -6,6 +6,8 @@
 #include "job.h"
 #include "keyfile.h"
 #include "keytab.h"
+#include "log.h"
+#include "peer.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -38,6 +40,10 @@ static void run(struct job *j, struct daemon *d, struct worker *w)
 	if (j->status == KT_OK) {
 		job_reply_begin(j);
 		j->op->run(j, d, w);
+		/* With implicit rejection the outcome is OK either way: the log cannot tell either. */
+		if (j->op->place == OP_PRIVATE)
+			log_audit(&d->log, j->peer, wire_op_name(j->opcode), j->key->name,
+				  wire_status_name(j->status));
 	}
 	job_finish(j);
 }
@@ -52,9 +58,34 @@ void ops_run_inline(struct job *j, struct daemon *d)
 	run(j, d, NULL);
 }
 
-int req_key(struct job *j, struct daemon *d)
+int key_visible(const struct daemon *d, const struct key *k, const struct peer *p)
+{
+	for (unsigned op = 0; op < ACL_OPS; op++)
+		if (acl_allows(&k->conf->allow[op], p, d->uid))
+			return 1;
+	return 0;
+}
+
+static int sees_every_key(const struct daemon *d, const struct peer *p)
+{
+	for (size_t i = 0; i < d->keys.n; i++)
+		if (!key_visible(d, &d->keys.keys[i], p))
+			return 0;
+	return 1;
+}
+
+static int deny(struct job *j, struct daemon *d, const char *what)
+{
+	job_fail(j, KT_DENIED, "%s with key \"%s\" is not allowed for uid %u", wire_op_name(j->opcode),
+		 what, (unsigned)j->peer->uid);
+	log_audit(&d->log, j->peer, wire_op_name(j->opcode), what, "DENIED");
+	return -1;
+}
+
+int req_key(struct job *j, struct daemon *d, enum acl_op op)
 {
 	char name[CONFIG_NAME_MAX + 1];
+	struct key *k;
 
 	if (!wire_has(&j->req, WIRE_T_NAME)) {
 		job_fail(j, KT_BAD_REQUEST, "%s needs a key NAME", wire_op_name(j->opcode));
@@ -62,11 +93,15 @@ int req_key(struct job *j, struct daemon *d)
 	}
 	/* NAME's length was bounded (64) and checked for NUL bytes when the fields were parsed. */
 	wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name));
-	j->key = keytab_find(&d->keys, name);
-	if (j->key == NULL) {
+	k = keytab_find(&d->keys, name);
+	if (k == NULL && sees_every_key(d, j->peer)) {
 		job_fail(j, KT_UNKNOWN_KEY, "no key named \"%s\"", name);
 		return -1;
 	}
+	/* A missing key and a forbidden one get the same answer. */
+	if (k == NULL || !acl_allows(&k->conf->allow[op], j->peer, d->uid))
+		return deny(j, d, name);
+	j->key = k;
 	return 0;
 }
 
@@ -93,7 +128,23 @@ int req_recipient_given(struct job *j, struct daemon *d)
 			 wire_op_name(j->opcode));
 		return -1;
 	}
-	return by_name ? req_key(j, d) : 0;
+	if (by_name)
+		return req_key(j, d, ACL_WRAP);
+	if (!acl_allows(&d->conf.allow_public_ops, j->peer, d->uid)) {
+		job_fail(j, KT_DENIED, "%s to a public key is not allowed for uid %u",
+			 wire_op_name(j->opcode), (unsigned)j->peer->uid);
+		log_audit(&d->log, j->peer, wire_op_name(j->opcode), "(public key)", "DENIED");
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t req_flags(const struct job *j)
+{
+	uint32_t flags = 0;
+
+	wire_get_u32(&j->req, WIRE_T_FLAGS, &flags);
+	return flags;
 }
 
 EVP_PKEY *req_recipient(struct job *j, int *owned)

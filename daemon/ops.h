@@ -8,10 +8,13 @@
 
 #include <stdint.h>
 
+#include "acl.h"
 #include "rsa_pub.h"
 
 struct daemon;
 struct job;
+struct key;
+struct peer;
 struct worker;
 
 enum op_place {
@@ -43,13 +46,24 @@ void ops_check(struct job *j, struct daemon *d);
 void ops_run(struct job *j, struct worker *w);
 void ops_run_inline(struct job *j, struct daemon *d);
 
-/* Request helpers shared by the operations (they fail the job and return -1). */
-int req_key(struct job *j, struct daemon *d);
+/*
+ * Request helpers shared by the operations (they fail the job and return -1).
+ * req_key resolves NAME and applies the key's rule for op: a key the peer may
+ * not use that way is DENIED; so is a name no key has, unless the peer may
+ * see every key (then it is UNKNOWN_KEY), so that nobody learns which keys
+ * exist beyond those they may use.
+ */
+int req_key(struct job *j, struct daemon *d, enum acl_op op);
 int req_padding(struct job *j, enum rsa_padding *pad);
-/* Exactly one of NAME (an HSM key's public half) and PUBLIC_KEY. */
+/* Exactly one of NAME (allow_wrap) and PUBLIC_KEY ([daemon] allow_public_ops). */
 int req_recipient_given(struct job *j, struct daemon *d);
+/* The request's FLAGS (0 when absent). */
+uint32_t req_flags(const struct job *j);
 /* The recipient key: the HSM key's public half (borrowed) or parsed from the request (owned). */
 EVP_PKEY *req_recipient(struct job *j, int *owned);
 int req_bytes(struct job *j, unsigned tag, size_t len, int required);
+
+/* 1 when the peer may use the key for at least one operation (it is listed to them). */
+int key_visible(const struct daemon *d, const struct key *k, const struct peer *p);
 
 #endif

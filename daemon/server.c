@@ -9,16 +9,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "accounts.h"
 #include "daemon.h"
 #include "job.h"
 #include "log.h"
 #include "ops.h"
+#include "peer.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -26,6 +30,9 @@ struct conn {
 	struct conn *prev, *next;       /* open connections */
 	struct server *srv;
 	struct bufferevent *bev;        /* NULL once closed */
+	struct peer peer;               /* who connected (SO_PEERCRED at accept) */
+	struct account *acct;           /* the peer uid's connections and memory */
+	struct event *frame_timer;      /* a started frame must be complete in time */
 	unsigned pending;               /* jobs on a worker; the conn lives until they return */
 	unsigned busy;                  /* callbacks on the stack that still use the conn */
 	int closing;                    /* close once the replies are written */
@@ -34,9 +41,13 @@ struct conn {
 
 struct server {
 	struct daemon *d;
+	const struct limits *lim;
 	struct evconnlistener *listener;
+	int activated;                  /* the socket is systemd's: do not remove it */
 	struct event *wake;             /* the reply queue's eventfd */
+	struct event *resume;           /* memory came free: paused connections may read again */
 	struct event *drain_timer;
+	struct accounts *accounts;      /* the daemon's: jobs refer to them after we are gone */
 	struct conn *conns;
 	size_t nconns;                  /* open */
 	size_t nzombies;                /* closed, waiting for their jobs */
@@ -107,8 +118,12 @@ static void conn_close(struct conn *c)
 	/* Replies still in the output buffer are released (and wiped) by its cleanup callbacks. */
 	bufferevent_free(c->bev);
 	c->bev = NULL;
+	event_free(c->frame_timer);
+	c->frame_timer = NULL;
 	conn_unlink(c);
 	s->nconns--;
+	c->acct->conns--;
+	accounts_put(s->accounts, c->acct);
 	s->nzombies++;
 	c->busy++;
 	conn_put(c);
@@ -128,11 +143,23 @@ static void conn_close_when_done(struct conn *c)
 		conn_close(c);
 }
 
+/*
+ * A job's memory is free again: refund the peer's account. This may run from
+ * a buffer's cleanup after the connection is gone; it touches only the job
+ * and the account.
+ */
+static void job_done(struct job *j)
+{
+	if (j->acct != NULL)
+		account_refund(j->acct, j->charged);
+	job_release(j);
+}
+
 static void reply_written(const void *data, size_t len, void *arg)
 {
 	(void)data;
 	(void)len;
-	job_release(arg);
+	job_done(arg);
 }
 
 /* Queues the job's reply frame; the job is released (wiped) once it is written or dropped. */
@@ -140,7 +167,7 @@ static void send_reply(struct conn *c, struct job *j)
 {
 	if (evbuffer_add_reference(bufferevent_get_output(c->bev), j->reply.p, j->reply.len,
 				   reply_written, j) != 0) {
-		job_release(j);
+		job_done(j);
 		conn_close(c);
 	}
 }
@@ -160,7 +187,8 @@ static void send_error(struct conn *c, uint8_t op, uint32_t id, int status, cons
 
 static int over_limits(const struct conn *c)
 {
-	return c->pending >= CONN_MAX_PENDING || out_len(c) >= CONN_OUT_HIGH;
+	return c->pending >= (unsigned)c->srv->lim->max_inflight || out_len(c) >= CONN_OUT_HIGH ||
+	       account_over(c->acct);
 }
 
 static void pause_if_needed(struct conn *c)
@@ -173,8 +201,8 @@ static void pause_if_needed(struct conn *c)
 
 static void resume_if_possible(struct conn *c)
 {
-	if (c->paused && !c->closing && c->pending < CONN_MAX_PENDING / 2 &&
-	    out_len(c) <= CONN_OUT_LOW) {
+	if (c->paused && !c->closing && c->pending <= (unsigned)c->srv->lim->max_inflight / 2 &&
+	    out_len(c) <= CONN_OUT_LOW && account_relieved(c->acct)) {
 		c->paused = 0;
 		bufferevent_enable(c->bev, EV_READ);
 		conn_read(c);   /* frames may already be buffered; no new data will announce them */
@@ -213,21 +241,26 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 
 	if (j == NULL) {
 		evbuffer_drain(in, h->len + 4);
-		send_error(c, h->op, h->id, KT_INTERNAL, "out of memory");
+		send_error(c, h->op, h->id, KT_BUSY, "the memory for requests in flight is exhausted");
 		return;
 	}
 	evbuffer_drain(in, WIRE_HDR_LEN);
 	take_bytes(in, j->frame, j->frame_len);
 	j->conn = c;
+	j->peer = &c->peer;
 	j->op = op;
 	j->id = h->id;
 	j->opcode = h->op;
+	j->acct = c->acct;
+	j->charged = job_size(j);
+	account_charge(c->acct, j->charged);
 	ops_check(j, d);
 	if (j->status != KT_OK || op->place == OP_INLINE) {
 		ops_run_inline(j, d);
 		send_reply(c, j);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &j->queued);
 	if (pool_submit(pool_for(d, op), j) != 0) {
 		job_fail(j, KT_BUSY, "too many requests queued; try again");
 		job_finish(j);
@@ -279,6 +312,22 @@ static int handle_frame(struct conn *c)
 	return 0;
 }
 
+/*
+ * A frame that has started must be complete within request_timeout, however
+ * slowly its bytes trickle in (slow-loris clients).
+ */
+static void arm_frame_timer(struct conn *c)
+{
+	struct timeval tv = { c->srv->lim->request_timeout, 0 };
+	int partial = !c->closing && !c->paused &&
+		      evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+
+	if (partial && !evtimer_pending(c->frame_timer, NULL))
+		evtimer_add(c->frame_timer, &tv);
+	else if (!partial)
+		evtimer_del(c->frame_timer);
+}
+
 static void conn_read(struct conn *c)
 {
 	c->busy++;
@@ -289,6 +338,21 @@ static void conn_read(struct conn *c)
 		if (c->bev != NULL && !c->closing)
 			pause_if_needed(c);
 	}
+	if (c->bev != NULL)
+		arm_frame_timer(c);
+	conn_put(c);
+}
+
+static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn(&c->srv->d->log, "uid %u pid %d: no complete request in %ld s, closing",
+		 (unsigned)c->peer.uid, (int)c->peer.pid, c->srv->lim->request_timeout);
+	c->busy++;
+	conn_close(c);
 	conn_put(c);
 }
 
@@ -323,38 +387,78 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	c->busy++;
-	/* At end of input, answer what the peer asked, then close. */
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->pending > 0) {
+		/* Not idle: it waits for its answers. libevent disabled reading; turn it back on. */
+		bufferevent_enable(c->bev, EV_READ);
+	} else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* At end of input, answer what the peer asked, then close. */
 		conn_close_when_done(c);
-	else
+	} else {
+		if (what & BEV_EVENT_TIMEOUT)
+			log_warn(&c->srv->d->log, "uid %u pid %d: %s, closing", (unsigned)c->peer.uid,
+				 (int)c->peer.pid, (what & BEV_EVENT_WRITING)
+				 ? "replies not read in time" : "idle too long");
 		conn_close(c);
+	}
 	conn_put(c);
+}
+
+/* Refuses a connection over a limit; the peer sees it closed at once. */
+static int admit(struct server *s, const struct peer *p, struct account **acct)
+{
+	if (s->nconns >= (size_t)s->lim->max_connections) {
+		log_warn(&s->d->log, "connection from uid %u refused: %zu connections open",
+			 (unsigned)p->uid, s->nconns);
+		return -1;
+	}
+	*acct = accounts_get(s->accounts, p->uid);
+	if (*acct == NULL)
+		return -1;
+	if ((*acct)->conns >= (unsigned)s->lim->max_connections_per_uid) {
+		log_warn(&s->d->log, "connection from uid %u refused: it has %u open", (unsigned)p->uid,
+			 (*acct)->conns);
+		accounts_put(s->accounts, *acct);
+		return -1;
+	}
+	return 0;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
 	struct server *s = arg;
-	struct conn *c;
+	struct timeval idle = { s->lim->idle_timeout, 0 }, write = { s->lim->request_timeout, 0 };
+	struct account *acct;
+	struct conn *c = calloc(1, sizeof(*c));
 
 	(void)l;
 	(void)sa;
 	(void)socklen;
-	if (s->nconns >= SERVER_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL) {
-		log_warn(&s->d->log, "connection refused: %zu connections open", s->nconns);
-		close(fd);
-		return;
-	}
-	c->srv = s;
-	c->bev = bufferevent_socket_new(s->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
+	if (c == NULL || peer_identify(fd, &c->peer) != 0 || admit(s, &c->peer, &acct) != 0) {
 		close(fd);
 		free(c);
 		return;
 	}
+	c->srv = s;
+	c->acct = acct;
+	c->bev = bufferevent_socket_new(s->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->frame_timer = evtimer_new(s->d->base, on_frame_timeout, c);
+	if (c->bev == NULL || c->frame_timer == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->frame_timer != NULL)
+			event_free(c->frame_timer);
+		accounts_put(s->accounts, acct);
+		free(c);
+		return;
+	}
+	acct->conns++;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	bufferevent_set_timeouts(c->bev, &idle, &write);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->next = s->conns;
 	if (s->conns != NULL)
@@ -380,7 +484,7 @@ static void deliver(struct job *j)
 	if (c->bev != NULL)
 		send_reply(c, j);
 	else
-		job_release(j);
+		job_done(j);
 	conn_progress(c);
 	conn_put(c);
 }
@@ -402,6 +506,47 @@ static void on_replies(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	server_flush_replies(arg);
+}
+
+static void wake_resume(void *arg)
+{
+	struct server *s = arg;
+
+	event_active(s->resume, 0, 0);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	for (c = s->conns; c != NULL; c = next) {
+		c->busy++;
+		resume_if_possible(c);
+		next = c->next;
+		conn_put(c);
+	}
+}
+
+/* The socket systemd passed: exactly one listening Unix stream socket. */
+static int activated_socket(char *err, size_t errlen)
+{
+	int n = sd_listen_fds(1);
+
+	if (n <= 0)
+		return n == 0 ? -2 : -1;
+	if (n != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0) {
+		snprintf(err, errlen, "systemd passed %d sockets; expected one listening Unix stream socket",
+			 n);
+		return -1;
+	}
+	if (evutil_make_socket_nonblocking(SD_LISTEN_FDS_START) != 0) {
+		snprintf(err, errlen, "cannot make the activated socket non-blocking");
+		return -1;
+	}
+	return SD_LISTEN_FDS_START;
 }
 
 /* An existing socket file: refuse if a daemon answers on it, else remove it. */
@@ -472,16 +617,26 @@ int server_start(struct daemon *d, struct server **out, char *err, size_t errlen
 		return -1;
 	}
 	s->d = d;
-	fd = listen_socket(&d->conf, err, errlen);
+	s->lim = &d->conf.limits;
+	s->accounts = &d->accounts;
+	s->accounts->budget = (size_t)s->lim->job_memory_per_uid * 1024;
+	s->accounts->relief = wake_resume;
+	s->accounts->arg = s;
+	fd = activated_socket(err, errlen);
+	s->activated = fd >= 0;
+	if (fd == -2)
+		fd = listen_socket(&d->conf, err, errlen);
 	if (fd < 0) {
 		free(s);
 		return -1;
 	}
-	snprintf(s->path, sizeof(s->path), "%s", d->conf.socket);
+	snprintf(s->path, sizeof(s->path), "%s", s->activated ? "(socket from systemd)" : d->conf.socket);
 	/* Backlog 0: the socket already listens with SOMAXCONN; -1 would re-listen with 128. */
 	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	s->wake = event_new(d->base, d->replies.efd, EV_READ | EV_PERSIST, on_replies, s);
-	if (s->listener == NULL || s->wake == NULL || event_add(s->wake, NULL) != 0) {
+	s->resume = event_new(d->base, -1, 0, on_resume, s);
+	if (s->listener == NULL || s->wake == NULL || s->resume == NULL ||
+	    event_add(s->wake, NULL) != 0) {
 		snprintf(err, errlen, "cannot set up the event loop");
 		if (s->listener == NULL)
 			close(fd);
@@ -501,6 +656,11 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn(&s->d->log, "drain timeout: %zu connections still busy, exiting", s->nconns + s->nzombies);
 	event_base_loopexit(s->d->base, NULL);
+}
+
+int server_activated(const struct server *s)
+{
+	return s->activated;
 }
 
 void server_drain(struct server *s)
@@ -538,10 +698,14 @@ void server_free(struct server *s)
 		log_warn(&s->d->log, "%zu connections still had requests on workers", s->nzombies);
 	if (s->listener != NULL) {
 		evconnlistener_free(s->listener);
-		unlink(s->path);
+		if (!s->activated)
+			unlink(s->path);
 	}
 	if (s->wake != NULL)
 		event_free(s->wake);
+	if (s->resume != NULL)
+		event_free(s->resume);
+	s->accounts->relief = NULL;
 	if (s->drain_timer != NULL)
 		event_free(s->drain_timer);
 	free(s);

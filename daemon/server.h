@@ -1,7 +1,8 @@
 /*
- * The Unix socket side, on the event-loop thread: listening, connections,
- * framing, handing jobs to the pools, writing replies, back-pressure and
- * the graceful drain on SIGTERM. Never calls into the HSM.
+ * The Unix socket side, on the event-loop thread: listening (or the socket
+ * systemd passes), connections and who is on them, framing, handing jobs to
+ * the pools, writing replies, limits, timeouts, back-pressure and the
+ * graceful drain on SIGTERM. Never calls into the HSM.
  */
 #ifndef KT_SERVER_H
 #define KT_SERVER_H
@@ -11,17 +12,19 @@
 struct daemon;
 struct server;
 
-/* Per-connection limits. */
-#define SERVER_MAX_CONNS 1024
-#define CONN_MAX_PENDING 64             /* requests queued or running per connection */
 #define CONN_OUT_HIGH (256 * 1024)      /* unread replies before we stop reading */
 #define CONN_OUT_LOW (64 * 1024)
 #define CONN_IN_HIGH (2 * 65536)        /* input buffered ahead of parsing */
 #define POOL_MAX_DEPTH 4096             /* queued jobs per pool before BUSY */
 #define DRAIN_TIMEOUT_S 10
 
-/* Creates the socket (replacing a stale one) and starts accepting. */
+/*
+ * Takes the socket systemd passed (socket activation), or creates the
+ * configured one (replacing a stale one), and starts accepting.
+ */
 int server_start(struct daemon *d, struct server **out, char *err, size_t errlen);
+/* 1 when the listening socket came from systemd. */
+int server_activated(const struct server *s);
 /* Stops accepting and exits the loop once in-flight requests are answered. */
 void server_drain(struct server *s);
 /* After the loop has ended and the pools have stopped: frees everything, removes the socket. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -93,17 +94,48 @@ static void worker_cleanup(struct worker *w)
 	w->nraw = 0;
 }
 
+/* A job that waited longer than request_timeout is answered TIMEOUT, not run. */
+static int expired(const struct job *j, long timeout_s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - j->queued.tv_sec > timeout_s ||
+	       (now.tv_sec - j->queued.tv_sec == timeout_s && now.tv_nsec > j->queued.tv_nsec);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	long timeout = w->d->conf.limits.request_timeout;
 	struct job *j;
 
 	while ((j = next_job(w->pool)) != NULL) {
+		if (j->status == KT_OK && expired(j, timeout))
+			job_fail(j, KT_TIMEOUT, "the request waited more than %ld s for a worker", timeout);
 		ops_run(j, w);
 		replyq_push(w->pool->replies, j);
 	}
 	worker_cleanup(w);
 	return NULL;
+}
+
+/*
+ * Worker stacks hold session keys and RSA results for a moment: give each
+ * thread a stack that is locked in memory and left out of core dumps.
+ */
+static void *secret_stack(struct pool *p)
+{
+	void *s = mmap(NULL, WORKER_STACK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+	if (s == MAP_FAILED)
+		return NULL;
+	madvise(s, WORKER_STACK, MADV_DONTDUMP);
+	if (mlock(s, WORKER_STACK) != 0)
+		log_warn(&p->d->log, "%s pool: cannot lock a worker stack in memory: %s", p->name,
+			 strerror(errno));
+	return s;
 }
 
 int pool_start(struct pool *p, const char *name, int n, size_t max_depth, struct replyq *rq,
@@ -121,12 +153,22 @@ int pool_start(struct pool *p, const char *name, int n, size_t max_depth, struct
 		return -1;
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &p->workers[p->nworkers];
+		pthread_attr_t attr;
+		int rc = -1;
 
 		w->pool = p;
 		w->d = d;
 		w->index = i;
-		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+		w->stack = secret_stack(p);
+		if (w->stack != NULL && pthread_attr_init(&attr) == 0) {
+			if (pthread_attr_setstack(&attr, w->stack, WORKER_STACK) == 0)
+				rc = pthread_create(&w->tid, &attr, worker_main, w);
+			pthread_attr_destroy(&attr);
+		}
+		if (rc != 0) {
 			log_err(&d->log, "%s pool: cannot start worker %d", name, i);
+			if (w->stack != NULL)
+				munmap(w->stack, WORKER_STACK);
 			break;
 		}
 		p->nworkers++;
@@ -172,15 +214,19 @@ void pool_stop(struct pool *p)
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	for (int i = 0; i < p->nworkers; i++)
+	for (int i = 0; i < p->nworkers; i++) {
 		pthread_join(p->workers[i].tid, NULL);
+		/* The stack may still hold secrets from the last job. */
+		explicit_bzero(p->workers[i].stack, WORKER_STACK);
+		munmap(p->workers[i].stack, WORKER_STACK);
+	}
 	free(p->workers);
 	p->workers = NULL;
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 }
 
-EVP_PKEY_CTX *worker_raw_ctx(struct worker *w, const struct key *k)
+EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k)
 {
 	if (w->raw_ctx == NULL) {
 		w->raw_ctx = calloc(w->d->keys.n ? w->d->keys.n : 1, sizeof(*w->raw_ctx));
@@ -191,6 +237,7 @@ EVP_PKEY_CTX *worker_raw_ctx(struct worker *w, const struct key *k)
 	if (k->index >= w->nraw)
 		return NULL;
 	if (w->raw_ctx[k->index] == NULL)
-		w->raw_ctx[k->index] = hsm_raw_ctx_new(k->hk.priv);
+		w->raw_ctx[k->index] = k->conf->mechanism == MECH_PKCS ? hsm_pkcs_ctx_new(k->hk.priv)
+								       : hsm_raw_ctx_new(k->hk.priv);
 	return w->raw_ctx[k->index];
 }

@@ -31,13 +31,16 @@ struct job *replyq_take_all(struct replyq *q);
 
 struct pool;
 
+#define WORKER_STACK (256 * 1024)
+
 /* One thread's own state: nothing here is shared with other threads. */
 struct worker {
 	struct pool *pool;
 	struct daemon *d;
 	int index;
 	pthread_t tid;
-	EVP_PKEY_CTX **raw_ctx;         /* per key, created on first use */
+	void *stack;                    /* locked, not dumped */
+	EVP_PKEY_CTX **raw_ctx;         /* per key (raw or PKCS mechanism), created on first use */
 	size_t nraw;
 };
 
@@ -63,7 +66,7 @@ int pool_submit(struct pool *p, struct job *j);
 void pool_stop(struct pool *p);
 size_t pool_depth(struct pool *p);
 
-/* This worker's raw-RSA context for key k (kept for the thread's life). */
-EVP_PKEY_CTX *worker_raw_ctx(struct worker *w, const struct key *k);
+/* This worker's decryption context for key k, by its mechanism (kept for the thread's life). */
+EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k);
 
 #endif

@@ -117,7 +117,7 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 }
 
 static int open_sig(const struct cli *cli, const char *name, const uint8_t *sig,
-		    const uint8_t *expect)
+		    const uint8_t *expect, unsigned flags)
 {
 	struct kt_copp r;
 	kt_conn *c;
@@ -125,7 +125,7 @@ static int open_sig(const struct cli *cli, const char *name, const uint8_t *sig,
 
 	if (st != EXIT_DONE)
 		return st;
-	st = kt_copp_open(c, name, sig, expect, &r);
+	st = kt_copp_open_ex(c, name, sig, expect, flags, &r);
 	if (st == KT_OK)
 		copp_print(cli, &r, 0, stdout);
 	else
@@ -138,9 +138,11 @@ static int open_sig(const struct cli *cli, const char *name, const uint8_t *sig,
 int cmd_copp_open(struct cli *cli, int argc, char **argv)
 {
 	const char *name, *in = NULL, *expect_hex = NULL;
+	int strict = 0;
 	const struct opt opts[] = {
 		{ "--in", "-i", &in, NULL },
 		{ "--expect-random", NULL, &expect_hex, NULL },
+		{ "--strict", NULL, NULL, &strict },
 		{ NULL, NULL, NULL, NULL },
 	};
 	uint8_t expect[16], *sig = NULL;
@@ -159,7 +161,7 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 		st = cli_usage(cli, "%s holds %zu bytes; a COPP signature is %d",
 			       io_is_std(in) ? "stdin" : in, len, SIG_LEN);
 	if (st == EXIT_DONE)
-		st = open_sig(cli, name, sig, expect_hex != NULL ? expect : NULL);
+		st = open_sig(cli, name, sig, expect_hex != NULL ? expect : NULL, strict ? KT_STRICT : 0);
 	free(sig);
 	return st;
 }

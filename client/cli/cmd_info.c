@@ -14,6 +14,8 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 		printf("version: %s\ntoken_label: %s\nkey_count: %" PRIu32 "\n"
 		       "worker_count: %" PRIu32 "\nuptime_s: %" PRIu64 "\n",
 		       in->version, in->token_label, in->key_count, in->worker_count, in->uptime_s);
+		if (in->notice[0] != '\0')
+			printf("notice: %s\n", in->notice);
 		return;
 	}
 	json_begin(&j, stdout);
@@ -22,6 +24,8 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 	json_u64(&j, "key_count", in->key_count);
 	json_u64(&j, "worker_count", in->worker_count);
 	json_u64(&j, "uptime_s", in->uptime_s);
+	if (in->notice[0] != '\0')
+		json_str(&j, "notice", in->notice);
 	json_end(&j);
 }
 
@@ -57,6 +61,7 @@ static void keys_json(const struct kt_key *k, size_t n)
 		json_hex(&j, "id", k[i].id, k[i].id_len);
 		json_u64(&j, "bits", k[i].bits);
 		json_u64(&j, "exponent", k[i].exponent);
+		json_str(&j, "mechanism", k[i].mechanism);
 		json_object_end(&j);
 	}
 	json_array_end(&j);
@@ -81,10 +86,11 @@ static void keys_table(const struct kt_key *k, size_t n)
 	int wn = width(k, n, offsetof(struct kt_key, name), 4);
 	int wl = width(k, n, offsetof(struct kt_key, label), 5);
 
-	printf("%-*s  %5s  %-8s  %-*s  %s\n", wn, "NAME", "BITS", "EXPONENT", wl, "LABEL", "ID");
+	printf("%-*s  %5s  %-8s  %-4s  %-*s  %s\n", wn, "NAME", "BITS", "EXPONENT", "MECH", wl, "LABEL",
+	       "ID");
 	for (size_t i = 0; i < n; i++) {
-		printf("%-*s  %5" PRIu32 "  %-8" PRIu64 "  %-*s  ", wn, k[i].name, k[i].bits,
-		       k[i].exponent, wl, k[i].label);
+		printf("%-*s  %5" PRIu32 "  %-8" PRIu64 "  %-4s  %-*s  ", wn, k[i].name, k[i].bits,
+		       k[i].exponent, k[i].mechanism, wl, k[i].label);
 		io_print_hex(stdout, k[i].id, k[i].id_len);
 		putchar('\n');
 	}

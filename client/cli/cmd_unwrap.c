@@ -59,11 +59,12 @@ static int unwrap(const struct cli *cli, const char *name, const uint8_t *blob, 
 int cmd_unwrap(struct cli *cli, int argc, char **argv)
 {
 	const char *name, *in = NULL, *out = NULL;
-	int oaep = 0;
+	int oaep = 0, strict = 0;
 	const struct opt opts[] = {
 		{ "--in", "-i", &in, NULL },
 		{ "--out", "-o", &out, NULL },
 		{ "--oaep", NULL, NULL, &oaep },
+		{ "--strict", NULL, NULL, &strict },
 		{ NULL, NULL, NULL, NULL },
 	};
 	struct out_file o;
@@ -79,7 +80,8 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv)
 	if (st == EXIT_DONE)
 		st = io_read(cli, in, &blob, &len);
 	if (st == EXIT_DONE)
-		st = unwrap(cli, name, blob, len, oaep ? KT_PAD_OAEP : KT_PAD_PKCS1, &o);
+		st = unwrap(cli, name, blob, len,
+			    (oaep ? KT_PAD_OAEP : KT_PAD_PKCS1) | (strict ? KT_STRICT : 0), &o);
 	io_out_close(&o);
 	free(blob);
 	return st;

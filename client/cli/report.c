@@ -13,13 +13,15 @@ static const struct synopsis synopses[] = {
 	{ "info", "keytrans [-s SOCKET] [--json] info" },
 	{ "keys", "keytrans [-s SOCKET] [--json] keys" },
 	{ "pubkey", "keytrans [-s SOCKET] [--json] pubkey NAME [--format blob|pem|der] [-o FILE]" },
-	{ "unwrap", "keytrans [-s SOCKET] [--json] unwrap NAME [-i BLOBFILE] [--oaep] [-o KEYBLOBFILE]" },
+	{ "unwrap", "keytrans [-s SOCKET] [--json] unwrap NAME [-i BLOBFILE] [--oaep] [--strict]\n"
+		    "         [-o KEYBLOBFILE]" },
 	{ "wrap", "keytrans [-s SOCKET] [--json] wrap (--to KEYFILE | --to-key NAME)\n"
 		  "         (--alg ALG (--key HEX | --generate [--bits N] [--key-out KEYBLOBFILE])\n"
 		  "          | --key-blob KEYBLOBFILE) [--oaep] [-o BLOBFILE]" },
 	{ "copp-sign", "keytrans [-s SOCKET] [--json] copp-sign (--to KEYFILE | --to-key NAME) --random HEX\n"
 		       "         [--aes-key HEX] [--status-seq N] [--command-seq N] [-o SIGFILE]" },
-	{ "copp-open", "keytrans [-s SOCKET] [--json] copp-open NAME [-i SIGFILE] [--expect-random HEX]" },
+	{ "copp-open", "keytrans [-s SOCKET] [--json] copp-open NAME [-i SIGFILE] [--expect-random HEX]\n"
+		       "         [--strict]" },
 };
 
 static const char help_tail[] =

@@ -170,6 +170,12 @@ int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *
 int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
 		 const uint8_t *expect_random, struct kt_copp *out)
 {
+	return kt_copp_open_ex(c, name, sig, expect_random, 0, out);
+}
+
+int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
+		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out)
+{
 	struct kt_item it = { .op = KT_OP_COPP_OPEN };
 	int st;
 
@@ -178,6 +184,7 @@ int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
 	it.in.copp_open.name = name;
 	it.in.copp_open.sig = sig;
 	it.in.copp_open.expect_random = expect_random;
+	it.in.copp_open.flags = flags;
 	st = run_item(c, &it);
 	if (st == KT_OK)
 		*out = it.out.copp;

@@ -40,6 +40,13 @@ static int padding_ok(int padding)
 	return padding == KT_PAD_PKCS1 || padding == KT_PAD_OAEP;
 }
 
+/* KT_STRICT as the protocol's FLAGS field. */
+static void put_flags(struct buf_writer *w, unsigned flags)
+{
+	if (flags & KT_STRICT)
+		wire_put_u32(w, WIRE_T_FLAGS, WIRE_FLAG_STRICT);
+}
+
 /* Puts NAME or PUBLIC_KEY; NULL when fine, else what is wrong. */
 static const char *put_recipient(struct buf_writer *w, const char *to_key,
 				 const uint8_t *to_pub, size_t to_pub_len)
@@ -90,12 +97,13 @@ static size_t req_unwrap(kt_conn *c, uint32_t id, const struct kt_item *it)
 	if ((it->in.unwrap.blob == NULL && it->in.unwrap.blob_len != 0) ||
 	    it->in.unwrap.blob_len > KT_BLOB_MAX)
 		return arg_error(c, "SIMPLEBLOB must be at most 2060 bytes");
-	if (!padding_ok(it->in.unwrap.padding))
+	if (!padding_ok(it->in.unwrap.padding & ~KT_STRICT))
 		return arg_error(c, "unknown padding");
 	begin(c, &w, WIRE_OP_UNWRAP, id);
 	wire_put_str(&w, WIRE_T_NAME, it->in.unwrap.name);
 	wire_put_bytes(&w, WIRE_T_BLOB, it->in.unwrap.blob, it->in.unwrap.blob_len);
-	wire_put_u8(&w, WIRE_T_PADDING, (uint8_t)it->in.unwrap.padding);
+	wire_put_u8(&w, WIRE_T_PADDING, (uint8_t)(it->in.unwrap.padding & ~KT_STRICT));
+	put_flags(&w, (unsigned)it->in.unwrap.padding);
 	return finish(c, &w);
 }
 
@@ -169,6 +177,7 @@ static size_t req_copp_open(kt_conn *c, uint32_t id, const struct kt_item *it)
 	wire_put_bytes(&w, WIRE_T_SIGNATURE, it->in.copp_open.sig, 256);
 	if (it->in.copp_open.expect_random != NULL)
 		wire_put_bytes(&w, WIRE_T_RANDOM, it->in.copp_open.expect_random, 16);
+	put_flags(&w, it->in.copp_open.flags);
 	return finish(c, &w);
 }
 

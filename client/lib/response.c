@@ -75,6 +75,10 @@ int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_
 		return missing(why, wl, WIRE_T_WORKER_COUNT);
 	if (wire_get_u64(m, WIRE_T_UPTIME, &out->uptime_s) != 0)
 		return missing(why, wl, WIRE_T_UPTIME);
+	out->notice[0] = '\0';
+	if (wire_has(m, WIRE_T_NOTICE) &&
+	    wire_get_str(m, WIRE_T_NOTICE, out->notice, sizeof(out->notice)) != 0)
+		return missing(why, wl, WIRE_T_NOTICE);
 	return KT_OK;
 }
 
@@ -99,6 +103,10 @@ static int key_entry(const struct wire_field *g, struct kt_key *k, char *why, si
 		return missing(why, wl, WIRE_T_BITS);
 	if (wire_get_u64(&m, WIRE_T_EXPONENT, &k->exponent) != 0)
 		return missing(why, wl, WIRE_T_EXPONENT);
+	k->mechanism[0] = '\0';
+	if (wire_has(&m, WIRE_T_MECHANISM) &&
+	    wire_get_str(&m, WIRE_T_MECHANISM, k->mechanism, sizeof(k->mechanism)) != 0)
+		return missing(why, wl, WIRE_T_MECHANISM);
 	return KT_OK;
 }
 

@@ -195,14 +195,16 @@ def test_info():
 
 
 def test_keys():
-    want = [{"name": n, "label": n, "id": "%02x" % (i + 1), "bits": BITS[n], "exponent": 65537}
+    want = [{"name": n, "label": n, "id": "%02x" % (i + 1), "bits": BITS[n], "exponent": 65537,
+             "mechanism": "raw"}
             for i, n in enumerate(KEY_NAMES)]
     obj = js("keys")
     assert obj == {"keys": want}, obj
     lines = ok("keys").stdout.decode().strip().split("\n")
-    assert lines[0].split() == ["NAME", "BITS", "EXPONENT", "LABEL", "ID"], lines[0]
+    assert lines[0].split() == ["NAME", "BITS", "EXPONENT", "MECH", "LABEL", "ID"], lines[0]
     rows = [line.split() for line in lines[1:]]
-    assert rows == [[k["name"], str(k["bits"]), "65537", k["label"], k["id"]] for k in want], rows
+    assert rows == [[k["name"], str(k["bits"]), "65537", "raw", k["label"], k["id"]]
+                    for k in want], rows
 
 
 def test_pubkey_every_key_every_format():
@@ -302,21 +304,28 @@ def test_unwrap_negative_vectors():
         else:
             assert cls == "decrypt", cls
             n_decrypt += 1
-            r = kt("--json", "unwrap", "rsa2048", "-i", path)
+            # By default, implicit rejection: a made-up key, the same every time.
+            r1 = kt("--json", "unwrap", "rsa2048", "-i", path)
+            r2 = kt("--json", "unwrap", "rsa2048", "-i", path)
+            assert r1.returncode == 0 and r1.stdout == r2.stdout, (name, r1, r2)
+            got = one_json(r1.stdout)
+            assert got["alg_id"] == struct.unpack_from("<I", blob, 4)[0], (name, got)
+            r = kt("--json", "unwrap", "rsa2048", "--strict", "-i", path)
             assert r.returncode == 1, (name, r)
             assert one_json(r.stdout)["error"] == "UNWRAP_FAILED", (name, r.stdout)
             decrypt_json.add(r.stdout)
-            r = human_err("unwrap", "rsa2048", "-i", path, rc=1, code="UNWRAP_FAILED: ")
+            r = human_err("unwrap", "rsa2048", "--strict", "-i", path, rc=1, code="UNWRAP_FAILED: ")
             decrypt_human.add(r.stderr)
             # OAEP unpadding of the same bytes fails the same way.
             r = kt("--json", "unwrap", "rsa2048", "--oaep", "-i", path)
             assert r.returncode == 1
             decrypt_json.add(r.stdout)
     assert n_format == 10 and n_decrypt == 8, (n_format, n_decrypt)
-    # A good blob unwrapped with the wrong padding: the same answer again.
+    # A good blob unwrapped with the wrong padding: the same answer again (under --strict
+    # for PKCS#1 v1.5, always for OAEP).
     for name, pad, alg, key, blob in read_vector_lines("simpleblob.txt"):
         if name == "rsa2048":
-            wrong = [] if pad == "oaep" else ["--oaep"]
+            wrong = ["--strict"] if pad == "oaep" else ["--oaep"]
             r = kt("--json", "unwrap", "rsa2048", *wrong, input=unhex(blob))
             assert r.returncode == 1
             decrypt_json.add(r.stdout)
@@ -686,7 +695,10 @@ def test_copp_refusals():
     err("copp-open", "rsa4096", "-i", path, rc=1, code="KEY_SIZE")
     o = err("copp-open", "nosuch", "-i", path, rc=1, code="UNKNOWN_KEY")
     assert "nosuch" in o["message"]
-    err("copp-open", "rsa2048", rc=1, code="UNWRAP_FAILED", input=bytes(256))
+    err("copp-open", "rsa2048", "--strict", rc=1, code="UNWRAP_FAILED", input=bytes(256))
+    err("copp-open", "rsa2048", "--expect-random", "00" * 16, rc=1, code="RANDOM_MISMATCH",
+        input=bytes(256))
+    assert kt("--json", "copp-open", "rsa2048", input=bytes(256)).returncode == 0
     err("copp-open", "rsa2048", rc=1, code="BLOB_RANGE", input=b"\xff" * 256)
     human_err("copp-sign", "--to-key", "rsa1024", "--random", rnd, rc=1, code="KEY_SIZE: ")
     usage = [

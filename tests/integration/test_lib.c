@@ -609,11 +609,19 @@ static void test_unwrap_vectors(void **state)
 			{ "ciphertext_ge_modulus", KT_BLOB_RANGE },
 			{ "empty", KT_BLOB_LENGTH },
 		};
-		struct kt_session_key k;
-		int st = kt_unwrap(c, "rsa2048", neg[i].blob, neg[i].blob_len, KT_PAD_PKCS1, &k);
+		struct kt_session_key k, k2;
+		int st = kt_unwrap(c, "rsa2048", neg[i].blob, neg[i].blob_len, KT_PAD_PKCS1 | KT_STRICT,
+				   &k);
 
 		if (strcmp(neg[i].cls, "decrypt") == 0) {
 			assert_int_equal(st, KT_UNWRAP_FAILED);
+			/* Without KT_STRICT: implicit rejection, the same made-up key each time. */
+			assert_int_equal(kt_unwrap(c, "rsa2048", neg[i].blob, neg[i].blob_len,
+						   KT_PAD_PKCS1, &k), KT_OK);
+			assert_int_equal(kt_unwrap(c, "rsa2048", neg[i].blob, neg[i].blob_len,
+						   KT_PAD_PKCS1, &k2), KT_OK);
+			assert_int_equal(k.len, k2.len);
+			assert_memory_equal(k.key, k2.key, k.len);
 			if (decrypt_msg[0] == '\0')
 				snprintf(decrypt_msg, sizeof(decrypt_msg), "%s", kt_errmsg(c));
 			assert_string_equal(kt_errmsg(c), decrypt_msg);
@@ -642,7 +650,7 @@ static void test_unwrap_vectors(void **state)
 		if (strcmp(sb[i].name, "rsa2048") != 0)
 			continue;
 		assert_int_equal(kt_unwrap(c, "rsa2048", sb[i].blob, sb[i].blob_len,
-					   !sb[i].padding, &k), KT_UNWRAP_FAILED);
+					   (!sb[i].padding) | KT_STRICT, &k), KT_UNWRAP_FAILED);
 		assert_string_equal(kt_errmsg(c), decrypt_msg);
 	}
 	kt_conn_free(c);
@@ -1004,6 +1012,7 @@ static void mixed_item(size_t i, struct kt_item *it, struct expect *e)
 			it->in.unwrap.name = "rsa2048";
 			it->in.unwrap.blob = neg[e->vec].blob;
 			it->in.unwrap.blob_len = neg[e->vec].blob_len;
+			it->in.unwrap.padding = KT_PAD_PKCS1 | KT_STRICT;
 			e->status = KT_UNWRAP_FAILED;
 			break;
 		case 2:                         /* both recipients: refused locally */

@@ -38,8 +38,13 @@ def expect(reply, status):
                                                                     status)
 
 
-def unwrap(c, name, blob, pad=0, rid=1):
-    return c.call("unwrap", field("NAME", name) + field("BLOB", blob) + u8("PADDING", pad), rid)
+STRICT = 1
+
+
+def unwrap(c, name, blob, pad=0, rid=1, flags=None):
+    extra = u32("FLAGS", flags) if flags is not None else b""
+    return c.call("unwrap", field("NAME", name) + field("BLOB", blob) + u8("PADDING", pad) + extra,
+                  rid)
 
 
 def test_info_and_keys():
@@ -94,17 +99,46 @@ def test_unwrap_every_vector():
 
 def test_negative_vectors():
     c = conn()
-    decrypt_answers = set()
+    strict_answers, n_decrypt = set(), 0
     for name, cls, blob in read_vector_lines("negative.txt"):
-        r = unwrap(c, "rsa2048", unhex(blob))
+        blob = unhex(blob)
+        r = unwrap(c, "rsa2048", blob)
         if cls == "format":
             expect(r, NEGATIVE_STATUS[name])
             assert r.message(), name
-        else:
-            expect(r, "UNWRAP_FAILED")
-            decrypt_answers.add((r.status, r.message(), tuple(sorted(r.fields))))
-    # Every decrypt failure is the same answer, byte for byte.
-    assert len(decrypt_answers) == 1, decrypt_answers
+            expect(unwrap(c, "rsa2048", blob, flags=STRICT), NEGATIVE_STATUS[name])
+            continue
+        n_decrypt += 1
+        # Implicit rejection: a key of a length the ALG_ID allows, the same every time.
+        expect(r, "OK")
+        alg = r.u32("ALG_ID")
+        assert alg == struct.unpack_from("<I", blob, 4)[0], name
+        lo, hi = ALGS[alg]
+        key = r.get("SESSION_KEY")
+        assert lo <= len(key) <= hi, (name, len(key))
+        again = unwrap(c, "rsa2048", blob)
+        assert again.get("SESSION_KEY") == key, name
+        # STRICT: every decrypt failure is the same answer, byte for byte.
+        s = unwrap(c, "rsa2048", blob, flags=STRICT)
+        expect(s, "UNWRAP_FAILED")
+        strict_answers.add((s.status, s.message(), tuple(sorted(s.fields))))
+        # OAEP failures are always that one error.
+        o = unwrap(c, "rsa2048", blob, pad=1)
+        expect(o, "UNWRAP_FAILED")
+        strict_answers.add((o.status, o.message(), tuple(sorted(o.fields))))
+    assert n_decrypt == 8
+    assert len(strict_answers) == 1, strict_answers
+    # Synthetic keys depend on the ciphertext: two random ciphertexts give two keys.
+    k1 = unwrap(c, "rsa2048", bytes.fromhex("010200000e66000000a40000") + b"\x01" * 256)
+    k2 = unwrap(c, "rsa2048", bytes.fromhex("010200000e66000000a40000") + b"\x02" * 256)
+    expect(k1, "OK")
+    expect(k2, "OK")
+    assert k1.get("SESSION_KEY") != k2.get("SESSION_KEY")
+    # A real key under STRICT is still the real key.
+    name, pad, alg, key, blob = read_vector_lines("simpleblob.txt")[20]
+    r = unwrap(c, name, unhex(blob), PAD[pad], flags=STRICT)
+    expect(r, "OK")
+    assert r.get("SESSION_KEY") == unhex(key)
 
 
 def test_copp_open_vectors():
@@ -128,8 +162,18 @@ def test_copp_open_vectors():
            "BLOB_RANGE")
     expect(c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", bytes(255))),
            "BAD_REQUEST")
-    expect(c.call("copp-open", field("NAME", "rsa2048") + field("SIGNATURE", bytes(256))),
-           "UNWRAP_FAILED")
+    # A signature that does not open: implicit rejection gives made-up values (the same each
+    # time), a mismatch when a random number is expected, and UNWRAP_FAILED under STRICT.
+    bogus = field("NAME", "rsa2048") + field("SIGNATURE", bytes(256))
+    r1, r2 = c.call("copp-open", bogus), c.call("copp-open", bogus)
+    expect(r1, "OK")
+    assert len(r1.get("AES_KEY")) == 16 and r1.fields == r2.fields
+    expect(c.call("copp-open", bogus + field("RANDOM", bytes(16))), "RANDOM_MISMATCH")
+    expect(c.call("copp-open", bogus + u32("FLAGS", STRICT)), "UNWRAP_FAILED")
+    name, rnd, aes, sseq, cseq, sig = lines[0]
+    r = c.call("copp-open", field("NAME", name) + field("SIGNATURE", unhex(sig)) + u32("FLAGS", STRICT))
+    expect(r, "OK")
+    assert r.get("AES_KEY") == unhex(aes)
 
 
 def pub_blob(name):

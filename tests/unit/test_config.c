@@ -491,7 +491,6 @@ static void test_bad_missing(void **state)
 
 	assert_bad_file(f, "[hsm]\ntoken = t\npin_file = p\n", "[hsm] module is missing");
 	assert_bad_file(f, "[hsm]\nmodule = m\npin_file = p\n", "[hsm] token is missing");
-	assert_bad_file(f, "[hsm]\nmodule = m\ntoken = t\n", "[hsm] pin_file is missing");
 	assert_bad_file(f, "[daemon]\nworkers = 2\n", "[hsm] module is missing");
 	assert_bad_file(f, "", "[hsm] module is missing");
 	assert_bad_file(f, "; only a comment\n\n", "[hsm] module is missing");

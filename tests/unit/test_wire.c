@@ -473,13 +473,13 @@ static void test_parse_unknown_tag(void **state)
 	len = field(body, 0, 1, "x");
 	assert_refused(body, len, "unknown field tag 0");
 	len = field(body, WIRE_T_MAX, 0, NULL);
-	assert_refused(body, len, "unknown field tag 25");
+	assert_refused(body, len, "unknown field tag 28");
 	len = field(body, 0xffff, 2, "ab");
 	assert_refused(body, len, "unknown field tag 65535");
 	/* After good fields. */
 	len = field(body, WIRE_T_NAME, 1, "a");
-	len += field(body + len, 26, 0, NULL);
-	assert_refused(body, len, "unknown field tag 26");
+	len += field(body + len, 29, 0, NULL);
+	assert_refused(body, len, "unknown field tag 29");
 }
 
 static void test_parse_duplicates(void **state)
@@ -760,7 +760,7 @@ static void test_status_names(void **state)
 	size_t n = sizeof(all) / sizeof(all[0]), wire_codes = 0;
 
 	(void)state;
-	assert_int_equal(n, 29);
+	assert_int_equal(n, 31);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(wire_status_name(all[i].code), all[i].name);
 		assert_string_equal(wire_status_text(all[i].code), all[i].text);
@@ -773,7 +773,7 @@ static void test_status_names(void **state)
 			assert_string_not_equal(all[i].text, all[j].text);
 		}
 	}
-	assert_int_equal(wire_codes, 23);
+	assert_int_equal(wire_codes, 25);
 	/* Known by value. */
 	assert_string_equal(wire_status_name(KT_OK), "OK");
 	assert_string_equal(wire_status_name(14), "UNWRAP_FAILED");
@@ -783,11 +783,13 @@ static void test_status_names(void **state)
 	assert_string_equal(wire_status_text(14), "decryption failed");
 	assert_string_equal(wire_status_text(KT_BUSY), "daemon overloaded, try again");
 	/* Unknown. */
-	assert_string_equal(wire_status_name(23), "UNKNOWN");
+	assert_string_equal(wire_status_name(23), "DENIED");
+	assert_string_equal(wire_status_name(24), "TIMEOUT");
+	assert_string_equal(wire_status_name(25), "UNKNOWN");
 	assert_string_equal(wire_status_name(-7), "UNKNOWN");
 	assert_string_equal(wire_status_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_status_name(-2147483647 - 1), "UNKNOWN");
-	assert_string_equal(wire_status_text(23), "unknown status");
+	assert_string_equal(wire_status_text(25), "unknown status");
 	assert_string_equal(wire_status_text(-7), "unknown status");
 	assert_string_equal(wire_status_text(65535), "unknown status");
 }
@@ -817,7 +819,7 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_op_name(255), "unknown");
 	assert_string_equal(wire_op_name(0xffffffffu), "unknown");
 
-	assert_int_equal(NTAGS, 24);
+	assert_int_equal(NTAGS, 27);
 	for (size_t i = 0; i < NTAGS; i++) {
 		assert_int_equal(tag_defs[i].tag, i + 1);
 		assert_string_equal(wire_tag_name(tag_defs[i].tag), tag_defs[i].name);
@@ -826,7 +828,9 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_tag_name(20), "KEY_ENTRY");
 	assert_string_equal(wire_tag_name(24), "EXPONENT");
 	assert_string_equal(wire_tag_name(0), "UNKNOWN");
-	assert_string_equal(wire_tag_name(25), "UNKNOWN");
+	assert_string_equal(wire_tag_name(25), "FLAGS");
+	assert_string_equal(wire_tag_name(27), "MECHANISM");
+	assert_string_equal(wire_tag_name(28), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffffffffu), "UNKNOWN");
 }
