@@ -58,9 +58,14 @@ class Token:
 
 
 class Daemon:
-    """keytransd in the foreground on a socket in root; stop() checks it exits 0."""
+    """keytransd in the foreground on a socket in root; stop() checks it exits 0.
 
-    def __init__(self, root, token=None, workers=2, keys=KEYS, extra_daemon="", start=True):
+    keys maps a key name to (label, id) or (label, id, "extra lines for its section");
+    extra_daemon holds extra [daemon] lines (limits, allow_public_ops, socket_mode = ...).
+    """
+
+    def __init__(self, root, token=None, workers=2, keys=KEYS, extra_daemon="", start=True,
+                 env=None):
         self.root = root
         self.token = token or Token(os.path.join(root, "hsm"))
         self.socket = os.path.join(root, "kt.sock")
@@ -69,11 +74,17 @@ class Daemon:
         with open(os.path.join(root, "pin"), "w") as f:
             f.write(PIN + "\n")
         os.chmod(os.path.join(root, "pin"), 0o600)
-        lines = ["[daemon]", "socket = kt.sock", "socket_mode = 0600", "workers = %d" % workers,
+        mode = "" if "socket_mode" in extra_daemon else "socket_mode = 0600"
+        lines = ["[daemon]", "socket = kt.sock", mode, "workers = %d" % workers,
                  extra_daemon, "[hsm]", "module = " + SOFTHSM_MODULE,
                  "token = " + self.token.label, "pin_file = pin"]
-        for name, (label, id_) in keys.items():
-            lines += ["[key %s]" % name, "label = " + label, "id = " + id_]
+        for name, spec in keys.items():
+            lines += ["[key %s]" % name, "label = " + spec[0]]
+            if spec[1]:
+                lines.append("id = " + spec[1])
+            if len(spec) > 2:
+                lines.append(spec[2])
+        self.env = dict(self.token.env, **(env or {}))
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.proc = None
@@ -83,7 +94,7 @@ class Daemon:
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([os.environ["KT_KEYTRANSD"], "-f", "-c", self.config],
-                                     env=self.token.env, stdout=self.log, stderr=self.log)
+                                     env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -101,6 +112,17 @@ class Daemon:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kib(self):
+        """Resident memory of the daemon, KiB (VmRSS)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
