@@ -509,6 +509,74 @@ static void test_bad_missing(void **state)
 }
 
 /* Keys collected before the error are released; the config is empty and reusable. */
+/* Issue 3's settings: access rules, mechanism, limits. */
+static void test_security_settings(void **state)
+{
+	struct fixture *f = *state;
+	const struct key_conf *k;
+
+	load_good(f, "[daemon]\nallow_public_ops = uid:5 group:nogroup\nmax_connections = 10\n"
+		     "max_connections_per_uid = 3\nmax_inflight = 4\nrequest_timeout = 2\n"
+		     "idle_timeout = 9\njob_memory = 2048\njob_memory_per_uid = 512\n" HSM
+		     "[key a]\nlabel = a\nallow_unwrap = uid:4242 user:nobody\nallow_wrap = *\n"
+		     "allow_copp_open = gid:4343\nallow_pubkey =\nrsa_mechanism = pkcs\n"
+		     "[key b]\nid = 02\n");
+	assert_true(f->c.allow_public_ops.set);
+	assert_int_equal(f->c.allow_public_ops.n, 2);
+	assert_int_equal(f->c.limits.max_connections, 10);
+	assert_int_equal(f->c.limits.max_connections_per_uid, 3);
+	assert_int_equal(f->c.limits.max_inflight, 4);
+	assert_int_equal(f->c.limits.request_timeout, 2);
+	assert_int_equal(f->c.limits.idle_timeout, 9);
+	assert_int_equal(f->c.limits.job_memory, 2048);
+	assert_int_equal(f->c.limits.job_memory_per_uid, 512);
+	k = &f->c.keys[0];
+	assert_int_equal(k->mechanism, MECH_PKCS);
+	assert_true(k->allow[ACL_UNWRAP].set);
+	assert_int_equal(k->allow[ACL_UNWRAP].n, 2);
+	assert_int_equal(k->allow[ACL_UNWRAP].e[1].id, 65534);
+	assert_int_equal(k->allow[ACL_WRAP].e[0].kind, ACL_ANYONE);
+	assert_int_equal(k->allow[ACL_COPP_OPEN].e[0].kind, ACL_GID);
+	assert_true(k->allow[ACL_PUBKEY].set);          /* empty: nobody else */
+	assert_int_equal(k->allow[ACL_PUBKEY].n, 0);
+	assert_int_equal(f->c.keys[1].mechanism, MECH_RAW);
+	assert_false(f->c.keys[1].allow[ACL_UNWRAP].set);
+	config_free(&f->c);
+
+	/* Defaults of the limits. */
+	load_good(f, HSM);
+	assert_false(f->c.allow_public_ops.set);
+	assert_int_equal(f->c.limits.max_connections, 1024);
+	assert_int_equal(f->c.limits.max_connections_per_uid, 256);
+	assert_int_equal(f->c.limits.max_inflight, 64);
+	assert_int_equal(f->c.limits.request_timeout, 30);
+	assert_int_equal(f->c.limits.idle_timeout, 300);
+	assert_int_equal(f->c.limits.job_memory, 4096);
+	assert_int_equal(f->c.limits.job_memory_per_uid, 1024);
+	config_free(&f->c);
+
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_unwrap = uid:x\n", 7,
+			"allow_unwrap: \"uid:x\" is not user:NAME, uid:N, group:NAME, gid:N or *");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_pubkey = user:no-such-user-kt\n", 7,
+			"allow_pubkey: unknown user \"no-such-user-kt\"");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_wrap = *\nallow_wrap = *\n", 8,
+			"allow_wrap given twice in this section");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nrsa_mechanism = pkcs11\n", 7,
+			"rsa_mechanism must be raw or pkcs, not \"pkcs11\"");
+	assert_bad_line(f, "[daemon]\nallow_public_ops = group:no-such-group-kt\n", 2,
+			"allow_public_ops: unknown group \"no-such-group-kt\"");
+	assert_bad_line(f, "[daemon]\nmax_inflight = 0\n", 2,
+			"max_inflight must be a number from 1 to 4096, not \"0\"");
+	assert_bad_line(f, "[daemon]\nrequest_timeout = 1h\n", 2,
+			"request_timeout must be a number from 1 to 3600, not \"1h\"");
+	assert_bad_line(f, "[daemon]\njob_memory = 3000\n", 2,
+			"job_memory must be a power of two (KiB), not 3000");
+	assert_bad_line(f, "[daemon]\nidle_timeout = 5\nidle_timeout = 6\n", 3,
+			"idle_timeout given twice in this section");
+	assert_bad_file(f, "[daemon]\njob_memory = 256\njob_memory_per_uid = 512\n" HSM,
+			"[daemon] job_memory_per_uid is larger than job_memory");
+}
+
 static void test_bad_after_keys(void **state)
 {
 	struct fixture *f = *state;
@@ -553,6 +621,7 @@ int main(void)
 		T(test_bad_key_sections),
 		T(test_bad_values),
 		T(test_bad_missing),
+		T(test_security_settings),
 		T(test_bad_after_keys),
 		T(test_short_err),
 	};

@@ -16,6 +16,7 @@
 
 #include "alg.h"
 #include "copp.h"
+#include "implicit.h"
 #include "keyfile.h"
 #include "keytrans_status.h"
 #include "pkcs1.h"
@@ -492,6 +493,94 @@ static void test_simpleblob_wrong_key(void **state)
 	EVP_PKEY_free(k2048);
 }
 
+static void test_implicit_rejection(void **state)
+{
+	uint8_t key_a[IR_KEY_LEN], key_b[IR_KEY_LEN], c[256];
+	struct unpadded s1, s2, real;
+	unsigned seen[17] = { 0 };
+
+	(void)state;
+	memset(key_a, 0x11, sizeof(key_a));
+	memset(key_b, 0x22, sizeof(key_b));
+	memset(c, 0x5a, sizeof(c));
+	/* Deterministic in (secret, ciphertext); different for another secret or ciphertext. */
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s1), 0);
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s2), 0);
+	assert_int_equal(s1.len, 16);
+	assert_false(s1.good);
+	assert_memory_equal(s1.msg, s2.msg, 16);
+	assert_int_equal(ir_synthetic(key_b, c, sizeof(c), 16, 16, &s2), 0);
+	assert_memory_not_equal(s1.msg, s2.msg, 16);
+	c[255] ^= 1;
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s2), 0);
+	assert_memory_not_equal(s1.msg, s2.msg, 16);
+	/* Variable lengths (RC2/RC4) cover the whole 5..16 range, and only it. */
+	for (unsigned i = 0; i < 2000; i++) {
+		memcpy(c, &i, sizeof(i));
+		assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 5, 16, &s1), 0);
+		assert_in_range(s1.len, 5, 16);
+		seen[s1.len]++;
+	}
+	for (unsigned len = 5; len <= 16; len++)
+		assert_true(seen[len] > 100);   /* ~167 each if uniform */
+	/* 40-byte COPP messages need two PRF blocks. */
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 40, 40, &s1), 0);
+	assert_int_equal(s1.len, 40);
+	/* Bad arguments. */
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 17, 16, &s1), -1);
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 0, PKCS1_MSG_MAX + 1, &s1), -1);
+	/* Selection: a good decoding keeps its bytes and length, a bad one takes the synthetic. */
+	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 5, 16, &s1), 0);
+	memset(&real, 0, sizeof(real));
+	memset(real.msg, 0xab, 16);
+	real.len = 7;
+	real.good = ~0u;
+	ir_select(&real, &s1, 16);
+	assert_int_equal(real.len, 7);
+	assert_int_equal(real.msg[0], 0xab);
+	real.good = 0;
+	real.len = 16;
+	ir_select(&real, &s1, 16);
+	assert_int_equal(real.len, s1.len);
+	assert_memory_equal(real.msg, s1.msg, 16);
+}
+
+/* Every decrypt vector, in the daemon's implicit path: a key of an allowed length, never an error. */
+static void test_implicit_on_negative_vectors(void **state)
+{
+	EVP_PKEY *priv = vectors_private_key("rsa2048");
+	FILE *fp = vectors_open("negative.txt");
+	uint8_t ir_key[IR_KEY_LEN];
+	struct vline l;
+	int n = 0;
+
+	(void)state;
+	memset(ir_key, 7, sizeof(ir_key));
+	while (vectors_next(fp, &l)) {
+		uint8_t blob[SIMPLEBLOB_MAX + 8];
+		size_t len = vectors_unhex(l.f[2], blob, sizeof(blob));
+		struct unpadded out, synth;
+		struct simpleblob sb;
+		char why[200];
+
+		if (strcmp(l.f[1], "decrypt") != 0)
+			continue;
+		assert_int_equal(unwrap_soft(priv, blob, len, RSA_PAD_PKCS1, &sb, &out, why, sizeof(why)),
+				 KT_OK);
+		assert_false(out.good);
+		assert_int_equal(ir_synthetic(ir_key, sb.c, sb.k, sb.alg->min_len, sb.alg->max_len,
+					      &synth), 0);
+		ir_select(&out, &synth, sb.alg->max_len);
+		assert_true(alg_len_ok(sb.alg, out.len));
+		assert_int_equal(out.len, synth.len);
+		assert_memory_equal(out.msg, synth.msg, out.len);
+		n++;
+	}
+	fclose(fp);
+	EVP_PKEY_free(priv);
+	assert_int_equal(n, 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +595,8 @@ int main(void)
 		cmocka_unit_test(test_oaep_edges),
 		cmocka_unit_test(test_keyfile_detection),
 		cmocka_unit_test(test_simpleblob_wrong_key),
+		cmocka_unit_test(test_implicit_rejection),
+		cmocka_unit_test(test_implicit_on_negative_vectors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
