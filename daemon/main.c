@@ -155,13 +155,17 @@ static int check_files(const struct config *c, char *err, size_t errlen)
 static int protect_memory(struct daemon *d, char *err, size_t errlen)
 {
 	struct rlimit none = { 0, 0 };
-	size_t want = (size_t)d->conf.limits.job_memory * 1024 + d->conf.nkeys * 4096 + 65536, heap = 4096;
+	size_t heap = (size_t)d->conf.limits.job_memory * 1024;    /* a power of two (config.c) */
 	int rc;
 
 	prctl(PR_SET_DUMPABLE, 0);
 	setrlimit(RLIMIT_CORE, &none);
-	while (heap < want)
-		heap *= 2;
+	/* The key table (a 4 KiB block per key) comes out of the same heap as the jobs. */
+	if (d->conf.nkeys * 4096 > heap / 4) {
+		snprintf(err, errlen, "job_memory (%zu KiB) is too small for %zu keys: give it at least %zu",
+			 heap / 1024, d->conf.nkeys, d->conf.nkeys * 16);
+		return -1;
+	}
 	rc = CRYPTO_secure_malloc_init(heap, 16);
 	if (rc == 0) {
 		snprintf(err, errlen, "cannot set up %zu KiB of locked memory", heap / 1024);
