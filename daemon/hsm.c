@@ -101,6 +101,8 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 	     char *err, size_t errlen)
 {
 	struct hsm *h = calloc(1, sizeof(*h));
+	unsigned long ckr;
+	int rc = -1;
 
 	*out = NULL;
 	if (h == NULL || (h->ctx = PKCS11_CTX_new()) == NULL) {
@@ -112,6 +114,7 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 		snprintf(err, errlen, "cannot load PKCS#11 module %s", module);
 		PKCS11_CTX_free(h->ctx);
 		h->ctx = NULL;
+		rc = HSM_FATAL;
 		goto fail;
 	}
 	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
@@ -122,7 +125,11 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 	if (h->slot == NULL)
 		goto fail;
 	if (PKCS11_login(h->slot, 0, pin) != 0) {
-		login_error(take_ckr(), token, err, errlen);
+		ckr = take_ckr();
+		login_error(ckr, token, err, errlen);
+		/* CKR_PIN_INCORRECT .. CKR_PIN_LOCKED: every retry would count against the PIN. */
+		if (ckr >= 0x0a0 && ckr <= 0x0a4)
+			rc = HSM_FATAL;
 		goto fail;
 	}
 	*out = h;
@@ -130,7 +137,7 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 fail:
 	ERR_clear_error();
 	hsm_close(h);
-	return -1;
+	return rc;
 }
 
 void hsm_close(struct hsm *h)

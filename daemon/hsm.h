@@ -25,9 +25,12 @@ struct hsm_key {
 	size_t id_len;
 };
 
+#define HSM_FATAL (-2)   /* retrying cannot help: no such module, wrong or locked PIN */
+
 /*
  * Loads module, finds the initialised token labelled token and logs in with
- * pin. On failure returns -1 with a sentence for the operator in err.
+ * pin. On failure returns -1 (perhaps transient: the token may appear) or
+ * HSM_FATAL, with a sentence for the operator in err.
  */
 int hsm_open(const char *module, const char *token, const char *pin, struct hsm **out,
 	     char *err, size_t errlen);

@@ -30,6 +30,9 @@
 #include "worker.h"
 
 #define PIN_MAX 256
+/* Exit status of a start that a restart cannot fix (sysexits' EX_CONFIG): the unit's
+ * RestartPreventExitStatus= keeps systemd from retrying, e.g. a wrong PIN. */
+#define EXIT_CONFIG 78
 #define JOB_CACHE 256
 #define CREDENTIAL_PIN "pin"           /* LoadCredential=pin:... */
 
@@ -194,16 +197,17 @@ static int daemonize(void)
 		exit(1);
 	}
 	if (pid > 0) {
+		/* The child's report: its exit status as one byte, then the reason. */
 		close(fds[1]);
 		n = read(fds[0], buf, sizeof(buf) - 1);
-		if (n > 0 && buf[0] == '\0')
+		if (n > 0 && buf[0] == 0)
 			exit(0);
 		if (n > 0) {
 			buf[n] = '\0';
-			fprintf(stderr, "keytransd: %s\n", buf);
-		} else {
-			fprintf(stderr, "keytransd: the daemon died during start-up\n");
+			fprintf(stderr, "keytransd: %s\n", buf + 1);
+			exit((unsigned char)buf[0]);
 		}
+		fprintf(stderr, "keytransd: the daemon died during start-up\n");
 		exit(1);
 	}
 	close(fds[0]);
@@ -221,12 +225,17 @@ static int daemonize(void)
 	return fds[1];
 }
 
-static void report_start(int fd, const char *err)
+static void report_start(int fd, const char *err, int status)
 {
+	char msg[1024];
+	int n;
+
 	if (fd < 0)
 		return;
-	/* An empty message (one NUL byte) means ready. */
-	if (write(fd, err ? err : "", err ? strlen(err) : 1) < 0)
+	n = snprintf(msg, sizeof(msg), "%c%s", (char)status, err ? err : "");
+	if (n > (int)sizeof(msg) - 1)
+		n = (int)sizeof(msg) - 1;
+	if (write(fd, msg, status == 0 ? 1 : (size_t)n) < 0)
 		return;
 	close(fd);
 }
@@ -258,44 +267,53 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	log_warn(&d->log, "SIGHUP ignored: configuration reload is not supported; restart instead");
 }
 
-/* Logs in and loads the keys. */
+/* Logs in and loads the keys: 0, 1 (may pass on a retry) or EXIT_CONFIG. */
 static int open_hsm(struct daemon *d, char *err, size_t errlen)
 {
 	char *pin = OPENSSL_secure_malloc(PIN_MAX + 1);
-	int rc = -1;
+	int rc = EXIT_CONFIG;
 
-	if (pin == NULL)
+	if (pin == NULL) {
 		snprintf(err, errlen, "out of locked memory");
-	else if (read_pin(&d->conf, pin, err, errlen) == 0)
+		rc = 1;
+	} else if (read_pin(&d->conf, pin, err, errlen) == 0) {
 		rc = hsm_open(d->conf.module, d->conf.token, pin, &d->hsm, err, errlen);
+		rc = rc == 0 ? 0 : rc == HSM_FATAL ? EXIT_CONFIG : 1;
+	}
 	OPENSSL_secure_clear_free(pin, PIN_MAX + 1);
 	if (rc != 0)
-		return -1;
+		return rc;
 	for (size_t i = 0; i < d->conf.nkeys; i++)
 		if (d->conf.keys[i].mechanism == MECH_PKCS)
 			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it",
 				 d->conf.keys[i].name);
-	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen);
+	/* A key that is not in the token is a configuration error. */
+	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen) == 0 ? 0 : EXIT_CONFIG;
 }
 
+/* 0, or the exit status: 1 (a restart may help) or EXIT_CONFIG. */
 static int start(struct daemon *d, char *err, size_t errlen)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
 
-	if (protect_memory(d, err, errlen) != 0 || open_hsm(d, err, errlen) != 0)
-		return -1;
+	if (protect_memory(d, err, errlen) != 0)
+		return EXIT_CONFIG;
+	rc = open_hsm(d, err, errlen);
+	if (rc != 0)
+		return rc;
 	d->base = event_base_new();
 	if (d->base == NULL || replyq_init(&d->replies) != 0) {
 		snprintf(err, errlen, "cannot create the event loop");
-		return -1;
+		return 1;
 	}
 	if (pool_start(&d->hsm_pool, "hsm", d->conf.workers, POOL_MAX_DEPTH, &d->replies, d) != 0 ||
 	    pool_start(&d->pub_pool, "public", cpus < 1 ? 1 : (int)cpus, POOL_MAX_DEPTH, &d->replies,
 		       d) != 0) {
 		snprintf(err, errlen, "cannot start worker threads");
-		return -1;
+		return 1;
 	}
-	return server_start(d, &d->server, err, errlen);
+	return server_start(d, &d->server, err, errlen) == 0 ? 0 : 1;
 }
 
 static void stop(struct daemon *d)
@@ -380,7 +398,7 @@ int main(int argc, char **argv)
 	if (config_load(path, &d.conf, err, sizeof(err)) != 0 ||
 	    (o.test_only && check_files(&d.conf, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "keytransd: %s\n", err);
-		return 1;
+		return EXIT_CONFIG;
 	}
 	if (o.test_only) {
 		printf("keytransd: %s: configuration OK\n", path);
@@ -395,13 +413,14 @@ int main(int argc, char **argv)
 	evthread_use_pthreads();
 	jobpool_init(&d.jobs, JOB_CACHE);
 	clock_gettime(CLOCK_MONOTONIC, &d.started);
-	if (start(&d, err, sizeof(err)) != 0) {
+	rc = start(&d, err, sizeof(err));
+	if (rc != 0) {
 		log_err(&d.log, "cannot start: %s", err);
-		report_start(ready_fd, err);
+		report_start(ready_fd, err, rc);
 		stop(&d);
-		return 1;
+		return rc;
 	}
-	report_start(ready_fd, NULL);
+	report_start(ready_fd, NULL, 0);
 	rc = run(&d);
 	log_info(&d.log, "stopped");
 	stop(&d);

@@ -136,7 +136,7 @@ def test_pin_from_credentials():
     del d.env["CREDENTIALS_DIRECTORY"]
     r = subprocess.run([os.environ["KT_KEYTRANSD"], "-f", "-c", d.config], env=d.env,
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and "LoadCredential=pin" in r.stderr, r.stderr
+    assert r.returncode == 78 and "LoadCredential=pin" in r.stderr, r.stderr
 
 
 def main():
