@@ -398,6 +398,7 @@ int main(int argc, char **argv)
 	if (config_load(path, &d.conf, err, sizeof(err)) != 0 ||
 	    (o.test_only && check_files(&d.conf, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "keytransd: %s\n", err);
+		config_free(&d.conf);   /* loaded when only check_files failed */
 		return EXIT_CONFIG;
 	}
 	if (o.test_only) {

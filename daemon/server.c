@@ -48,6 +48,8 @@ struct server {
 	struct event *resume;           /* memory came free: paused connections may read again */
 	struct event *drain_timer;
 	struct accounts *accounts;      /* the daemon's: jobs refer to them after we are gone */
+	time_t refusal_logged_at;       /* refused connections: one log line a second */
+	unsigned long refusals_unlogged;
 	struct conn *conns;
 	size_t nconns;                  /* open */
 	size_t nzombies;                /* closed, waiting for their jobs */
@@ -308,6 +310,16 @@ static int handle_frame(struct conn *c)
 			send_error(c, h.op, h.id, KT_SHUTTING_DOWN, "the daemon is shutting down");
 		return 0;
 	}
+	/*
+	 * The uid's share of the job memory is in use (maybe by its other connections):
+	 * this connection waits too, before it takes any; else N connections of one uid
+	 * would overdraw the share by N frames and could exhaust job_memory for everyone.
+	 */
+	if (account_over(c->acct)) {
+		c->paused = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		return -1;
+	}
 	dispatch(c, &h, op);
 	return 0;
 }
@@ -387,8 +399,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	c->busy++;
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->pending > 0) {
-		/* Not idle: it waits for its answers. libevent disabled reading; turn it back on. */
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    (c->pending > 0 || out_len(c) > 0)) {
+		/*
+		 * Not idle: it waits for its answers, on a worker or not yet written (a slow
+		 * reader is the write timeout's business). libevent disabled reading; turn it
+		 * back on.
+		 */
 		bufferevent_enable(c->bev, EV_READ);
 	} else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* At end of input, answer what the peer asked, then close. */
@@ -403,20 +420,38 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	conn_put(c);
 }
 
+/*
+ * Logs a refused connection, at most one line a second: a local user must not
+ * be able to flood the log by connecting in a loop. The line says how many
+ * were refused since the previous one.
+ */
+static void log_refusal(struct server *s, uid_t uid, const char *why, unsigned long n)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec == s->refusal_logged_at) {
+		s->refusals_unlogged++;
+		return;
+	}
+	log_warn(&s->d->log, "connection from uid %u refused: %s %lu open (%lu more refused since "
+		 "the last such line)", (unsigned)uid, why, n, s->refusals_unlogged);
+	s->refusal_logged_at = now.tv_sec;
+	s->refusals_unlogged = 0;
+}
+
 /* Refuses a connection over a limit; the peer sees it closed at once. */
 static int admit(struct server *s, const struct peer *p, struct account **acct)
 {
 	if (s->nconns >= (size_t)s->lim->max_connections) {
-		log_warn(&s->d->log, "connection from uid %u refused: %zu connections open",
-			 (unsigned)p->uid, s->nconns);
+		log_refusal(s, p->uid, "the daemon has", (unsigned long)s->nconns);
 		return -1;
 	}
 	*acct = accounts_get(s->accounts, p->uid);
 	if (*acct == NULL)
 		return -1;
 	if ((*acct)->conns >= (unsigned)s->lim->max_connections_per_uid) {
-		log_warn(&s->d->log, "connection from uid %u refused: it has %u open", (unsigned)p->uid,
-			 (*acct)->conns);
+		log_refusal(s, p->uid, "it has", (*acct)->conns);
 		accounts_put(s->accounts, *acct);
 		return -1;
 	}

@@ -91,6 +91,7 @@ void json_begin(struct json *j, FILE *f);
 void json_str(struct json *j, const char *key, const char *s);
 void json_strn(struct json *j, const char *key, const char *s, size_t n);
 void json_u64(struct json *j, const char *key, uint64_t v);
+void json_f64(struct json *j, const char *key, double v);     /* one decimal */
 void json_hex(struct json *j, const char *key, const uint8_t *p, size_t n);
 void json_array_begin(struct json *j, const char *key);
 void json_array_end(struct json *j);
@@ -107,5 +108,6 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv);
 int cmd_wrap(struct cli *cli, int argc, char **argv);
 int cmd_copp_sign(struct cli *cli, int argc, char **argv);
 int cmd_copp_open(struct cli *cli, int argc, char **argv);
+int cmd_bench(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -114,6 +114,12 @@ void json_u64(struct json *j, const char *key, uint64_t v)
 	fprintf(j->f, "%" PRIu64, v);
 }
 
+void json_f64(struct json *j, const char *key, double v)
+{
+	member(j, key);
+	fprintf(j->f, "%.1f", v);
+}
+
 void json_hex(struct json *j, const char *key, const uint8_t *p, size_t n)
 {
 	member(j, key);

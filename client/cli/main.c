@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "wrap", cmd_wrap },
 	{ "copp-sign", cmd_copp_sign },
 	{ "copp-open", cmd_copp_open },
+	{ "bench", cmd_bench },
 };
 
 int cli_connect(const struct cli *cli, kt_conn **c)

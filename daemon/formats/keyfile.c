@@ -96,6 +96,10 @@ int keyfile_parse(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_
 	} else if (rsa_pub_numbers(pkey, n, &k, &e) != 0 || k * 8 < RSA_MIN_BITS) {
 		snprintf(why, whylen, "RSA keys of %d to %d bits are accepted", RSA_MIN_BITS, RSA_MAX_BITS);
 		st = KT_KEY_SIZE;
+	} else if ((n[k - 1] & 1) == 0) {
+		/* OpenSSL decodes it, but cannot encrypt with it (wrap would fail as INTERNAL). */
+		snprintf(why, whylen, "the modulus is even: not an RSA public key");
+		st = KT_BAD_PUBLIC_KEY;
 	}
 	if (st != KT_OK) {
 		EVP_PKEY_free(pkey);

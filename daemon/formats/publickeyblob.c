@@ -60,6 +60,9 @@ int publickeyblob_decode(const uint8_t *blob, size_t len, EVP_PKEY **out, char *
 		return fail(why, whylen, "public exponent is even or 1");
 	if (buf_get_bytes_reversed(&r, n, bitlen / 8) != 0)
 		return fail(why, whylen, "shorter than 20 + bitlen/8 bytes");
+	/* OpenSSL makes a key of any n, even 0; an RSA modulus is odd. */
+	if ((n[bitlen / 8 - 1] & 1) == 0)
+		return fail(why, whylen, "modulus is even (or zero): not an RSA modulus");
 	e[0] = (uint8_t)(exp >> 24);
 	e[1] = (uint8_t)(exp >> 16);
 	e[2] = (uint8_t)(exp >> 8);

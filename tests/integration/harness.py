@@ -4,6 +4,8 @@ keytransd serving it on a socket in a temporary folder.
 Paths come from the environment meson sets: KT_KEYTRANSD, KT_CLI, KT_VECTORS.
 """
 import os
+import pickle
+import select
 import shutil
 import signal
 import socket
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 PIN = "4321"
 SO_PIN = "87654321"
@@ -26,6 +29,12 @@ KEYS = {
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
+def sanitized():
+    """True when keytransd is built with AddressSanitizer (its runtime is linked in)."""
+    with open(os.environ["KT_KEYTRANSD"], "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def vectors(*parts):
     return os.path.join(os.environ["KT_VECTORS"], *parts)
 
@@ -38,19 +47,20 @@ def read_vector_lines(name):
 class Token:
     """A SoftHSM token in its own folder, with the vector keys imported."""
 
-    def __init__(self, root, label=TOKEN):
+    def __init__(self, root, label=TOKEN, pin=PIN):
         self.root = root
         self.label = label
+        self.pin = pin
         os.makedirs(os.path.join(root, "tokens"), exist_ok=True)
         self.conf = os.path.join(root, "softhsm2.conf")
         with open(self.conf, "w") as f:
             f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
                     "log.level = ERROR\n" % root)
         self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
-        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", PIN)
+        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", pin)
         for name, (label_, id_) in KEYS.items():
             self.util("--import", vectors("keys", name + ".pem"), "--token", label,
-                      "--label", label_, "--id", id_, "--pin", PIN)
+                      "--label", label_, "--id", id_, "--pin", pin)
 
     def util(self, *args):
         subprocess.run(["softhsm2-util", *args], env=self.env, check=True,
@@ -62,17 +72,19 @@ class Daemon:
 
     keys maps a key name to (label, id) or (label, id, "extra lines for its section");
     extra_daemon holds extra [daemon] lines (limits, allow_public_ops, socket_mode = ...).
+    user = (uid, gid) runs the daemon as that user (the caller makes its files accessible).
     """
 
     def __init__(self, root, token=None, workers=2, keys=KEYS, extra_daemon="", start=True,
-                 env=None):
+                 env=None, user=None):
         self.root = root
+        self.user = user
         self.token = token or Token(os.path.join(root, "hsm"))
         self.socket = os.path.join(root, "kt.sock")
         self.config = os.path.join(root, "keytransd.conf")
         self.log_path = os.path.join(root, "keytransd.log")
         with open(os.path.join(root, "pin"), "w") as f:
-            f.write(PIN + "\n")
+            f.write(self.token.pin + "\n")
         os.chmod(os.path.join(root, "pin"), 0o600)
         mode = "" if "socket_mode" in extra_daemon else "socket_mode = 0600"
         lines = ["[daemon]", "socket = kt.sock", mode, "workers = %d" % workers,
@@ -93,8 +105,10 @@ class Daemon:
 
     def start(self):
         self.log = open(self.log_path, "ab")
+        as_user = {} if self.user is None else dict(user=self.user[0], group=self.user[1],
+                                                    extra_groups=[])
         self.proc = subprocess.Popen([os.environ["KT_KEYTRANSD"], "-f", "-c", self.config],
-                                     env=self.env, stdout=self.log, stderr=self.log)
+                                     env=self.env, stdout=self.log, stderr=self.log, **as_user)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -224,6 +238,14 @@ class Conn:
         self.s.settimeout(timeout)
         self.s.connect(path)
 
+    @classmethod
+    def of(cls, s, timeout=30):
+        """A Conn around an already connected socket."""
+        c = cls.__new__(cls)
+        c.s = s
+        s.settimeout(timeout)
+        return c
+
     def send(self, data):
         self.s.sendall(data)
 
@@ -248,6 +270,67 @@ class Conn:
 
     def close(self):
         self.s.close()
+
+
+class Child:
+    """fn(*args) in a forked child running as uid/gid with the supplementary groups given
+    (the test must run as root for that); result() waits for it and returns what fn
+    returned (picklable), or raises with the child's traceback. pid is the child's pid,
+    which the daemon sees as the peer's."""
+
+    def __init__(self, fn, *args, uid=0, gid=0, groups=()):
+        self.uid = uid
+        r, w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 0
+            try:
+                os.close(r)
+                os.setgroups(list(groups))
+                os.setresgid(gid, gid, gid)
+                os.setresuid(uid, uid, uid)
+                out = ("ok", fn(*args))
+            except BaseException:  # noqa: BLE001 - reported to the parent
+                out = ("error", traceback.format_exc())
+            try:
+                with os.fdopen(w, "wb") as f:
+                    f.write(pickle.dumps(out))
+            except BaseException:  # noqa: BLE001
+                code = 1
+            os._exit(code)   # never back into the parent's test runner or its atexit handlers
+        os.close(w)
+        self.fd = r
+        self.value = None
+
+    def result(self, timeout=120):
+        """The child's return value; raises if it failed or did not finish in time."""
+        if self.fd is not None:
+            poller = select.poll()   # not select(): the fd may be above 1023
+            poller.register(self.fd, select.POLLIN)
+            data, deadline = b"", time.time() + timeout
+            while True:
+                if not poller.poll(max(0, deadline - time.time()) * 1000):
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.value = ("error", "did not finish in %ds" % timeout)
+                    break
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    self.value = pickle.loads(data) if data else ("error", "died without a result")
+                    break
+                data += chunk
+            os.close(self.fd)
+            self.fd = None
+            os.waitpid(self.pid, 0)
+        kind, value = self.value
+        if kind != "ok":
+            raise AssertionError("child uid %d failed:\n%s" % (self.uid, value))
+        return value
+
+
+def as_user(fn, *args, uid, gid, groups=()):
+    """Runs fn(*args) in a child as uid/gid; returns (child pid, fn's result)."""
+    c = Child(fn, *args, uid=uid, gid=gid, groups=groups)
+    return c.pid, c.result()
 
 
 def run_tests(tests):

@@ -124,7 +124,7 @@ static void test_publickeyblob_refusals(void **state)
 	/* offset, new byte: each breaks one rule of docs/formats.md */
 	static const struct { size_t off; uint8_t v; } cases[] = {
 		{ 0, 0x07 }, { 1, 0x03 }, { 2, 0x01 }, { 5, 0x66 }, { 8, 'X' },
-		{ 12, 0x04 }, { 16, 0x02 }, { 16, 0x01 },
+		{ 12, 0x04 }, { 16, 0x02 }, { 16, 0x01 }, { 20, 0x00 },    /* even modulus */
 	};
 	char why[200];
 	EVP_PKEY *k = NULL;
@@ -472,6 +472,30 @@ static void test_keyfile_detection(void **state)
 	check_keyfile("keys/rsa2048.priv.blob", KT_BAD_PUBLIC_KEY);
 }
 
+/* OpenSSL decodes an even "modulus" that no wrap could use (found by fuzz_keyfile). */
+static void test_keyfile_even_modulus(void **state)
+{
+	EVP_PKEY *ref = vectors_public_key("rsa2048"), *even, *got = NULL;
+	uint8_t n[RSA_MAX_BYTES], e_be[8], der[1024];
+	size_t k, len;
+	uint64_t e;
+	char why[200] = "";
+
+	(void)state;
+	assert_int_equal(rsa_pub_numbers(ref, n, &k, &e), 0);
+	n[k - 1] &= 0xfe;
+	for (size_t i = 0; i < 8; i++)
+		e_be[i] = (uint8_t)(e >> (56 - 8 * i));
+	even = rsa_pub_from_ne(n, k, e_be, sizeof(e_be));
+	assert_non_null(even);
+	len = rsa_pub_spki(even, 0, der, sizeof(der));
+	assert_true(len > 0);
+	assert_int_equal(keyfile_parse(der, len, &got, why, sizeof(why)), KT_BAD_PUBLIC_KEY);
+	assert_null(got);
+	EVP_PKEY_free(even);
+	EVP_PKEY_free(ref);
+}
+
 static void test_simpleblob_wrong_key(void **state)
 {
 	/* A blob for rsa1024 offered to rsa2048 fails on length, before any private work. */
@@ -594,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_pkcs1_edges),
 		cmocka_unit_test(test_oaep_edges),
 		cmocka_unit_test(test_keyfile_detection),
+		cmocka_unit_test(test_keyfile_even_modulus),
 		cmocka_unit_test(test_simpleblob_wrong_key),
 		cmocka_unit_test(test_implicit_rejection),
 		cmocka_unit_test(test_implicit_on_negative_vectors),

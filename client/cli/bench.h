@@ -1,0 +1,58 @@
+/* keytrans bench: a closed-loop load generator (shared declarations). */
+#ifndef KT_BENCH_H
+#define KT_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keytrans.h"
+
+enum bench_op { B_UNWRAP, B_UNWRAP_OAEP, B_WRAP, B_WRAP_GENERATE, B_COPP_SIGN, B_COPP_OPEN,
+		B_PUBKEY, B_OPS };
+
+#define BENCH_CASES 64          /* distinct prepared requests, used round robin */
+
+struct bench_cfg {
+	enum bench_op op;
+	const char *key;            /* --key NAME: an HSM key */
+	const uint8_t *to_pub;      /* --to KEYFILE: a public key (wrap, copp-sign) */
+	size_t to_pub_len;
+	uint32_t alg_id;            /* --alg, default CALG_AES_128 */
+	unsigned conns, depth;
+	double duration;            /* seconds, when requests == 0 */
+	uint64_t requests;
+	const char *socket;
+};
+
+/* Inputs prepared once, and the answers each of them must get. Read-only while running. */
+struct bench_fixture {
+	size_t k;                                   /* recipient modulus bytes */
+	struct kt_session_key keys[BENCH_CASES];    /* session keys (wrap input, unwrap answer) */
+	uint8_t blobs[BENCH_CASES][KT_BLOB_MAX];    /* SIMPLEBLOBs to unwrap */
+	size_t blob_len[BENCH_CASES];
+	struct kt_copp copp[BENCH_CASES];           /* COPP parameters and signatures */
+	uint8_t pubkey[KT_BLOB_MAX];                /* pubkey's expected answer */
+	size_t pubkey_len;
+};
+
+const char *bench_op_name(enum bench_op op);
+int bench_op_parse(const char *name, enum bench_op *op);
+/* Prepares the fixture through the daemon (wraps, signs); KT status, message in err. */
+int bench_prepare(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx, char *err,
+		  size_t errlen);
+/* Sets up item for request number seq. */
+void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
+		struct kt_item *it);
+/* 0 when the answer to request seq is right, else -1 with a reason. */
+int bench_check(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
+		const struct kt_item *it, char *why, size_t whylen);
+
+/* Latency statistics over all samples (microseconds). */
+struct bench_stats {
+	uint64_t n;
+	uint32_t p50, p90, p99, max;
+};
+/* Sorts samples in place. */
+void bench_stats(uint32_t *samples, size_t n, struct bench_stats *out);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * keytrans bench: what each operation sends and how its answer is checked.
+ * Every answer is checked against what was prepared, so that a fast wrong
+ * answer counts as an error: unwraps of blobs the daemon wrapped from known
+ * keys, COPP openings of signatures made from known parameters, and the
+ * structure of every wrap and signature.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#define CALG_AES_128 0x660e
+
+static const char *const op_names[B_OPS] = {
+	[B_UNWRAP] = "unwrap", [B_UNWRAP_OAEP] = "unwrap-oaep", [B_WRAP] = "wrap",
+	[B_WRAP_GENERATE] = "wrap-generate", [B_COPP_SIGN] = "copp-sign",
+	[B_COPP_OPEN] = "copp-open", [B_PUBKEY] = "pubkey",
+};
+
+const char *bench_op_name(enum bench_op op)
+{
+	return op_names[op];
+}
+
+int bench_op_parse(const char *name, enum bench_op *op)
+{
+	for (int i = 0; i < B_OPS; i++)
+		if (strcmp(name, op_names[i]) == 0) {
+			*op = (enum bench_op)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int padding_of(const struct bench_cfg *cfg)
+{
+	return cfg->op == B_UNWRAP_OAEP ? KT_PAD_OAEP : KT_PAD_PKCS1;
+}
+
+static void set_recipient(const struct bench_cfg *cfg, const char **to_key, const uint8_t **to_pub,
+			  size_t *to_pub_len)
+{
+	*to_key = cfg->to_pub ? NULL : cfg->key;
+	*to_pub = cfg->to_pub;
+	*to_pub_len = cfg->to_pub_len;
+}
+
+/* Wraps the prepared keys under the bench key: the blobs the unwrap bench sends. */
+static int prepare_blobs(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx)
+{
+	for (size_t i = 0; i < BENCH_CASES; i++) {
+		struct kt_wrap_args a = { .alg_id = cfg->alg_id, .key = fx->keys[i].key,
+					  .key_len = fx->keys[i].len, .to_key = cfg->key,
+					  .padding = padding_of(cfg) };
+		struct kt_wrapped w;
+		int st = kt_wrap(c, &a, &w);
+
+		if (st != KT_OK)
+			return st;
+		memcpy(fx->blobs[i], w.blob, w.blob_len);
+		fx->blob_len[i] = w.blob_len;
+	}
+	fx->k = fx->blob_len[0] - 12;
+	return KT_OK;
+}
+
+static int prepare_signatures(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx)
+{
+	for (size_t i = 0; i < BENCH_CASES; i++) {
+		struct kt_copp_sign_args a = { .to_key = cfg->key };
+		int st;
+
+		RAND_bytes(a.random, sizeof(a.random));
+		st = kt_copp_sign(c, &a, &fx->copp[i]);
+		if (st != KT_OK)
+			return st;
+	}
+	return KT_OK;
+}
+
+/* The recipient's modulus length, from its PUBLICKEYBLOB (bitlen at offset 12). */
+static int prepare_modulus(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx)
+{
+	struct kt_item it = { .op = KT_OP_WRAP };
+	struct kt_wrapped *w = &it.out.wrap;
+	int st;
+
+	/* One wrap tells the blob length, whatever form the recipient takes. */
+	it.in.wrap.alg_id = cfg->alg_id;
+	set_recipient(cfg, &it.in.wrap.to_key, &it.in.wrap.to_pub, &it.in.wrap.to_pub_len);
+	it.in.wrap.key = fx->keys[0].key;
+	it.in.wrap.key_len = fx->keys[0].len;
+	st = kt_wrap(c, &it.in.wrap, w);
+	if (st == KT_OK)
+		fx->k = w->blob_len - 12;
+	return st;
+}
+
+int bench_prepare(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx, char *err,
+		  size_t errlen)
+{
+	size_t len = cfg->alg_id == CALG_AES_128 ? 16 : 32;
+	int st = KT_OK;
+	uint8_t *out;
+	size_t n;
+
+	for (size_t i = 0; i < BENCH_CASES; i++) {
+		fx->keys[i].alg_id = cfg->alg_id;
+		fx->keys[i].len = len;
+		RAND_bytes(fx->keys[i].key, (int)len);
+	}
+	switch (cfg->op) {
+	case B_UNWRAP:
+	case B_UNWRAP_OAEP:
+		st = prepare_blobs(c, cfg, fx);
+		break;
+	case B_COPP_OPEN:
+		st = prepare_signatures(c, cfg, fx);
+		break;
+	case B_WRAP:
+	case B_WRAP_GENERATE:
+	case B_COPP_SIGN:
+		st = prepare_modulus(c, cfg, fx);
+		break;
+	case B_PUBKEY:
+		st = kt_pubkey(c, cfg->key, KT_FMT_BLOB, &out, &n);
+		if (st == KT_OK && n <= sizeof(fx->pubkey)) {
+			memcpy(fx->pubkey, out, n);
+			fx->pubkey_len = n;
+		}
+		if (st == KT_OK)
+			kt_free(out);
+		break;
+	case B_OPS:
+		break;
+	}
+	if (st != KT_OK)
+		snprintf(err, errlen, "preparing the %s bench: %s: %s", bench_op_name(cfg->op),
+			 kt_status_name(st), kt_errmsg(c));
+	return st;
+}
+
+void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
+		struct kt_item *it)
+{
+	size_t i = seq % BENCH_CASES;
+
+	memset(&it->in, 0, sizeof(it->in));
+	switch (cfg->op) {
+	case B_UNWRAP:
+	case B_UNWRAP_OAEP:
+		it->op = KT_OP_UNWRAP;
+		it->in.unwrap.name = cfg->key;
+		it->in.unwrap.blob = fx->blobs[i];
+		it->in.unwrap.blob_len = fx->blob_len[i];
+		it->in.unwrap.padding = padding_of(cfg);
+		break;
+	case B_WRAP:
+	case B_WRAP_GENERATE:
+		it->op = KT_OP_WRAP;
+		it->in.wrap.alg_id = cfg->alg_id;
+		set_recipient(cfg, &it->in.wrap.to_key, &it->in.wrap.to_pub, &it->in.wrap.to_pub_len);
+		if (cfg->op == B_WRAP) {
+			it->in.wrap.key = fx->keys[i].key;
+			it->in.wrap.key_len = fx->keys[i].len;
+		}
+		break;
+	case B_COPP_SIGN:
+		it->op = KT_OP_COPP_SIGN;
+		set_recipient(cfg, &it->in.copp_sign.to_key, &it->in.copp_sign.to_pub,
+			      &it->in.copp_sign.to_pub_len);
+		memcpy(it->in.copp_sign.random, fx->keys[i].key, sizeof(it->in.copp_sign.random));
+		break;
+	case B_COPP_OPEN:
+		it->op = KT_OP_COPP_OPEN;
+		it->in.copp_open.name = cfg->key;
+		it->in.copp_open.sig = fx->copp[i].signature;
+		it->in.copp_open.expect_random = fx->copp[i].random;
+		break;
+	case B_PUBKEY:
+	case B_OPS:
+		it->op = KT_OP_PUBKEY_BLOB;
+		it->in.pubkey.name = cfg->key;
+		break;
+	}
+}
+
+/* A SIMPLEBLOB for the bench's ALG_ID and recipient: header and length. */
+static int blob_ok(const struct bench_cfg *cfg, const struct bench_fixture *fx,
+		   const struct kt_wrapped *w)
+{
+	const uint8_t want[12] = { 0x01, 0x02, 0, 0, (uint8_t)cfg->alg_id, (uint8_t)(cfg->alg_id >> 8),
+				   (uint8_t)(cfg->alg_id >> 16), (uint8_t)(cfg->alg_id >> 24),
+				   0x00, 0xa4, 0, 0 };
+
+	return w->blob_len == 12 + fx->k && memcmp(w->blob, want, sizeof(want)) == 0;
+}
+
+int bench_check(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
+		const struct kt_item *it, char *why, size_t whylen)
+{
+	size_t i = seq % BENCH_CASES;
+	const char *bad = NULL;
+
+	switch (cfg->op) {
+	case B_UNWRAP:
+	case B_UNWRAP_OAEP:
+		if (it->out.unwrap.len != fx->keys[i].len ||
+		    memcmp(it->out.unwrap.key, fx->keys[i].key, fx->keys[i].len) != 0)
+			bad = "unwrap returned another key than was wrapped";
+		break;
+	case B_WRAP:
+	case B_WRAP_GENERATE:
+		if (!blob_ok(cfg, fx, &it->out.wrap))
+			bad = "wrap returned a malformed SIMPLEBLOB";
+		else if (cfg->op == B_WRAP_GENERATE && it->out.wrap.key.len != fx->keys[0].len)
+			bad = "wrap --generate returned a key of the wrong length";
+		break;
+	case B_COPP_SIGN:
+		if (memcmp(it->out.copp.random, fx->keys[i].key, 16) != 0)
+			bad = "copp-sign echoed another random number";
+		break;
+	case B_COPP_OPEN:
+		if (memcmp(it->out.copp.aes_key, fx->copp[i].aes_key, 16) != 0 ||
+		    it->out.copp.status_seq != fx->copp[i].status_seq ||
+		    it->out.copp.command_seq != fx->copp[i].command_seq)
+			bad = "copp-open returned other parameters than were signed";
+		break;
+	case B_PUBKEY:
+	case B_OPS:
+		if (it->out.blob.len != fx->pubkey_len ||
+		    memcmp(it->out.blob.b, fx->pubkey, fx->pubkey_len) != 0)
+			bad = "pubkey returned another key";
+		break;
+	}
+	if (bad == NULL)
+		return 0;
+	snprintf(why, whylen, "%s", bad);
+	return -1;
+}
