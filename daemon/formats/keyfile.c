@@ -100,6 +100,10 @@ int keyfile_parse(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_
 		/* OpenSSL decodes it, but cannot encrypt with it (wrap would fail as INTERNAL). */
 		snprintf(why, whylen, "the modulus is even: not an RSA public key");
 		st = KT_BAD_PUBLIC_KEY;
+	} else if ((e & 1) == 0 || e == 1) {
+		/* The same rule as for a PUBLICKEYBLOB (docs/formats.md). */
+		snprintf(why, whylen, "the public exponent is even or 1: not an RSA public key");
+		st = KT_BAD_PUBLIC_KEY;
 	}
 	if (st != KT_OK) {
 		EVP_PKEY_free(pkey);

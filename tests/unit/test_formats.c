@@ -493,6 +493,19 @@ static void test_keyfile_even_modulus(void **state)
 	assert_int_equal(keyfile_parse(der, len, &got, why, sizeof(why)), KT_BAD_PUBLIC_KEY);
 	assert_null(got);
 	EVP_PKEY_free(even);
+	/* A good modulus with an exponent of 1, or an even one, is refused too. */
+	n[k - 1] |= 1;
+	for (uint8_t bad_e = 1; bad_e <= 4; bad_e += 3) {
+		memset(e_be, 0, sizeof(e_be));
+		e_be[7] = bad_e;
+		even = rsa_pub_from_ne(n, k, e_be, sizeof(e_be));
+		assert_non_null(even);
+		len = rsa_pub_spki(even, 0, der, sizeof(der));
+		assert_true(len > 0);
+		assert_int_equal(keyfile_parse(der, len, &got, why, sizeof(why)), KT_BAD_PUBLIC_KEY);
+		assert_non_null(strstr(why, "exponent"));
+		EVP_PKEY_free(even);
+	}
 	EVP_PKEY_free(ref);
 }
 
