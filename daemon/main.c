@@ -285,8 +285,8 @@ static int open_hsm(struct daemon *d, char *err, size_t errlen)
 		return rc;
 	for (size_t i = 0; i < d->conf.nkeys; i++)
 		if (d->conf.keys[i].mechanism == MECH_PKCS)
-			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it",
-				 d->conf.keys[i].name);
+			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it, "
+				 "and the HSM's timing may reveal bad padding", d->conf.keys[i].name);
 	/* A key that is not in the token is a configuration error. */
 	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen) == 0 ? 0 : EXIT_CONFIG;
 }

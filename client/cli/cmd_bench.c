@@ -319,6 +319,17 @@ static int parse_count(const struct cli *cli, const char *opt, const char *text,
 	return EXIT_DONE;
 }
 
+static int parse_seconds(const struct cli *cli, const char *text, double *out)
+{
+	char *end;
+	double v = strtod(text, &end);
+
+	if (*text == '\0' || *end != '\0' || !(v > 0 && v <= 86400))
+		return cli_usage(cli, "--duration must be a number of seconds above 0 (e.g. 0.5 or 10)");
+	*out = v;
+	return EXIT_DONE;
+}
+
 struct bench_args {
 	const char *op, *key, *to, *alg, *conns, *depth, *duration, *requests;
 };
@@ -355,8 +366,8 @@ static int configure(const struct cli *cli, const struct bench_args *a, struct b
 		cfg->conns = (unsigned)v;
 	if (st == EXIT_DONE && a->depth && (st = parse_count(cli, "--pipeline", a->depth, 256, &v)) == EXIT_DONE)
 		cfg->depth = (unsigned)v;
-	if (st == EXIT_DONE && a->duration && (st = parse_count(cli, "--duration", a->duration, 86400, &v)) == EXIT_DONE)
-		cfg->duration = (double)v;
+	if (st == EXIT_DONE && a->duration)
+		st = parse_seconds(cli, a->duration, &cfg->duration);
 	if (st == EXIT_DONE && a->requests && (st = parse_count(cli, "--requests", a->requests, UINT64_MAX / 2, &v)) == EXIT_DONE)
 		cfg->requests = v;
 	if (st == EXIT_DONE && a->duration && a->requests)
