@@ -34,7 +34,7 @@ struct job {
 	const struct op_def *op;
 	uint32_t id;
 	uint8_t opcode;
-	uint32_t flags;                 /* the request's FLAGS field */
+	uint8_t ran;                    /* the operation's run function was called */
 	struct key *key;                /* the request's NAME, resolved; or NULL */
 	struct timespec queued;         /* when it went to a pool (CLOCK_MONOTONIC) */
 	struct account *acct;           /* the peer's uid account ... */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,9 +55,10 @@ static const char *prio_name(int prio)
 	}
 }
 
-static void write_stderr(int prio, const char *line)
+/* One line as written to stderr (timestamp, pid, level); its length, at most cap - 1. */
+static size_t format_stderr(char *out, size_t cap, int prio, const char *line)
 {
-	char stamp[32], out[2300];
+	char stamp[32];
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -64,13 +66,25 @@ static void write_stderr(int prio, const char *line)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(out, sizeof(out), "%s.%03ldZ keytransd[%d] %s: %s\n", stamp,
-		     ts.tv_nsec / 1000000, (int)getpid(), prio_name(prio), line);
-	if (n > (int)sizeof(out) - 1)
-		n = (int)sizeof(out) - 1;
-	/* One write per line so that lines from several threads do not interleave. */
-	if (write(STDERR_FILENO, out, (size_t)n) < 0)
+	n = snprintf(out, cap, "%s.%03ldZ keytransd[%d] %s: %s\n", stamp, ts.tv_nsec / 1000000,
+		     (int)getpid(), prio_name(prio), line);
+	if (n < 0)
+		return 0;
+	return (size_t)n > cap - 1 ? cap - 1 : (size_t)n;
+}
+
+static void write_all(const char *p, size_t n)
+{
+	/* One write per line (or batch of lines) so that lines from several threads do not interleave. */
+	if (write(STDERR_FILENO, p, n) < 0)
 		return;
+}
+
+static void write_stderr(int prio, const char *line)
+{
+	char out[2300];
+
+	write_all(out, format_stderr(out, sizeof(out), prio, line));
 }
 
 static void emit(const struct logger *lg, int prio, const char *line)
@@ -120,15 +134,21 @@ static void escape(char *out, size_t cap, const char *s)
 	out[o] = '\0';
 }
 
+static void audit_line(char *line, size_t cap, const struct peer *p, const char *op,
+		       const char *key, const char *outcome, char *k, size_t kcap, char *exe, size_t ecap)
+{
+	escape(k, kcap, key);
+	escape(exe, ecap, p->exe);
+	snprintf(line, cap, "audit op=%s key=\"%s\" uid=%u gid=%u pid=%d exe=\"%s\" outcome=%s", op, k,
+		 (unsigned)p->uid, (unsigned)p->gid, (int)p->pid, exe, outcome);
+}
+
 void log_audit(const struct logger *lg, const struct peer *p, const char *op, const char *key,
 	       const char *outcome)
 {
 	char k[4 * 64 + 8], exe[4 * PEER_EXE_MAX + 8], line[2048];
 
-	escape(k, sizeof(k), key);
-	escape(exe, sizeof(exe), p->exe);
-	snprintf(line, sizeof(line), "audit op=%s key=\"%s\" uid=%u gid=%u pid=%d exe=\"%s\" outcome=%s",
-		 op, k, (unsigned)p->uid, (unsigned)p->gid, (int)p->pid, exe, outcome);
+	audit_line(line, sizeof(line), p, op, key, outcome, k, sizeof(k), exe, sizeof(exe));
 	if (lg->dest != LOG_TO_JOURNAL) {
 		emit(lg, LOG_INFO, line);
 		return;
@@ -138,4 +158,30 @@ void log_audit(const struct logger *lg, const struct peer *p, const char *op, co
 			"KEYTRANS_UID=%u", (unsigned)p->uid, "KEYTRANS_GID=%u", (unsigned)p->gid,
 			"KEYTRANS_PID=%d", (int)p->pid, "KEYTRANS_EXE=%s", exe,
 			"KEYTRANS_OUTCOME=%s", outcome, NULL);
+}
+
+void log_audit_batched(const struct logger *lg, struct log_batch *b, const struct peer *p,
+		       const char *op, const char *key, const char *outcome)
+{
+	char k[4 * 64 + 8], exe[4 * PEER_EXE_MAX + 8], line[2048], out[2300];
+	size_t n;
+
+	if (lg->dest != LOG_TO_STDERR) {
+		log_audit(lg, p, op, key, outcome);
+		return;
+	}
+	audit_line(line, sizeof(line), p, op, key, outcome, k, sizeof(k), exe, sizeof(exe));
+	n = format_stderr(out, sizeof(out), LOG_INFO, line);
+	if (b->len + n > sizeof(b->buf))
+		log_flush(lg, b);
+	memcpy(b->buf + b->len, out, n);
+	b->len += n;
+}
+
+void log_flush(const struct logger *lg, struct log_batch *b)
+{
+	(void)lg;
+	if (b->len > 0)
+		write_all(b->buf, b->len);
+	b->len = 0;
 }

@@ -33,6 +33,7 @@
 /* Exit status of a start that a restart cannot fix (sysexits' EX_CONFIG): the unit's
  * RestartPreventExitStatus= keeps systemd from retrying, e.g. a wrong PIN. */
 #define EXIT_CONFIG 78
+#define LOOP_SPIN_US 1000
 #define JOB_CACHE 256
 #define CREDENTIAL_PIN "pin"           /* LoadCredential=pin:... */
 
@@ -335,6 +336,46 @@ static void stop(struct daemon *d)
 	config_free(&d->conf);
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * The event loop. While a few HSM operations are in flight and cores are
+ * free for it, the loop polls instead of sleeping, for up to LOOP_SPIN_US:
+ * a sleeping thread takes tens of microseconds to wake on another core
+ * (docs/performance.md), which would be added to every reply. Under load
+ * (as many operations in flight as cores) it sleeps as usual.
+ */
+static int loop(struct daemon *d)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int64_t spin_since = 0;
+
+	while (!event_base_got_exit(d->base) && !event_base_got_break(d->base)) {
+		unsigned busy = server_hsm_in_flight(d->server);
+
+		if (busy == 0 || (long)busy >= cpus) {
+			spin_since = 0;
+		} else {
+			if (spin_since == 0)
+				spin_since = now_us();
+			if (now_us() - spin_since < LOOP_SPIN_US) {
+				if (event_base_loop(d->base, EVLOOP_NONBLOCK) < 0)
+					return -1;
+				continue;
+			}
+		}
+		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Pings systemd's watchdog at half its period, when the unit sets WatchdogSec. */
 static struct event *start_watchdog(struct daemon *d)
 {
@@ -371,7 +412,7 @@ static int run(struct daemon *d)
 			 server_activated(d->server) ? "from systemd" : d->conf.socket);
 		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->keys.n,
 			   hsm_token_label(d->hsm));
-		rc = event_base_dispatch(d->base) < 0 ? -1 : 0;
+		rc = loop(d);
 	}
 	for (i = 0; i < 3; i++)
 		if (sigs[i] != NULL)

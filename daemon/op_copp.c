@@ -80,12 +80,15 @@ static void sign_run(struct job *j, struct daemon *d, struct worker *w)
 	EVP_PKEY *pub;
 	int owned;
 
-	(void)w;
 	pub = req_recipient(j, &owned);
 	if (pub == NULL)
 		return;
 	if (fill_params(j, d, &p) == 0) {
-		j->status = copp_sign(pub, &p, sig, j->msg, sizeof(j->msg));
+		if (j->key != NULL)
+			j->status = copp_sign_with(worker_enc_ctx(w, j->key, RSA_PAD_PKCS1), j->key->k, &p,
+						   sig, j->msg, sizeof(j->msg));
+		else
+			j->status = copp_sign(pub, &p, sig, j->msg, sizeof(j->msg));
 		if (j->status == KT_OK) {
 			wire_put_bytes(&j->reply, WIRE_T_SIGNATURE, sig, sizeof(sig));
 			put_params(j, &p);

@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "simpleblob.h"
 #include "wire.h"
+#include "worker.h"
 
 /* The length of the key to generate: the algorithm's, or KEY_BITS for RC2/RC4. */
 static int generated_len(struct job *j, const struct alg_info *a, size_t *len)
@@ -82,7 +83,6 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 	EVP_PKEY *pub;
 	int owned;
 
-	(void)w;
 	req_padding(j, &pad);
 	pub = req_recipient(j, &owned);
 	if (pub == NULL)
@@ -96,7 +96,12 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 		}
 		key = gen;
 	}
-	j->status = simpleblob_wrap(pub, a, key, len, pad, blob, &blob_len, j->msg, sizeof(j->msg));
+	if (j->key != NULL)
+		j->status = simpleblob_wrap_with(worker_enc_ctx(w, j->key, pad), j->key->k, a, key, len,
+						 pad, blob, &blob_len, j->msg, sizeof(j->msg));
+	else
+		j->status = simpleblob_wrap(pub, a, key, len, pad, blob, &blob_len, j->msg,
+					    sizeof(j->msg));
 	if (j->status != KT_OK)
 		goto done;
 	wire_put_u32(&j->reply, WIRE_T_ALG_ID, a->id);

@@ -40,12 +40,17 @@ static void run(struct job *j, struct daemon *d, struct worker *w)
 	if (j->status == KT_OK) {
 		job_reply_begin(j);
 		j->op->run(j, d, w);
-		/* With implicit rejection the outcome is OK either way: the log cannot tell either. */
-		if (j->op->place == OP_PRIVATE)
-			log_audit(&d->log, j->peer, wire_op_name(j->opcode), j->key->name,
-				  wire_status_name(j->status));
+		j->ran = 1;
 	}
 	job_finish(j);
+}
+
+void ops_audit(const struct job *j, struct daemon *d, struct log_batch *b)
+{
+	/* With implicit rejection the outcome is OK either way: the log cannot tell either. */
+	if (j->ran && j->op->place == OP_PRIVATE)
+		log_audit_batched(&d->log, b, j->peer, wire_op_name(j->opcode), j->key->name,
+				  wire_status_name(j->status));
 }
 
 void ops_run(struct job *j, struct worker *w)

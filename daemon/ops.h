@@ -12,6 +12,7 @@
 #include "rsa_pub.h"
 
 struct daemon;
+struct log_batch;
 struct job;
 struct key;
 struct peer;
@@ -45,6 +46,11 @@ void ops_check(struct job *j, struct daemon *d);
 /* Runs a checked job and completes its reply frame (worker or loop thread). */
 void ops_run(struct job *j, struct worker *w);
 void ops_run_inline(struct job *j, struct daemon *d);
+/*
+ * Loop thread, when the reply goes out: the audit record of a private-key
+ * operation that ran (the write happens off the workers, which only do HSM work).
+ */
+void ops_audit(const struct job *j, struct daemon *d, struct log_batch *b);
 
 /*
  * Request helpers shared by the operations (they fail the job and return -1).

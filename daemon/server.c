@@ -34,7 +34,7 @@ struct conn {
 	struct account *acct;           /* the peer uid's connections and memory */
 	struct event *frame_timer;      /* a started frame must be complete in time */
 	unsigned pending;               /* jobs on a worker; the conn lives until they return */
-	unsigned busy;                  /* callbacks on the stack that still use the conn */
+	struct conn *dead_next;         /* the graveyard: closed, waiting to be freed */
 	int closing;                    /* close once the replies are written */
 	int paused;                     /* reading stopped for back-pressure */
 };
@@ -48,11 +48,15 @@ struct server {
 	struct event *resume;           /* memory came free: paused connections may read again */
 	struct event *drain_timer;
 	struct accounts *accounts;      /* the daemon's: jobs refer to them after we are gone */
+	unsigned hsm_in_flight;         /* jobs on the HSM pool (see server_hsm_in_flight) */
+	struct log_batch audit;         /* audit records of the replies delivered in one go */
 	time_t refusal_logged_at;       /* refused connections: one log line a second */
 	unsigned long refusals_unlogged;
 	struct conn *conns;
 	size_t nconns;                  /* open */
-	size_t nzombies;                /* closed, waiting for their jobs */
+	size_t nzombies;                /* closed, not yet freed (jobs still out, or buried) */
+	struct conn *graveyard;         /* closed connections no job refers to any more */
+	struct event *reaper;           /* frees the graveyard once the callbacks have returned */
 	int draining;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -79,20 +83,40 @@ static void maybe_finish_drain(struct server *s)
 }
 
 /*
- * A closed connection is freed once no job and no callback refers to it. The
- * functions that can close one take a busy reference around their work and
- * call this last, after which they do not touch the connection.
+ * A closed connection is freed once no job refers to it, and never under a
+ * callback that may still use it: it goes to the graveyard, which the reaper
+ * empties after the current callbacks have returned.
  */
-static void conn_put(struct conn *c)
+static void conn_bury_if_done(struct conn *c)
 {
 	struct server *s = c->srv;
 
-	c->busy--;
-	if (c->bev == NULL && c->pending == 0 && c->busy == 0) {
+	if (c->bev != NULL || c->pending > 0 || c->dead_next != NULL || s->graveyard == c)
+		return;
+	c->dead_next = s->graveyard;
+	s->graveyard = c;
+	event_active(s->reaper, 0, 0);
+}
+
+static void free_graveyard(struct server *s)
+{
+	while (s->graveyard != NULL) {
+		struct conn *c = s->graveyard;
+
+		s->graveyard = c->dead_next;
 		s->nzombies--;
 		free(c);
-		maybe_finish_drain(s);
 	}
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	free_graveyard(s);
+	maybe_finish_drain(s);
 }
 
 /*
@@ -127,8 +151,7 @@ static void conn_close(struct conn *c)
 	c->acct->conns--;
 	accounts_put(s->accounts, c->acct);
 	s->nzombies++;
-	c->busy++;
-	conn_put(c);
+	conn_bury_if_done(c);
 }
 
 static size_t out_len(const struct conn *c)
@@ -270,6 +293,8 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 		return;
 	}
 	c->pending++;
+	if (op->place == OP_PRIVATE)
+		c->srv->hsm_in_flight++;
 }
 
 /* Handles the frame at the front of the input; 0 to go on, -1 to stop reading. */
@@ -342,7 +367,6 @@ static void arm_frame_timer(struct conn *c)
 
 static void conn_read(struct conn *c)
 {
-	c->busy++;
 	while (c->bev != NULL && !c->closing && !c->paused &&
 	       evbuffer_get_length(bufferevent_get_input(c->bev)) >= WIRE_HDR_LEN) {
 		if (handle_frame(c) != 0)
@@ -352,7 +376,6 @@ static void conn_read(struct conn *c)
 	}
 	if (c->bev != NULL)
 		arm_frame_timer(c);
-	conn_put(c);
 }
 
 static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
@@ -363,9 +386,7 @@ static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn(&c->srv->d->log, "uid %u pid %d: no complete request in %ld s, closing",
 		 (unsigned)c->peer.uid, (int)c->peer.pid, c->srv->lim->request_timeout);
-	c->busy++;
 	conn_close(c);
-	conn_put(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -377,14 +398,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 /* After a reply went out or a job came back: close, or read again when below the limits. */
 static void conn_progress(struct conn *c)
 {
-	c->busy++;
 	if (c->bev != NULL && c->closing) {
 		if (c->pending == 0 && out_len(c) == 0)
 			conn_close(c);
 	} else if (c->bev != NULL) {
 		resume_if_possible(c);
 	}
-	conn_put(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -398,7 +417,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	c->busy++;
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    (c->pending > 0 || out_len(c) > 0)) {
 		/*
@@ -417,7 +435,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 				 ? "replies not read in time" : "idle too long");
 		conn_close(c);
 	}
-	conn_put(c);
 }
 
 /*
@@ -514,14 +531,17 @@ static void deliver(struct job *j)
 {
 	struct conn *c = j->conn;
 
-	c->busy++;
 	c->pending--;
-	if (c->bev != NULL)
-		send_reply(c, j);
-	else
+	ops_audit(j, c->srv->d, &c->srv->audit);
+	if (j->op->place == OP_PRIVATE)
+		c->srv->hsm_in_flight--;
+	if (c->bev == NULL) {
 		job_done(j);
+		conn_bury_if_done(c);
+		return;
+	}
+	send_reply(c, j);
 	conn_progress(c);
-	conn_put(c);
 }
 
 void server_flush_replies(struct server *s)
@@ -534,6 +554,7 @@ void server_flush_replies(struct server *s)
 		deliver(j);
 		j = next;
 	}
+	log_flush(&s->d->log, &s->audit);
 }
 
 static void on_replies(evutil_socket_t fd, short what, void *arg)
@@ -558,10 +579,8 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (c = s->conns; c != NULL; c = next) {
-		c->busy++;
+		next = c->next;     /* resuming may close c, which unlinks it */
 		resume_if_possible(c);
-		next = c->next;
-		conn_put(c);
 	}
 }
 
@@ -670,7 +689,8 @@ int server_start(struct daemon *d, struct server **out, char *err, size_t errlen
 	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	s->wake = event_new(d->base, d->replies.efd, EV_READ | EV_PERSIST, on_replies, s);
 	s->resume = event_new(d->base, -1, 0, on_resume, s);
-	if (s->listener == NULL || s->wake == NULL || s->resume == NULL ||
+	s->reaper = event_new(d->base, -1, 0, on_reap, s);
+	if (s->listener == NULL || s->wake == NULL || s->resume == NULL || s->reaper == NULL ||
 	    event_add(s->wake, NULL) != 0) {
 		snprintf(err, errlen, "cannot set up the event loop");
 		if (s->listener == NULL)
@@ -693,6 +713,11 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(s->d->base, NULL);
 }
 
+unsigned server_hsm_in_flight(const struct server *s)
+{
+	return s->hsm_in_flight;
+}
+
 int server_activated(const struct server *s)
 {
 	return s->activated;
@@ -710,12 +735,10 @@ void server_drain(struct server *s)
 		evconnlistener_disable(s->listener);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
-		c->busy++;
 		c->paused = 0;
 		conn_read(c);   /* requests already received are answered SHUTTING_DOWN */
 		if (c->bev != NULL)
 			conn_close_when_done(c);
-		conn_put(c);
 	}
 	s->drain_timer = evtimer_new(s->d->base, on_drain_timeout, s);
 	if (s->drain_timer != NULL)
@@ -729,6 +752,7 @@ void server_free(struct server *s)
 		return;
 	while (s->conns != NULL)
 		conn_close(s->conns);
+	free_graveyard(s);
 	if (s->nzombies > 0)
 		log_warn(&s->d->log, "%zu connections still had requests on workers", s->nzombies);
 	if (s->listener != NULL) {
@@ -740,6 +764,8 @@ void server_free(struct server *s)
 		event_free(s->wake);
 	if (s->resume != NULL)
 		event_free(s->resume);
+	if (s->reaper != NULL)
+		event_free(s->reaper);
 	s->accounts->relief = NULL;
 	if (s->drain_timer != NULL)
 		event_free(s->drain_timer);

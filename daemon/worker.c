@@ -1,6 +1,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,19 +69,48 @@ struct job *replyq_take_all(struct replyq *q)
 	return all;
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Waits a little for work before sleeping: waking a sleeping thread on another
+ * core costs tens of microseconds (about 20 µs a wake-up on the reference
+ * machine, docs/performance.md), more than a request's whole overhead. Under
+ * load the queue is never empty and this does not run.
+ */
+static void spin_for_work(struct pool *p)
+{
+	int64_t until = now_us() + WORKER_SPIN_US;
+
+	/* Yielding, so that a spinning worker never holds up a thread with work (the loop's). */
+	while (atomic_load_explicit(&p->queued, memory_order_acquire) == 0 && !p->stopping &&
+	       now_us() < until)
+		sched_yield();
+}
+
 static struct job *next_job(struct pool *p)
 {
 	struct job *j;
 
+	spin_for_work(p);
 	pthread_mutex_lock(&p->mu);
-	while (p->head == NULL && !p->stopping)
+	while (p->head == NULL && !p->stopping) {
+		p->sleepers++;
 		pthread_cond_wait(&p->cv, &p->mu);
+		p->sleepers--;
+	}
 	j = p->head;
 	if (j != NULL) {
 		p->head = j->next;
 		if (p->head == NULL)
 			p->tail = NULL;
 		p->depth--;
+		atomic_store_explicit(&p->queued, p->depth, memory_order_release);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return j;
@@ -87,11 +118,11 @@ static struct job *next_job(struct pool *p)
 
 static void worker_cleanup(struct worker *w)
 {
-	for (size_t i = 0; i < w->nraw; i++)
-		EVP_PKEY_CTX_free(w->raw_ctx[i]);
-	free(w->raw_ctx);
-	w->raw_ctx = NULL;
-	w->nraw = 0;
+	for (size_t i = 0; i < w->nctx; i++)
+		EVP_PKEY_CTX_free(w->ctx[i]);
+	free(w->ctx);
+	w->ctx = NULL;
+	w->nctx = 0;
 }
 
 /* A job that waited longer than request_timeout is answered TIMEOUT, not run. */
@@ -189,8 +220,11 @@ int pool_submit(struct pool *p, struct job *j)
 			p->head = j;
 		p->tail = j;
 		p->depth++;
+		atomic_store_explicit(&p->queued, p->depth, memory_order_release);
 		rc = 0;
-		pthread_cond_signal(&p->cv);
+		/* A spinning worker sees the job without a wake-up (and its system call). */
+		if (p->sleepers > 0)
+			pthread_cond_signal(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -226,18 +260,37 @@ void pool_stop(struct pool *p)
 	pthread_mutex_destroy(&p->mu);
 }
 
+/* Each key has three contexts: decryption (by its mechanism), and encryption per padding. */
+enum { CTX_DECRYPT, CTX_ENC_PKCS1, CTX_ENC_OAEP, CTX_KINDS };
+
+static EVP_PKEY_CTX **ctx_slot(struct worker *w, const struct key *k, int kind)
+{
+	if (w->ctx == NULL) {
+		w->nctx = (w->d->keys.n ? w->d->keys.n : 1) * CTX_KINDS;
+		w->ctx = calloc(w->nctx, sizeof(*w->ctx));
+		if (w->ctx == NULL)
+			return NULL;
+	}
+	if (k->index * CTX_KINDS + (size_t)kind >= w->nctx)
+		return NULL;
+	return &w->ctx[k->index * CTX_KINDS + (size_t)kind];
+}
+
 EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k)
 {
-	if (w->raw_ctx == NULL) {
-		w->raw_ctx = calloc(w->d->keys.n ? w->d->keys.n : 1, sizeof(*w->raw_ctx));
-		if (w->raw_ctx == NULL)
-			return NULL;
-		w->nraw = w->d->keys.n;
-	}
-	if (k->index >= w->nraw)
-		return NULL;
-	if (w->raw_ctx[k->index] == NULL)
-		w->raw_ctx[k->index] = k->conf->mechanism == MECH_PKCS ? hsm_pkcs_ctx_new(k->hk.priv)
-								       : hsm_raw_ctx_new(k->hk.priv);
-	return w->raw_ctx[k->index];
+	EVP_PKEY_CTX **slot = ctx_slot(w, k, CTX_DECRYPT);
+
+	if (slot != NULL && *slot == NULL)
+		*slot = k->conf->mechanism == MECH_PKCS ? hsm_pkcs_ctx_new(k->hk.priv)
+							: hsm_raw_ctx_new(k->hk.priv);
+	return slot ? *slot : NULL;
+}
+
+EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad)
+{
+	EVP_PKEY_CTX **slot = ctx_slot(w, k, pad == RSA_PAD_OAEP ? CTX_ENC_OAEP : CTX_ENC_PKCS1);
+
+	if (slot != NULL && *slot == NULL)
+		*slot = rsa_pub_encrypt_ctx(k->hk.pub, pad);
+	return slot ? *slot : NULL;
 }

@@ -9,9 +9,12 @@
 #define KT_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <openssl/evp.h>
+
+#include "rsa_pub.h"
 
 struct daemon;
 struct job;
@@ -40,9 +43,11 @@ struct worker {
 	int index;
 	pthread_t tid;
 	void *stack;                    /* locked, not dumped */
-	EVP_PKEY_CTX **raw_ctx;         /* per key (raw or PKCS mechanism), created on first use */
-	size_t nraw;
+	EVP_PKEY_CTX **ctx;             /* per key: decryption and encryption contexts, made on first use */
+	size_t nctx;
 };
+
+#define WORKER_SPIN_US 200      /* a worker waits this long for work before sleeping */
 
 struct pool {
 	const char *name;
@@ -50,7 +55,9 @@ struct pool {
 	pthread_cond_t cv;
 	struct job *head, *tail;
 	size_t depth, max_depth;
-	int stopping;
+	atomic_size_t queued;           /* depth, readable without the lock (spinning workers) */
+	int sleepers;                   /* workers in pthread_cond_wait */
+	atomic_int stopping;            /* read by spinning workers without the lock */
 	struct worker *workers;
 	int nworkers;
 	struct replyq *replies;
@@ -68,5 +75,7 @@ size_t pool_depth(struct pool *p);
 
 /* This worker's decryption context for key k, by its mechanism (kept for the thread's life). */
 EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k);
+/* Its encryption context for key k's public half with the padding (likewise kept). */
+EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad);
 
 #endif

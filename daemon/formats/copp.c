@@ -36,26 +36,36 @@ void copp_parse(const uint8_t m[COPP_MSG_LEN], struct copp_params *p)
 	OPENSSL_cleanse(s, sizeof(s));
 }
 
-int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
-	      char *why, size_t whylen)
+int copp_sign_with(EVP_PKEY_CTX *enc, size_t k, const struct copp_params *p,
+		   uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen)
 {
-	uint8_t n[RSA_MAX_BYTES], m[COPP_MSG_LEN];
-	uint64_t e;
-	size_t k;
+	uint8_t m[COPP_MSG_LEN];
 	int rc = KT_OK;
 
-	if (rsa_pub_numbers(pub, n, &k, &e) != 0 || k != COPP_SIG_LEN) {
+	if (k != COPP_SIG_LEN) {
 		snprintf(why, whylen, "COPP needs an RSA-2048 driver key");
 		return KT_KEY_SIZE;
 	}
 	copp_message(p, m);
-	if (rsa_pub_encrypt(pub, RSA_PAD_PKCS1, m, sizeof(m), sig, COPP_SIG_LEN) != 0) {
+	if (enc == NULL || rsa_pub_encrypt_with(enc, m, sizeof(m), sig, COPP_SIG_LEN) != 0) {
 		snprintf(why, whylen, "RSA encryption failed");
 		rc = KT_INTERNAL;
 	}
 	buf_reverse(sig, COPP_SIG_LEN);
 	OPENSSL_cleanse(m, sizeof(m));
 	return rc;
+}
+
+int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
+	      char *why, size_t whylen)
+{
+	int rsa = EVP_PKEY_is_a(pub, "RSA");
+	EVP_PKEY_CTX *enc = rsa ? rsa_pub_encrypt_ctx(pub, RSA_PAD_PKCS1) : NULL;
+	int st = copp_sign_with(enc, rsa ? ((size_t)EVP_PKEY_get_bits(pub) + 7) / 8 : 0, p, sig, why,
+				whylen);
+
+	EVP_PKEY_CTX_free(enc);
+	return st;
 }
 
 int copp_ciphertext(const uint8_t sig[COPP_SIG_LEN], const uint8_t *n, uint8_t c[COPP_SIG_LEN],

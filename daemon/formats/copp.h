@@ -33,6 +33,9 @@ void copp_parse(const uint8_t m[COPP_MSG_LEN], struct copp_params *p);
  */
 int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
 	      char *why, size_t whylen);
+/* The same with a PKCS#1 v1.5 encryption context for the key and its size k. */
+int copp_sign_with(EVP_PKEY_CTX *enc, size_t k, const struct copp_params *p,
+		   uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen);
 /*
  * Turns a signature into the big-endian ciphertext for the private operation
  * and checks it against the modulus n (256 bytes). KT_OK or KT_BLOB_RANGE.

@@ -76,26 +76,39 @@ size_t rsa_pad_capacity(enum rsa_padding pad, size_t k)
 	return k > overhead ? k - overhead : 0;
 }
 
-int rsa_pub_encrypt(EVP_PKEY *pub, enum rsa_padding pad, const uint8_t *in, size_t in_len,
-		    uint8_t *out, size_t k)
+EVP_PKEY_CTX *rsa_pub_encrypt_ctx(EVP_PKEY *pub, enum rsa_padding pad)
 {
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
-	size_t out_len = k;
-	int rc = -1;
 
 	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0)
-		goto done;
+		goto fail;
 	if (pad == RSA_PAD_OAEP) {
 		if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
 		    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha1()) <= 0 ||
 		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha1()) <= 0)
-			goto done;
+			goto fail;
 	} else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
-		goto done;
+		goto fail;
 	}
-	if (EVP_PKEY_encrypt(ctx, out, &out_len, in, in_len) > 0 && out_len == k)
-		rc = 0;
-done:
+	return ctx;
+fail:
+	EVP_PKEY_CTX_free(ctx);
+	return NULL;
+}
+
+int rsa_pub_encrypt_with(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t in_len, uint8_t *out, size_t k)
+{
+	size_t out_len = k;
+
+	return EVP_PKEY_encrypt(ctx, out, &out_len, in, in_len) > 0 && out_len == k ? 0 : -1;
+}
+
+int rsa_pub_encrypt(EVP_PKEY *pub, enum rsa_padding pad, const uint8_t *in, size_t in_len,
+		    uint8_t *out, size_t k)
+{
+	EVP_PKEY_CTX *ctx = rsa_pub_encrypt_ctx(pub, pad);
+	int rc = ctx != NULL ? rsa_pub_encrypt_with(ctx, in, in_len, out, k) : -1;
+
 	EVP_PKEY_CTX_free(ctx);
 	return rc;
 }

@@ -31,6 +31,13 @@ int rsa_below_modulus(const uint8_t *c, const uint8_t *n, size_t k);
 /* Encrypts in with the padding; out receives k bytes big-endian. 0 or -1. */
 int rsa_pub_encrypt(EVP_PKEY *pub, enum rsa_padding pad, const uint8_t *in, size_t in_len,
 		    uint8_t *out, size_t k);
+/*
+ * The same in two steps, for callers that encrypt often to one key: a context
+ * set up for the padding (setting one up costs more than a 2048-bit public
+ * operation), then any number of encryptions with it. NULL on failure.
+ */
+EVP_PKEY_CTX *rsa_pub_encrypt_ctx(EVP_PKEY *pub, enum rsa_padding pad);
+int rsa_pub_encrypt_with(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t in_len, uint8_t *out, size_t k);
 /* The SubjectPublicKeyInfo, DER or PEM, into out; its length, or 0 if it does not fit. */
 size_t rsa_pub_spki(EVP_PKEY *pub, int pem, uint8_t *out, size_t cap);
 /* The longest message the padding leaves room for with a k-byte modulus. */

@@ -82,20 +82,19 @@ int simpleblob_unpad(const uint8_t *em, size_t k, const struct alg_info *alg,
 	return pkcs1_unpad(em, k, alg->min_len, alg->max_len, out);
 }
 
-int simpleblob_wrap(EVP_PKEY *pub, const struct alg_info *alg, const uint8_t *key, size_t key_len,
-		    enum rsa_padding pad, uint8_t *out, size_t *out_len, char *why, size_t whylen)
+int simpleblob_wrap_with(EVP_PKEY_CTX *enc, size_t k, const struct alg_info *alg,
+			 const uint8_t *key, size_t key_len, enum rsa_padding pad, uint8_t *out,
+			 size_t *out_len, char *why, size_t whylen)
 {
-	uint8_t n[RSA_MAX_BYTES], c[RSA_MAX_BYTES];
+	uint8_t c[RSA_MAX_BYTES];
 	struct buf_writer w;
-	uint64_t e;
-	size_t k;
 
 	if (!alg_len_ok(alg, key_len)) {
 		snprintf(why, whylen, "%s keys are %u to %u bytes, not %zu", alg->name,
 			 alg->min_len, alg->max_len, key_len);
 		return KT_KEY_LENGTH;
 	}
-	if (rsa_pub_numbers(pub, n, &k, &e) != 0 || k < RSA_MIN_BITS / 8) {
+	if (k < RSA_MIN_BITS / 8 || k > RSA_MAX_BYTES) {
 		snprintf(why, whylen, "the recipient key must be RSA of %d to %d bits",
 			 RSA_MIN_BITS, RSA_MAX_BITS);
 		return KT_KEY_SIZE;
@@ -105,7 +104,7 @@ int simpleblob_wrap(EVP_PKEY *pub, const struct alg_info *alg, const uint8_t *ke
 			 k * 8, key_len);
 		return KT_KEY_SIZE;
 	}
-	if (rsa_pub_encrypt(pub, pad, key, key_len, c, k) != 0) {
+	if (enc == NULL || rsa_pub_encrypt_with(enc, key, key_len, c, k) != 0) {
 		snprintf(why, whylen, "RSA encryption failed");
 		return KT_INTERNAL;
 	}
@@ -118,4 +117,16 @@ int simpleblob_wrap(EVP_PKEY *pub, const struct alg_info *alg, const uint8_t *ke
 	buf_put_bytes_reversed(&w, c, k);
 	*out_len = w.len;
 	return w.err ? KT_INTERNAL : KT_OK;
+}
+
+int simpleblob_wrap(EVP_PKEY *pub, const struct alg_info *alg, const uint8_t *key, size_t key_len,
+		    enum rsa_padding pad, uint8_t *out, size_t *out_len, char *why, size_t whylen)
+{
+	EVP_PKEY_CTX *enc = EVP_PKEY_is_a(pub, "RSA") ? rsa_pub_encrypt_ctx(pub, pad) : NULL;
+	int bits = EVP_PKEY_is_a(pub, "RSA") ? EVP_PKEY_get_bits(pub) : 0;
+	int st = simpleblob_wrap_with(enc, ((size_t)(bits > 0 ? bits : 0) + 7) / 8, alg, key, key_len,
+				      pad, out, out_len, why, whylen);
+
+	EVP_PKEY_CTX_free(enc);
+	return st;
 }

@@ -46,5 +46,9 @@ int simpleblob_unpad(const uint8_t *em, size_t k, const struct alg_info *alg,
  */
 int simpleblob_wrap(EVP_PKEY *pub, const struct alg_info *alg, const uint8_t *key, size_t key_len,
 		    enum rsa_padding pad, uint8_t *out, size_t *out_len, char *why, size_t whylen);
+/* The same with an encryption context from rsa_pub_encrypt_ctx(pub, pad) and pub's size k. */
+int simpleblob_wrap_with(EVP_PKEY_CTX *enc, size_t k, const struct alg_info *alg,
+			 const uint8_t *key, size_t key_len, enum rsa_padding pad, uint8_t *out,
+			 size_t *out_len, char *why, size_t whylen);
 
 #endif
