@@ -415,6 +415,49 @@ def test_200_concurrent_clients():
     still_serving()
 
 
+def test_public_work_does_not_wait_for_the_hsm():
+    """wrap, copp-sign and pubkey run on their own pool: a deep HSM queue does not delay them."""
+    lines = [l for l in read_vector_lines("simpleblob.txt") if l[0] == "rsa4096" and l[1] == "pkcs1"]
+    busy = conn()
+    busy.send(b"".join(frame("unwrap", field("NAME", "rsa4096") +
+                             field("BLOB", unhex(lines[i % len(lines)][4])), rid=i)
+                       for i in range(200)))   # 200 × ~4 ms of HSM work over 2 workers
+    c = conn()
+    start = time.time()
+    for i in range(20):
+        expect(c.call("wrap", u32("ALG_ID", 0x660e) + field("NAME", "rsa2048"), rid=i), "OK")
+        expect(c.call("copp-sign", field("NAME", "rsa2048") + field("RANDOM", bytes(16)), rid=i),
+               "OK")
+        expect(c.call("pubkey", field("NAME", "rsa4096"), rid=i), "OK")
+    elapsed = time.time() - start
+    # The unwraps are not all answered yet: the public work really ran beside them.
+    answered = frames_available(busy)
+    # Alone, the 60 public calls take about 10 ms; queued behind the unwraps, 0.4 s or more.
+    assert answered < 200, "the HSM queue drained first"
+    assert elapsed < 0.2, "public work took %.2f s behind the HSM queue" % elapsed
+    busy.close()
+
+
+def frames_available(c):
+    """Whole frames that have already arrived on c, without waiting for more."""
+    c.s.settimeout(0)
+    data = b""
+    try:
+        while True:
+            chunk = c.s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    c.s.settimeout(30)
+    n = off = 0
+    while off + 4 <= len(data):
+        off += 4 + struct.unpack_from(">I", data, off)[0]
+        n += off <= len(data)
+    return n
+
+
 def main():
     global D
     with Workspace() as root:
@@ -425,7 +468,8 @@ def main():
                        test_wrap_then_unwrap_everything, test_wrap_refusals,
                        test_wrap_checked_by_openssl, test_copp_sign_then_open,
                        test_malformed_frames_keep_connection, test_fatal_frames_close_connection,
-                       test_pipelining, test_clients_that_leave_early, test_200_concurrent_clients])
+                       test_pipelining, test_clients_that_leave_early, test_200_concurrent_clients,
+                       test_public_work_does_not_wait_for_the_hsm])
         finally:
             if D.alive():
                 D.stop()
