@@ -53,8 +53,20 @@ enum kt_padding { KT_PAD_PKCS1 = 0, KT_PAD_OAEP = 1 };
 enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2 };
 
 #define KT_KEY_MAX 32
-#define KT_BLOB_MAX (12 + 2048)
+#define KT_BLOB_MAX (20 + 2048)     /* a 16384-bit key's PUBLICKEYBLOB; SIMPLEBLOBs stop at 12 + 2048 */
 #define KT_NAME_MAX 64
+
+#define KT_HSMS_MAX 16
+
+/* One HSM of the daemon's ([hsm] or [hsm NAME]). */
+struct kt_hsm {
+	char name[65];
+	char token_label[33];
+	char state[17];                     /* "up" or "down" */
+	uint32_t in_flight;                 /* operations on it now */
+	uint64_t faults;                    /* times taken out of service */
+	char last_error[513];               /* "" when none */
+};
 
 struct kt_info {
 	char version[65];
@@ -62,6 +74,8 @@ struct kt_info {
 	uint32_t key_count, worker_count;   /* key_count: the keys this peer may use */
 	uint64_t uptime_s;
 	char notice[1025];                  /* "" or what the operator should know */
+	size_t nhsms;                       /* at most KT_HSMS_MAX are reported */
+	struct kt_hsm hsms[KT_HSMS_MAX];
 };
 
 struct kt_key {

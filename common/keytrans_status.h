@@ -33,7 +33,8 @@
 	X(INTERNAL,         21, "internal error in the daemon") \
 	X(SHUTTING_DOWN,    22, "daemon is shutting down") \
 	X(DENIED,           23, "not allowed for this peer") \
-	X(TIMEOUT,          24, "request not served in time")
+	X(TIMEOUT,          24, "request not served in time") \
+	X(HSM_UNAVAILABLE,  25, "no HSM in service; try again later")
 
 /* X(NAME, code, description): errors raised by libkeytrans itself. */
 #define KT_LOCAL_STATUS_LIST(X) \

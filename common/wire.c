@@ -110,8 +110,8 @@ static int read_field(struct buf_reader *r, uint16_t *tag, struct wire_field *f)
 	return 0;
 }
 
-int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
-		      char *why, size_t whylen)
+static int parse_fields(const uint8_t *p, size_t len, int skip_unknown, struct wire_fields *out,
+			char *why, size_t whylen)
 {
 	struct buf_reader r;
 
@@ -134,6 +134,8 @@ int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
 			return -1;
 		}
 		if (tag >= WIRE_T_MAX || tags[tag].name == NULL) {
+			if (skip_unknown)
+				continue;
 			snprintf(why, whylen, "unknown field tag %u", tag);
 			return -1;
 		}
@@ -153,6 +155,18 @@ int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
 			out->f[tag] = f;
 	}
 	return 0;
+}
+
+int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
+		      char *why, size_t whylen)
+{
+	return parse_fields(p, len, 0, out, why, whylen);
+}
+
+int wire_parse_answer(const uint8_t *p, size_t len, struct wire_fields *out,
+		      char *why, size_t whylen)
+{
+	return parse_fields(p, len, 1, out, why, whylen);
 }
 
 int wire_next_field(const uint8_t *p, size_t len, size_t *off, unsigned tag,

@@ -68,13 +68,18 @@ enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
 	X(EXPONENT,     24, WT_U64,   8) \
 	X(FLAGS,        25, WT_U32,   4) \
 	X(NOTICE,       26, WT_STR,   1024) \
-	X(MECHANISM,    27, WT_STR,   8)
+	X(MECHANISM,    27, WT_STR,   8) \
+	X(HSM_ENTRY,    28, WT_GROUP, 4096) \
+	X(STATE,        29, WT_STR,   16) \
+	X(IN_FLIGHT,    30, WT_U32,   4) \
+	X(FAULTS,       31, WT_U64,   8) \
+	X(LAST_ERROR,   32, WT_STR,   512)
 
 enum wire_tag {
 #define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
-	WIRE_T_MAX = 28
+	WIRE_T_MAX = 33
 };
 
 /* FLAGS bits (unwrap, copp-open). */
@@ -120,6 +125,10 @@ int wire_check_len(uint32_t len);
  * a message naming the field. Returns 0 or -1.
  */
 int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
+		      char *why, size_t whylen);
+/* The same for what the daemon answers, except that unknown tags are skipped:
+ * a newer daemon may add fields, and older clients must keep working. */
+int wire_parse_answer(const uint8_t *p, size_t len, struct wire_fields *out,
 		      char *why, size_t whylen);
 /* Iterates repeated groups: *off starts at 0; returns 1 with the next
  * occurrence of tag, 0 at the end, -1 on a malformed body. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -49,6 +50,8 @@ static const struct {
 	{ "idle_timeout", offsetof(struct limits, idle_timeout), 1, 86400, 300 },
 	{ "job_memory", offsetof(struct limits, job_memory), 256, 1 << 20, 4096 },
 	{ "job_memory_per_uid", offsetof(struct limits, job_memory_per_uid), 16, 1 << 20, 1024 },
+	{ "hsm_call_timeout", offsetof(struct limits, hsm_call_timeout), 1, 3600, 10 },
+	{ "hsm_retry_max", offsetof(struct limits, hsm_retry_max), 1, 3600, 60 },
 };
 #define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
 
@@ -159,21 +162,23 @@ static int daemon_setting(struct parse *p, const char *name, const char *value)
 	return error(p, "unknown key \"%s\" in [daemon]", name);
 }
 
-static int hsm_setting(struct parse *p, const char *name, const char *value)
+static int hsm_setting(struct parse *p, struct hsm_conf *h, const char *name, const char *value)
 {
 	if (strcmp(name, "module") == 0)
-		return once(p, SEEN_MODULE, name) && resolve_path(p, value, p->c->module, name);
+		return once(p, SEEN_MODULE, name) && resolve_path(p, value, h->module, name);
 	if (strcmp(name, "pin_file") == 0)
-		return once(p, SEEN_PIN, name) && resolve_path(p, value, p->c->pin_file, name);
+		return once(p, SEEN_PIN, name) && resolve_path(p, value, h->pin_file, name);
 	if (strcmp(name, "token") == 0) {
 		if (!once(p, SEEN_TOKEN, name))
 			return 0;
 		if (value[0] == '\0' || strlen(value) > CONFIG_TOKEN_MAX)
 			return error(p, "token must be a label of 1 to 32 characters, not \"%s\"", value);
-		strcpy(p->c->token, value);
+		strcpy(h->token, value);
 		return 1;
 	}
-	return error(p, "unknown key \"%s\" in [hsm]", name);
+	if (strcmp(h->name, "hsm") == 0)
+		return error(p, "unknown key \"%s\" in [hsm]", name);
+	return error(p, "unknown key \"%s\" in [hsm %s]", name, h->name);
 }
 
 static int key_setting(struct parse *p, struct key_conf *k, const char *name, const char *value)
@@ -220,6 +225,30 @@ static int valid_key_name(const char *s)
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
+/* Opens a new [hsm] (name "hsm") or [hsm NAME] entry. */
+static int enter_hsm_section(struct parse *p, const char *name)
+{
+	struct config *c = p->c;
+	struct hsm_conf *hsms;
+
+	if (!valid_key_name(name))
+		return error(p, "HSM name \"%s\" must be 1 to 64 of A-Z a-z 0-9 _ . -", name);
+	for (size_t i = 0; i < c->nhsms; i++)
+		if (strcmp(c->hsms[i].name, name) == 0)
+			return strcmp(name, "hsm") == 0 ? error(p, "[hsm] is defined twice")
+							: error(p, "[hsm %s] is defined twice", name);
+	if (c->nhsms == CONFIG_HSMS_MAX)
+		return error(p, "at most %d HSM sections", CONFIG_HSMS_MAX);
+	hsms = realloc(c->hsms, (c->nhsms + 1) * sizeof(*hsms));
+	if (hsms == NULL)
+		return error(p, "out of memory");
+	c->hsms = hsms;
+	memset(&hsms[c->nhsms], 0, sizeof(*hsms));
+	strcpy(hsms[c->nhsms].name, name);
+	c->nhsms++;
+	return 1;
+}
+
 /* Called when the section changes: opens a new [key NAME] entry. */
 static int enter_key_section(struct parse *p, const char *name)
 {
@@ -245,8 +274,14 @@ static enum section section_kind(const char *section, const char **key_name)
 {
 	if (strcmp(section, "daemon") == 0)
 		return SEC_DAEMON;
-	if (strcmp(section, "hsm") == 0)
+	if (strcmp(section, "hsm") == 0) {
+		*key_name = section;
 		return SEC_HSM;
+	}
+	if (strncmp(section, "hsm ", 4) == 0) {
+		*key_name = section + 4;
+		return SEC_HSM;
+	}
 	if (strncmp(section, "key ", 4) == 0) {
 		*key_name = section + 4;
 		return SEC_KEY;
@@ -272,9 +307,9 @@ static void open_section(struct parse *p, const char *name, size_t len)
 	memcpy(section, name, len);
 	section[len] = '\0';
 	p->kind = section_kind(section, &key_name);
-	if (p->kind == SEC_KEY) {
-		p->seen[SEC_KEY] = 0;
-		if (!enter_key_section(p, key_name))
+	if (p->kind == SEC_KEY || p->kind == SEC_HSM) {
+		p->seen[p->kind] = 0;
+		if (!(p->kind == SEC_KEY ? enter_key_section(p, key_name) : enter_hsm_section(p, key_name)))
 			p->kind = SEC_NONE;
 	} else if (p->kind == SEC_NONE) {
 		error(p, "unknown section [%s]", section);
@@ -325,7 +360,7 @@ static int on_setting(void *user, const char *section, const char *name, const c
 	case SEC_DAEMON:
 		return daemon_setting(p, name, value);
 	case SEC_HSM:
-		return hsm_setting(p, name, value);
+		return hsm_setting(p, &p->c->hsms[p->c->nhsms - 1], name, value);
 	case SEC_KEY:
 		return key_setting(p, &p->c->keys[p->c->nkeys - 1], name, value);
 	case SEC_NONE:
@@ -346,21 +381,63 @@ static void set_defaults(struct config *c)
 		*(long *)((char *)&c->limits + limit_settings[i].off) = limit_settings[i].dflt;
 }
 
+/* How an HSM's section is written: [hsm] or [hsm NAME]. */
+static const char *hsm_section(const struct hsm_conf *h, char *buf, size_t len)
+{
+	if (strcmp(h->name, "hsm") == 0)
+		snprintf(buf, len, "[hsm]");
+	else
+		snprintf(buf, len, "[hsm %s]", h->name);
+	return buf;
+}
+
+/*
+ * One PKCS#11 module per HSM section: a module is loaded once per process, so
+ * two sections on it would share its sessions, and rebuilding one (which
+ * finalises the module) would break the other. Compared by file, so that two
+ * spellings of one path are caught too.
+ */
+static int same_module(const struct hsm_conf *a, const struct hsm_conf *b)
+{
+	struct stat sa, sb;
+
+	if (stat(a->module, &sa) == 0 && stat(b->module, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return strcmp(a->module, b->module) == 0;
+}
+
+static void check_modules(const struct config *c, char *msg, size_t len)
+{
+	char sa[CONFIG_NAME_MAX + 8], sb[CONFIG_NAME_MAX + 8];
+
+	for (size_t i = 0; msg[0] == '\0' && i < c->nhsms; i++)
+		for (size_t j = i + 1; msg[0] == '\0' && j < c->nhsms; j++)
+			if (same_module(&c->hsms[i], &c->hsms[j]))
+				snprintf(msg, len, "%s uses the module of %s: one section per PKCS#11 module "
+					 "(a module's tokens cannot be recovered one at a time)",
+					 hsm_section(&c->hsms[j], sb, sizeof(sb)),
+					 hsm_section(&c->hsms[i], sa, sizeof(sa)));
+}
+
 /* Settings without which the daemon cannot start; named by section. */
 static int check_complete(const struct config *c, char *msg, size_t len)
 {
-	if (c->module[0] == '\0')
+	char sec[CONFIG_NAME_MAX + 8];
+
+	if (c->nhsms == 0)
 		snprintf(msg, len, "[hsm] module is missing");
-	else if (c->token[0] == '\0')
-		snprintf(msg, len, "[hsm] token is missing");
-	else if (c->limits.job_memory_per_uid > c->limits.job_memory)
+	for (size_t i = 0; msg[0] == '\0' && i < c->nhsms; i++) {
+		if (c->hsms[i].module[0] == '\0')
+			snprintf(msg, len, "%s module is missing", hsm_section(&c->hsms[i], sec, sizeof(sec)));
+		else if (c->hsms[i].token[0] == '\0')
+			snprintf(msg, len, "%s token is missing", hsm_section(&c->hsms[i], sec, sizeof(sec)));
+	}
+	check_modules(c, msg, len);
+	if (msg[0] == '\0' && c->limits.job_memory_per_uid > c->limits.job_memory)
 		snprintf(msg, len, "[daemon] job_memory_per_uid is larger than job_memory");
-	else
-		for (size_t i = 0; i < c->nkeys; i++)
-			if (c->keys[i].label[0] == '\0' && c->keys[i].id_len == 0) {
-				snprintf(msg, len, "[key %s] needs a label or an id", c->keys[i].name);
-				break;
-			}
+	for (size_t i = 0; msg[0] == '\0' && i < c->nkeys; i++)
+		if (c->keys[i].label[0] == '\0' && c->keys[i].id_len == 0)
+			snprintf(msg, len, "[key %s] needs a label or an id", c->keys[i].name);
 	return msg[0] == '\0' ? 0 : -1;
 }
 
@@ -426,4 +503,7 @@ void config_free(struct config *c)
 	free(c->keys);
 	c->keys = NULL;
 	c->nkeys = 0;
+	free(c->hsms);
+	c->hsms = NULL;
+	c->nhsms = 0;
 }

@@ -18,6 +18,7 @@
 #define CONFIG_ID_MAX 64
 #define CONFIG_TOKEN_MAX 32
 #define CONFIG_WORKERS_MAX 16   /* libp11 keeps 16 sessions per slot */
+#define CONFIG_HSMS_MAX 16       /* [hsm] / [hsm NAME] sections */
 
 /* How the HSM is asked for the private operation. */
 enum rsa_mechanism {
@@ -34,6 +35,14 @@ struct key_conf {
 	struct acl allow[ACL_OPS];          /* allow_unwrap, allow_wrap, ... */
 };
 
+/* One HSM: an [hsm] or [hsm NAME] section. Several hold the same keys. */
+struct hsm_conf {
+	char name[CONFIG_NAME_MAX + 1];     /* "hsm" for a plain [hsm] */
+	char module[PATH_MAX];
+	char token[CONFIG_TOKEN_MAX + 1];
+	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
+};
+
 /* Limits that hold under abuse ([daemon] section). */
 struct limits {
 	long max_connections;           /* open connections in all */
@@ -43,6 +52,8 @@ struct limits {
 	long idle_timeout;              /* s: a connection with nothing to do is closed after it */
 	long job_memory;                /* KiB of locked memory for requests in flight, in all */
 	long job_memory_per_uid;        /* KiB of it one uid may hold */
+	long hsm_call_timeout;          /* s: a longer PKCS#11 call takes its HSM out of service */
+	long hsm_retry_max;             /* s: longest wait between two attempts to bring an HSM back */
 };
 
 struct config {
@@ -51,9 +62,8 @@ struct config {
 	int workers;
 	struct acl allow_public_ops;        /* wrap/copp-sign to a key given in the request */
 	struct limits limits;
-	char module[PATH_MAX];
-	char token[CONFIG_TOKEN_MAX + 1];
-	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
+	struct hsm_conf *hsms;
+	size_t nhsms;
 	struct key_conf *keys;
 	size_t nkeys;
 };

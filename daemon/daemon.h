@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "accounts.h"
+#include "backend.h"
 #include "config.h"
 #include "job.h"
 #include "keytab.h"
@@ -23,7 +24,7 @@ struct hsm;
 struct daemon {
 	struct config conf;
 	struct logger log;
-	struct hsm *hsm;
+	struct backends hsms;           /* every [hsm] section, and its health */
 	struct keytab keys;
 	struct replyq replies;
 	struct pool hsm_pool;           /* private-key work: one HSM call per job */
@@ -34,6 +35,14 @@ struct daemon {
 	struct event_base *base;
 	struct server *server;
 	struct timespec started;        /* CLOCK_MONOTONIC */
+	char **argv;                    /* for a restart (daemon_restart) */
 };
+
+/*
+ * Restarts the process in place (exec of itself, keeping the listening
+ * socket, so that no queued connection is lost): the way out of a PKCS#11
+ * call that never returns. Does not return.
+ */
+void daemon_restart(struct daemon *d);
 
 #endif

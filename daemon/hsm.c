@@ -1,11 +1,13 @@
 #include "hsm.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libp11.h>
 #include <openssl/err.h>
+#include <p11-kit/pkcs11.h>
 #include <openssl/rsa.h>
 
 #include "rsa_pub.h"
@@ -97,6 +99,39 @@ static void login_error(unsigned long ckr, const char *token, char *err, size_t 
 			 hsm_ckr_name(ckr), ckr);
 }
 
+/*
+ * libp11 0.4.12 waits forever when C_OpenSession fails while it holds no
+ * session (its pool waits for a session to come back), which is the state of
+ * every login. So one session is opened and closed first, straight through
+ * the module libp11 has loaded: a failing HSM then gives an error, not a hang.
+ */
+static int probe_session(const char *module, PKCS11_SLOT *slot, char *err, size_t errlen)
+{
+	void *lib = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
+	CK_C_GetFunctionList get = NULL;
+	CK_FUNCTION_LIST_PTR f = NULL;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_GENERAL_ERROR;
+
+	if (lib == NULL) {
+		snprintf(err, errlen, "cannot find the loaded module %s", module);
+		return -1;
+	}
+	*(void **)&get = dlsym(lib, "C_GetFunctionList");
+	if (get != NULL && get(&f) == CKR_OK && f != NULL) {
+		rv = f->C_OpenSession(PKCS11_get_slotid_from_slot(slot), CKF_SERIAL_SESSION, NULL, NULL, &s);
+		if (rv == CKR_OK)
+			f->C_CloseSession(s);
+	}
+	dlclose(lib);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "cannot open a session on token \"%s\": %s (0x%lx)",
+			 slot->token->label, hsm_ckr_name(rv), (unsigned long)rv);
+		return -1;
+	}
+	return 0;
+}
+
 int hsm_open(const char *module, const char *token, const char *pin, struct hsm **out,
 	     char *err, size_t errlen)
 {
@@ -122,7 +157,7 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 		goto fail;
 	}
 	h->slot = find_token(h, token, err, errlen);
-	if (h->slot == NULL)
+	if (h->slot == NULL || probe_session(module, h->slot, err, errlen) != 0)
 		goto fail;
 	if (PKCS11_login(h->slot, 0, pin) != 0) {
 		ckr = take_ckr();

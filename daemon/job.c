@@ -103,6 +103,13 @@ int job_reply_big(struct job *j)
 	return 0;
 }
 
+int job_reply_room(struct job *j, size_t more)
+{
+	if (j->reply.cap - j->reply.len >= more)
+		return 0;
+	return job_reply_big(j);
+}
+
 void job_fail(struct job *j, int status, const char *fmt, ...)
 {
 	va_list ap;

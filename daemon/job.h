@@ -68,6 +68,8 @@ size_t job_size(const struct job *j);
 void job_reply_begin(struct job *j);
 /* Gives the reply a full-size frame buffer (for long listings). -1 out of memory. */
 int job_reply_big(struct job *j);
+/* Makes room for `more` reply bytes (going full-size if the inline buffer is short); -1 out of memory. */
+int job_reply_room(struct job *j, size_t more);
 /* Marks the job failed; the reply becomes an error frame carrying msg. */
 __attribute__((format(printf, 3, 4)))
 void job_fail(struct job *j, int status, const char *fmt, ...);

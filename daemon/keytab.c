@@ -16,10 +16,10 @@
  * another host with the same key), and it is different for every key: the
  * role the private exponent plays in the CFRG draft.
  */
-static int ir_secret(struct key *k, char *err, size_t errlen)
+static int ir_secret(struct key *k, EVP_PKEY *priv, char *err, size_t errlen)
 {
 	uint8_t *m = OPENSSL_secure_zalloc(2 * RSA_MAX_BYTES), *s;
-	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(k->hk.priv);
+	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(priv);
 	unsigned long ckr = 0;
 	unsigned char block[32];
 	int rc = -1;
@@ -57,7 +57,8 @@ done:
 	return rc;
 }
 
-int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *err, size_t errlen)
+int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *found,
+		char *err, size_t errlen)
 {
 	t->n = 0;
 	t->cap = c->nkeys ? c->nkeys : 1;
@@ -72,15 +73,18 @@ int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *e
 		snprintf(k->name, sizeof(k->name), "%s", c->keys[i].name);
 		k->index = i;
 		k->conf = &c->keys[i];
-		if (hsm_find_key(h, &c->keys[i], &k->hk, err, errlen) != 0)
-			goto fail;
+		k->pub = found[i].pub;
+		EVP_PKEY_up_ref(k->pub);
+		snprintf(k->label, sizeof(k->label), "%s", found[i].label);
+		memcpy(k->id, found[i].id, found[i].id_len);
+		k->id_len = found[i].id_len;
 		t->n++;
-		if (rsa_pub_numbers(k->hk.pub, k->n, &k->k, &k->e) != 0 || k->k * 8 < RSA_MIN_BITS) {
+		if (rsa_pub_numbers(k->pub, k->n, &k->k, &k->e) != 0 || k->k * 8 < RSA_MIN_BITS) {
 			snprintf(err, errlen, "[key %s]: RSA keys of %d to %d bits are supported",
 				 k->name, RSA_MIN_BITS, RSA_MAX_BITS);
 			goto fail;
 		}
-		if (k->conf->mechanism == MECH_RAW && ir_secret(k, err, errlen) != 0)
+		if (k->conf->mechanism == MECH_RAW && ir_secret(k, found[i].priv, err, errlen) != 0)
 			goto fail;
 	}
 	return 0;
@@ -89,10 +93,15 @@ fail:
 	return -1;
 }
 
+int keytab_same_key(const struct key *k, const struct hsm_key *hk)
+{
+	return EVP_PKEY_eq(k->pub, hk->pub) == 1;
+}
+
 void keytab_free(struct keytab *t)
 {
 	for (size_t i = 0; i < t->n; i++)
-		hsm_key_release(&t->keys[i].hk);
+		EVP_PKEY_free(t->keys[i].pub);
 	if (t->keys != NULL)
 		OPENSSL_secure_clear_free(t->keys, t->cap * sizeof(*t->keys));
 	t->keys = NULL;

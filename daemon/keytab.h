@@ -16,9 +16,12 @@
 
 struct key {
 	char name[CONFIG_NAME_MAX + 1];
-	size_t index;                   /* position in the table (per-worker caches) */
+	size_t index;                   /* position in the table (and in each HSM's key list) */
 	const struct key_conf *conf;    /* mechanism and access rules */
-	struct hsm_key hk;
+	EVP_PKEY *pub;                  /* the public half (software; every HSM holds the same) */
+	char label[CONFIG_LABEL_MAX + 1];   /* CKA_LABEL as the token has it */
+	uint8_t id[CONFIG_ID_MAX];      /* CKA_ID */
+	size_t id_len;
 	uint8_t n[RSA_MAX_BYTES];       /* modulus, big-endian */
 	size_t k;                       /* modulus bytes */
 	uint64_t e;
@@ -34,10 +37,14 @@ struct keytab {
 };
 
 /*
- * Looks every configured key up in the HSM and derives each raw-mechanism
- * key's implicit-rejection secret; -1 with err naming the key.
+ * Builds the table from the keys one HSM holds (found[i] for c->keys[i]) and
+ * derives each raw-mechanism key's implicit-rejection secret with that HSM;
+ * -1 with err naming the key.
  */
-int keytab_load(struct keytab *t, struct hsm *h, const struct config *c, char *err, size_t errlen);
+int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *found,
+		char *err, size_t errlen);
+/* 1 when the HSM key k holds is the same key as the table's (public halves compared). */
+int keytab_same_key(const struct key *k, const struct hsm_key *hk);
 void keytab_free(struct keytab *t);
 /* NULL when no key has that name. */
 struct key *keytab_find(const struct keytab *t, const char *name);

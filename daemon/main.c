@@ -23,19 +23,18 @@
 
 #include "config.h"
 #include "daemon.h"
-#include "hsm.h"
+#include "backend.h"
+#include "pin.h"
 #include "keytab.h"
 #include "log.h"
 #include "server.h"
 #include "worker.h"
 
-#define PIN_MAX 256
 /* Exit status of a start that a restart cannot fix (sysexits' EX_CONFIG): the unit's
  * RestartPreventExitStatus= keeps systemd from retrying, e.g. a wrong PIN. */
 #define EXIT_CONFIG 78
 #define LOOP_SPIN_US 1000
 #define JOB_CACHE 256
-#define CREDENTIAL_PIN "pin"           /* LoadCredential=pin:... */
 
 struct options {
 	const char *config;
@@ -75,79 +74,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* The PIN file: pin_file, else the systemd credential; never argv or the environment. */
-static int pin_path(const struct config *c, char *path, size_t len, char *err, size_t errlen)
-{
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-
-	if (c->pin_file[0] != '\0')
-		snprintf(path, len, "%s", c->pin_file);
-	else if (creds != NULL && creds[0] != '\0')
-		snprintf(path, len, "%s/%s", creds, CREDENTIAL_PIN);
-	else {
-		snprintf(err, errlen, "no PIN: set [hsm] pin_file, or run under systemd with "
-			 "LoadCredential=" CREDENTIAL_PIN ":FILE");
-		return -1;
-	}
-	return 0;
-}
-
-/* Opens the PIN file, refusing one that others could read. */
-static int open_pin(const char *path, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read the PIN file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "the PIN file %s must be a regular file readable by its owner only "
-			 "(mode %04o; chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Reads the PIN (its first line) into pin, which the caller wipes. */
-static int read_pin(const struct config *c, char *pin, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	if (pin_path(c, path, sizeof(path), err, errlen) != 0 || (fd = open_pin(path, err, errlen)) < 0)
-		return -1;
-	n = read(fd, pin, PIN_MAX);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "cannot read the PIN file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	pin[n] = '\0';
-	pin[strcspn(pin, "\r\n")] = '\0';
-	if (pin[0] == '\0') {
-		snprintf(err, errlen, "the PIN file %s is empty", path);
-		return -1;
-	}
-	return 0;
-}
-
-/* What -t checks beyond the syntax: the module exists, the PIN file is there and private. */
+/* What -t checks beyond the syntax: each module exists, each PIN file is there and private. */
 static int check_files(const struct config *c, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	int fd;
-
-	if (access(c->module, R_OK) != 0) {
-		snprintf(err, errlen, "[hsm] module %s: %s", c->module, strerror(errno));
-		return -1;
+	for (size_t i = 0; i < c->nhsms; i++) {
+		if (access(c->hsms[i].module, R_OK) != 0) {
+			snprintf(err, errlen, "[hsm %s] module %s: %s", c->hsms[i].name, c->hsms[i].module,
+				 strerror(errno));
+			return -1;
+		}
+		if (pin_check(&c->hsms[i], err, errlen) != 0)
+			return -1;
 	}
-	if (pin_path(c, path, sizeof(path), err, errlen) != 0 || (fd = open_pin(path, err, errlen)) < 0)
-		return -1;
-	close(fd);
 	return 0;
 }
 
@@ -253,10 +191,23 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon *d = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
+	/* A PKCS#11 call that does not return cannot be cancelled: let systemd restart us. */
+	if (backends_stuck(&d->hsms))
+		return;
 	sd_notify(0, "WATCHDOG=1");
+}
+
+static void on_hsm_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	backends_watch(&d->hsms);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -268,28 +219,18 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	log_warn(&d->log, "SIGHUP ignored: configuration reload is not supported; restart instead");
 }
 
-/* Logs in and loads the keys: 0, 1 (may pass on a retry) or EXIT_CONFIG. */
-static int open_hsm(struct daemon *d, char *err, size_t errlen)
+/* Logs into the HSMs and loads the keys: 0, 1 (may pass on a retry) or EXIT_CONFIG. */
+static int open_hsms(struct daemon *d, char *err, size_t errlen)
 {
-	char *pin = OPENSSL_secure_malloc(PIN_MAX + 1);
-	int rc = EXIT_CONFIG;
+	int rc = backends_open(&d->hsms, d, &d->keys, err, errlen);
 
-	if (pin == NULL) {
-		snprintf(err, errlen, "out of locked memory");
-		rc = 1;
-	} else if (read_pin(&d->conf, pin, err, errlen) == 0) {
-		rc = hsm_open(d->conf.module, d->conf.token, pin, &d->hsm, err, errlen);
-		rc = rc == 0 ? 0 : rc == HSM_FATAL ? EXIT_CONFIG : 1;
-	}
-	OPENSSL_secure_clear_free(pin, PIN_MAX + 1);
 	if (rc != 0)
-		return rc;
+		return rc == BACKENDS_CONFIG ? EXIT_CONFIG : 1;
 	for (size_t i = 0; i < d->conf.nkeys; i++)
 		if (d->conf.keys[i].mechanism == MECH_PKCS)
 			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it, "
 				 "and the HSM's timing may reveal bad padding", d->conf.keys[i].name);
-	/* A key that is not in the token is a configuration error. */
-	return keytab_load(&d->keys, d->hsm, &d->conf, err, errlen) == 0 ? 0 : EXIT_CONFIG;
+	return backends_start(&d->hsms) == 0 ? 0 : 1;
 }
 
 /* 0, or the exit status: 1 (a restart may help) or EXIT_CONFIG. */
@@ -300,7 +241,7 @@ static int start(struct daemon *d, char *err, size_t errlen)
 
 	if (protect_memory(d, err, errlen) != 0)
 		return EXIT_CONFIG;
-	rc = open_hsm(d, err, errlen);
+	rc = open_hsms(d, err, errlen);
 	if (rc != 0)
 		return rc;
 	d->base = event_base_new();
@@ -331,8 +272,8 @@ static void stop(struct daemon *d)
 		replyq_destroy(&d->replies);
 	jobpool_destroy(&d->jobs);
 	accounts_free(&d->accounts);
+	backends_close(&d->hsms);
 	keytab_free(&d->keys);
-	hsm_close(d->hsm);
 	config_free(&d->conf);
 }
 
@@ -376,6 +317,23 @@ static int loop(struct daemon *d)
 	return 0;
 }
 
+void daemon_restart(struct daemon *d)
+{
+	int fd = d->server != NULL ? server_listen_fd(d->server) : -1;
+	char pid[32];
+
+	/* The listening socket survives the exec as fd 3, the way systemd passes one. */
+	if (fd >= 0 && (fd == 3 || dup2(fd, 3) == 3) && fcntl(3, F_SETFD, 0) == 0) {
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pid, 1);
+	}
+	setenv("KEYTRANSD_RESTARTED", "1", 1);
+	execv("/proc/self/exe", d->argv);
+	log_err(&d->log, "cannot restart: %s", strerror(errno));
+	_exit(1);
+}
+
 /* Pings systemd's watchdog at half its period, when the unit sets WatchdogSec. */
 static struct event *start_watchdog(struct daemon *d)
 {
@@ -396,7 +354,8 @@ static struct event *start_watchdog(struct daemon *d)
 
 static int run(struct daemon *d)
 {
-	struct event *sigs[3], *watchdog;
+	struct event *sigs[3], *watchdog, *hsm_watch;
+	struct timeval quarter = { 0, 250000 };
 	int i, rc = 0;
 
 	sigs[0] = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
@@ -406,12 +365,15 @@ static int run(struct daemon *d)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
 			rc = -1;
 	watchdog = start_watchdog(d);
+	hsm_watch = event_new(d->base, -1, EV_PERSIST, on_hsm_watch, d);
+	if (hsm_watch == NULL || event_add(hsm_watch, &quarter) != 0)
+		rc = -1;
 	if (rc == 0) {
-		log_info(&d->log, "ready: token \"%s\", %zu keys, %d HSM workers, socket %s",
-			 hsm_token_label(d->hsm), d->keys.n, d->hsm_pool.nworkers,
+		log_info(&d->log, "ready: %zu keys, %zu of %zu HSMs in service, %d HSM workers, socket %s",
+			 d->keys.n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
 			 server_activated(d->server) ? "from systemd" : d->conf.socket);
 		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->keys.n,
-			   hsm_token_label(d->hsm));
+			   d->conf.hsms[0].token);
 		rc = loop(d);
 	}
 	for (i = 0; i < 3; i++)
@@ -419,6 +381,8 @@ static int run(struct daemon *d)
 			event_free(sigs[i]);
 	if (watchdog != NULL)
 		event_free(watchdog);
+	if (hsm_watch != NULL)
+		event_free(hsm_watch);
 	return rc;
 }
 
@@ -427,8 +391,10 @@ int main(int argc, char **argv)
 	struct daemon d = { .replies.efd = -1 };
 	char err[2 * PATH_MAX], path[PATH_MAX];
 	struct options o;
-	int ready_fd = -1, rc;
+	int ready_fd = -1, rc, restarted = getenv("KEYTRANSD_RESTARTED") != NULL;
 
+	unsetenv("KEYTRANSD_RESTARTED");
+	d.argv = argv;
 	if (parse_args(argc, argv, &o) != 0)
 		return 2;
 	/* Relative paths in the file are resolved against its folder, which must survive chdir("/"). */
@@ -448,7 +414,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (!o.foreground)
+	/* A restart (daemon_restart) is already in the background: no second fork. */
+	if (!o.foreground && !restarted)
 		ready_fd = daemonize();
 	log_open(&d.log, o.foreground, o.debug);
 	d.uid = getuid();

@@ -9,7 +9,7 @@
 #include "buf.h"
 #include "copp.h"
 #include "daemon.h"
-#include "hsm.h"
+#include "backend.h"
 #include "implicit.h"
 #include "job.h"
 #include "keytab.h"
@@ -46,20 +46,18 @@ static void sign_check(struct job *j, struct daemon *d)
 }
 
 /* Fills what the request left out from the HSM's generator. */
-static int fill_params(struct job *j, struct daemon *d, struct copp_params *p)
+static int fill_params(struct job *j, struct worker *w, struct copp_params *p)
 {
 	uint8_t rnd[COPP_AES_LEN + 8];
 	struct buf_reader r;
-	unsigned long ckr;
 	int rc = 0, complete = wire_has(&j->req, WIRE_T_AES_KEY) &&
 		wire_has(&j->req, WIRE_T_STATUS_SEQ) && wire_has(&j->req, WIRE_T_COMMAND_SEQ);
 
 	memcpy(p->random, j->req.f[WIRE_T_RANDOM].p, COPP_RANDOM_LEN);
 	memset(rnd, 0, sizeof(rnd));
-	if (!complete && hsm_random(d->hsm, rnd, sizeof(rnd), &ckr) != 0) {
-		log_err(&d->log, "copp-sign: HSM random generator failed: %s", hsm_ckr_name(ckr));
-		job_fail(j, KT_HSM_ERROR, "the HSM's random generator failed (%s)", hsm_ckr_name(ckr));
-		rc = -1;
+	if (!complete) {
+		j->status = backend_random(w, rnd, sizeof(rnd), j->msg, sizeof(j->msg));
+		rc = j->status == KT_OK ? 0 : -1;
 	}
 	buf_reader_init(&r, rnd, sizeof(rnd));
 	buf_get_bytes(&r, p->aes_key, COPP_AES_LEN);
@@ -83,7 +81,8 @@ static void sign_run(struct job *j, struct daemon *d, struct worker *w)
 	pub = req_recipient(j, &owned);
 	if (pub == NULL)
 		return;
-	if (fill_params(j, d, &p) == 0) {
+	(void)d;
+	if (fill_params(j, w, &p) == 0) {
 		if (j->key != NULL)
 			j->status = copp_sign_with(worker_enc_ctx(w, j->key, RSA_PAD_PKCS1), j->key->k, &p,
 						   sig, j->msg, sizeof(j->msg));
@@ -117,24 +116,31 @@ static void open_check(struct job *j, struct daemon *d)
 	ciphertext(j, c);
 }
 
-static void hsm_failed(struct job *j, struct daemon *d, unsigned long ckr)
-{
-	log_err(&d->log, "copp-open with key %s: HSM error %s (0x%lx)", j->key->name,
-		hsm_ckr_name(ckr), ckr);
-	job_fail(j, KT_HSM_ERROR, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
-}
-
-/* The 40-byte message, as unwrap does it: raw + constant-time unpadding + implicit rejection. */
-static int decrypt_raw(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
-		       const uint8_t c[COPP_SIG_LEN], struct unpadded *out)
+/* The 40-byte message, as unwrap does it: HSM, constant-time unpadding, implicit rejection. */
+static int decrypt(struct job *j, struct worker *w, const uint8_t c[COPP_SIG_LEN],
+		   struct unpadded *out)
 {
 	uint8_t em[COPP_SIG_LEN];
 	struct unpadded synth;
-	unsigned long ckr;
+	size_t len;
+	int st = backend_decrypt(w, j->key, c, COPP_SIG_LEN, em, &len, j->msg, sizeof(j->msg));
 
-	if (hsm_rsa_raw(ctx, c, COPP_SIG_LEN, em, &ckr) != 0) {
-		hsm_failed(j, d, ckr);
+	out->good = 0;
+	out->len = 0;
+	if (st == KT_UNWRAP_FAILED)
+		return 0;
+	if (st != KT_OK) {
+		j->status = st;
 		return -1;
+	}
+	if (j->key->conf->mechanism == MECH_PKCS) {
+		if (len == COPP_MSG_LEN) {
+			memcpy(out->msg, em, COPP_MSG_LEN);
+			out->len = COPP_MSG_LEN;
+			out->good = ~0u;
+		}
+		OPENSSL_cleanse(em, sizeof(em));
+		return 0;
 	}
 	pkcs1_unpad(em, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, out);
 	OPENSSL_cleanse(em, sizeof(em));
@@ -150,48 +156,19 @@ static int decrypt_raw(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
 	return 0;
 }
 
-static int decrypt_pkcs(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
-			const uint8_t c[COPP_SIG_LEN], struct unpadded *out)
-{
-	uint8_t m[COPP_SIG_LEN];
-	unsigned long ckr;
-	size_t len;
-
-	out->good = 0;
-	if (hsm_rsa_pkcs(ctx, c, COPP_SIG_LEN, m, &len, &ckr) != 0) {
-		if (hsm_ckr_is_fault(ckr)) {
-			hsm_failed(j, d, ckr);
-			return -1;
-		}
-		return 0;
-	}
-	if (len == COPP_MSG_LEN) {
-		memcpy(out->msg, m, COPP_MSG_LEN);
-		out->len = COPP_MSG_LEN;
-		out->good = ~0u;
-	}
-	OPENSSL_cleanse(m, sizeof(m));
-	return 0;
-}
-
 static void open_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	const struct wire_field *expect = &j->req.f[WIRE_T_RANDOM];
-	EVP_PKEY_CTX *ctx = worker_key_ctx(w, j->key);
 	uint8_t c[COPP_SIG_LEN];
 	struct copp_params p;
 	struct unpadded out;
-	int rc;
 
-	if (ctx == NULL || ciphertext(j, c) != 0) {
-		job_fail(j, KT_INTERNAL, "cannot set up the RSA operation");
+	(void)d;
+	if (ciphertext(j, c) != 0) {
+		job_fail(j, KT_INTERNAL, "cannot parse the signature again");
 		return;
 	}
-	if (j->key->conf->mechanism == MECH_PKCS)
-		rc = decrypt_pkcs(j, d, ctx, c, &out);
-	else
-		rc = decrypt_raw(j, d, ctx, c, &out);
-	if (rc != 0)
+	if (decrypt(j, w, c, &out) != 0)
 		return;
 	if (!out.good) {
 		job_fail(j, KT_UNWRAP_FAILED, "the signature does not decrypt under key %s",

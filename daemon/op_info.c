@@ -2,7 +2,7 @@
 #include <time.h>
 
 #include "daemon.h"
-#include "hsm.h"
+#include "backend.h"
 #include "job.h"
 #include "ops.h"
 #include "publickeyblob.h"
@@ -38,6 +38,27 @@ static void put_notice(struct job *j, struct daemon *d)
 		wire_put_str(&j->reply, WIRE_T_NOTICE, notice);
 }
 
+/* Each HSM: name, token, in service or not, operations in flight, faults, last error. */
+static void put_hsms(struct job *j, struct daemon *d)
+{
+	if (job_reply_big(j) != 0)
+		return;
+	for (size_t i = 0; i < d->hsms.n; i++) {
+		struct backend_status st;
+		size_t at = wire_group_begin(&j->reply, WIRE_T_HSM_ENTRY);
+
+		backend_status(&d->hsms.b[i], &st);
+		wire_put_str(&j->reply, WIRE_T_NAME, st.name);
+		wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, st.token);
+		wire_put_str(&j->reply, WIRE_T_STATE, st.up ? "up" : "down");
+		wire_put_u32(&j->reply, WIRE_T_IN_FLIGHT, (uint32_t)st.users);
+		wire_put_u64(&j->reply, WIRE_T_FAULTS, st.faults);
+		if (st.last_error[0] != '\0')
+			wire_put_str(&j->reply, WIRE_T_LAST_ERROR, st.last_error);
+		wire_group_end(&j->reply, at);
+	}
+}
+
 static void info_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	struct timespec now;
@@ -48,11 +69,12 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 		visible += (uint32_t)key_visible(d, &d->keys.keys[i], j->peer);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
-	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, hsm_token_label(d->hsm));
+	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, d->conf.hsms[0].token);
 	wire_put_u32(&j->reply, WIRE_T_KEY_COUNT, visible);
 	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
 	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
 	put_notice(j, d);
+	put_hsms(j, d);
 }
 
 static void keys_run(struct job *j, struct daemon *d, struct worker *w)
@@ -70,10 +92,10 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 			continue;
 		at = wire_group_begin(&j->reply, WIRE_T_KEY_ENTRY);
 		wire_put_str(&j->reply, WIRE_T_NAME, k->name);
-		if (k->hk.label[0] != '\0')
-			wire_put_str(&j->reply, WIRE_T_LABEL, k->hk.label);
-		if (k->hk.id_len > 0)
-			wire_put_bytes(&j->reply, WIRE_T_ID, k->hk.id, k->hk.id_len);
+		if (k->label[0] != '\0')
+			wire_put_str(&j->reply, WIRE_T_LABEL, k->label);
+		if (k->id_len > 0)
+			wire_put_bytes(&j->reply, WIRE_T_ID, k->id, k->id_len);
 		wire_put_u32(&j->reply, WIRE_T_BITS, (uint32_t)(k->k * 8));
 		wire_put_u64(&j->reply, WIRE_T_EXPONENT, k->e);
 		wire_put_str(&j->reply, WIRE_T_MECHANISM, k->conf->mechanism == MECH_PKCS ? "pkcs" : "raw");
@@ -101,11 +123,15 @@ static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
 	(void)w;
 	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
 	if (fmt == WIRE_FMT_BLOB)
-		n = publickeyblob_encode(j->key->hk.pub, out, sizeof(out));
+		n = publickeyblob_encode(j->key->pub, out, sizeof(out));
 	else
-		n = rsa_pub_spki(j->key->hk.pub, fmt == WIRE_FMT_PEM, out, sizeof(out));
+		n = rsa_pub_spki(j->key->pub, fmt == WIRE_FMT_PEM, out, sizeof(out));
 	if (n == 0) {
 		job_fail(j, KT_INTERNAL, "cannot encode the public key of %s", j->key->name);
+		return;
+	}
+	if (job_reply_room(j, WIRE_FIELD_HDR_LEN + n) != 0) {
+		job_fail(j, KT_BUSY, "out of locked memory for the reply");
 		return;
 	}
 	wire_put_bytes(&j->reply, WIRE_T_PUBLIC_KEY, out, n);

@@ -11,7 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "daemon.h"
-#include "hsm.h"
+#include "backend.h"
 #include "implicit.h"
 #include "job.h"
 #include "keytab.h"
@@ -53,33 +53,41 @@ static void unwrap_check(struct job *j, struct daemon *d)
 			 sb.k * 8, sb.alg->name);
 }
 
-static void hsm_failed(struct job *j, struct daemon *d, unsigned long ckr)
-{
-	log_err(&d->log, "%s with key %s: HSM error %s (0x%lx)", wire_op_name(j->opcode),
-		j->key->name, hsm_ckr_name(ckr), ckr);
-	job_fail(j, KT_HSM_ERROR, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
-}
-
 /*
- * Raw mechanism: the bare RSA result, unpadded in constant time; for PKCS#1
- * v1.5 without STRICT a failure is replaced by the synthetic key. -1 when the
- * HSM failed (the job is failed then).
+ * The private operation in an HSM, then the padding off. With the raw
+ * mechanism the padding comes off here in constant time, and for PKCS#1 v1.5
+ * without STRICT a failure is replaced by the synthetic key; with the pkcs
+ * mechanism the HSM removes the padding (no implicit rejection). -1 when the
+ * job failed (HSM unavailable or in error).
  */
-static int decrypt_raw(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
-		       const struct simpleblob *sb, enum rsa_padding pad, struct unpadded *out)
+static int decrypt(struct job *j, struct worker *w, const struct simpleblob *sb, enum rsa_padding pad,
+		   struct unpadded *out)
 {
 	uint8_t em[RSA_MAX_BYTES];
 	struct unpadded synth;
-	unsigned long ckr;
-	int implicit = pad == RSA_PAD_PKCS1 && !(req_flags(j) & WIRE_FLAG_STRICT);
+	size_t len;
+	int st = backend_decrypt(w, j->key, sb->c, sb->k, em, &len, j->msg, sizeof(j->msg));
 
-	if (hsm_rsa_raw(ctx, sb->c, sb->k, em, &ckr) != 0) {
-		hsm_failed(j, d, ckr);
+	out->good = 0;
+	out->len = 0;
+	if (st == KT_UNWRAP_FAILED)
+		return 0;
+	if (st != KT_OK) {
+		j->status = st;
 		return -1;
+	}
+	if (j->key->conf->mechanism == MECH_PKCS) {
+		if (alg_len_ok(sb->alg, len)) {
+			memcpy(out->msg, em, len);
+			out->len = len;
+			out->good = ~0u;
+		}
+		OPENSSL_cleanse(em, len);
+		return 0;
 	}
 	simpleblob_unpad(em, sb->k, sb->alg, pad, out);
 	OPENSSL_cleanse(em, sb->k);
-	if (implicit) {
+	if (pad == RSA_PAD_PKCS1 && !(req_flags(j) & WIRE_FLAG_STRICT)) {
 		/* Always computed, so that success and failure cost the same. */
 		if (ir_synthetic(j->key->ir_key, sb->c, sb->k, sb->alg->min_len, sb->alg->max_len,
 				 &synth) != 0) {
@@ -93,55 +101,27 @@ static int decrypt_raw(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
 	return 0;
 }
 
-/* PKCS mechanism: the HSM removes the padding; only a fault is told apart. */
-static int decrypt_pkcs(struct job *j, struct daemon *d, EVP_PKEY_CTX *ctx,
-			const struct simpleblob *sb, struct unpadded *out)
-{
-	uint8_t m[RSA_MAX_BYTES];
-	unsigned long ckr;
-	size_t len;
-
-	out->good = 0;
-	out->len = 0;
-	if (hsm_rsa_pkcs(ctx, sb->c, sb->k, m, &len, &ckr) != 0) {
-		if (hsm_ckr_is_fault(ckr)) {
-			hsm_failed(j, d, ckr);
-			return -1;
-		}
-		return 0;
-	}
-	if (alg_len_ok(sb->alg, len)) {
-		memcpy(out->msg, m, len);
-		out->len = len;
-		out->good = ~0u;
-	}
-	OPENSSL_cleanse(m, len);
-	return 0;
-}
-
 static void unwrap_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	struct simpleblob sb;
 	struct unpadded out;
 	enum rsa_padding pad;
-	EVP_PKEY_CTX *ctx = worker_key_ctx(w, j->key);
-	int rc;
 
+	(void)d;
 	req_padding(j, &pad);
-	if (ctx == NULL || parse_blob(j, &sb) != 0) {
-		job_fail(j, KT_INTERNAL, "cannot set up the RSA operation");
+	if (parse_blob(j, &sb) != 0) {
+		job_fail(j, KT_INTERNAL, "cannot parse the blob again");
 		return;
 	}
-	if (j->key->conf->mechanism == MECH_PKCS)
-		rc = decrypt_pkcs(j, d, ctx, &sb, &out);
-	else
-		rc = decrypt_raw(j, d, ctx, &sb, pad, &out);
-	if (rc == 0 && out.good) {
-		wire_put_u32(&j->reply, WIRE_T_ALG_ID, sb.alg->id);
-		wire_put_bytes(&j->reply, WIRE_T_SESSION_KEY, out.msg, out.len);
-	} else if (rc == 0) {
-		/* One message for every cause: nothing here may depend on the decrypted bytes. */
-		job_fail(j, KT_UNWRAP_FAILED, "the blob does not decrypt under key %s", j->key->name);
+	if (decrypt(j, w, &sb, pad, &out) == 0) {
+		if (out.good) {
+			wire_put_u32(&j->reply, WIRE_T_ALG_ID, sb.alg->id);
+			wire_put_bytes(&j->reply, WIRE_T_SESSION_KEY, out.msg, out.len);
+		} else {
+			/* One message for every cause: nothing here may depend on the decrypted bytes. */
+			job_fail(j, KT_UNWRAP_FAILED, "the blob does not decrypt under key %s",
+				 j->key->name);
+		}
 	}
 	OPENSSL_cleanse(&out, sizeof(out));
 }

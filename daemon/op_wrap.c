@@ -6,7 +6,7 @@
 
 #include "alg.h"
 #include "daemon.h"
-#include "hsm.h"
+#include "backend.h"
 #include "job.h"
 #include "keytab.h"
 #include "log.h"
@@ -79,21 +79,19 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 	const uint8_t *key = given->p;
 	size_t len = given->len, blob_len;
 	enum rsa_padding pad;
-	unsigned long ckr;
 	EVP_PKEY *pub;
 	int owned;
 
+	(void)d;
 	req_padding(j, &pad);
 	pub = req_recipient(j, &owned);
 	if (pub == NULL)
 		return;
 	if (!given->present) {
 		generated_len(j, a, &len);
-		if (hsm_random(d->hsm, gen, len, &ckr) != 0) {
-			log_err(&d->log, "wrap: HSM random generator failed: %s", hsm_ckr_name(ckr));
-			job_fail(j, KT_HSM_ERROR, "the HSM's random generator failed (%s)", hsm_ckr_name(ckr));
+		j->status = backend_random(w, gen, len, j->msg, sizeof(j->msg));
+		if (j->status != KT_OK)
 			goto done;
-		}
 		key = gen;
 	}
 	if (j->key != NULL)
@@ -104,6 +102,10 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 					    sizeof(j->msg));
 	if (j->status != KT_OK)
 		goto done;
+	if (job_reply_room(j, 3 * WIRE_FIELD_HDR_LEN + 4 + blob_len + len) != 0) {
+		job_fail(j, KT_BUSY, "out of locked memory for the reply");
+		goto done;
+	}
 	wire_put_u32(&j->reply, WIRE_T_ALG_ID, a->id);
 	wire_put_bytes(&j->reply, WIRE_T_BLOB, blob, blob_len);
 	if (!given->present)

@@ -160,7 +160,7 @@ EVP_PKEY *req_recipient(struct job *j, int *owned)
 
 	*owned = 0;
 	if (j->key != NULL)
-		return j->key->hk.pub;
+		return j->key->pub;
 	st = keyfile_parse(f->p, f->len, &pub, j->msg, sizeof(j->msg));
 	if (st != KT_OK) {
 		j->status = st;

@@ -280,6 +280,9 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 	j->charged = job_size(j);
 	account_charge(c->acct, j->charged);
 	ops_check(j, d);
+	/* With no HSM in service a private operation fails at once rather than waiting. */
+	if (j->status == KT_OK && op->place == OP_PRIVATE && backends_up(&d->hsms) == 0)
+		job_fail(j, KT_HSM_UNAVAILABLE, "no HSM is in service; try again later");
 	if (j->status != KT_OK || op->place == OP_INLINE) {
 		ops_run_inline(j, d);
 		send_reply(c, j);
@@ -686,7 +689,8 @@ int server_start(struct daemon *d, struct server **out, char *err, size_t errlen
 	}
 	snprintf(s->path, sizeof(s->path), "%s", s->activated ? "(socket from systemd)" : d->conf.socket);
 	/* Backlog 0: the socket already listens with SOMAXCONN; -1 would re-listen with 128. */
-	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	s->listener = evconnlistener_new(d->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+					 0, fd);
 	s->wake = event_new(d->base, d->replies.efd, EV_READ | EV_PERSIST, on_replies, s);
 	s->resume = event_new(d->base, -1, 0, on_resume, s);
 	s->reaper = event_new(d->base, -1, 0, on_reap, s);
@@ -711,6 +715,11 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn(&s->d->log, "drain timeout: %zu connections still busy, exiting", s->nconns + s->nzombies);
 	event_base_loopexit(s->d->base, NULL);
+}
+
+int server_listen_fd(const struct server *s)
+{
+	return s->listener != NULL ? evconnlistener_get_fd(s->listener) : -1;
 }
 
 unsigned server_hsm_in_flight(const struct server *s)

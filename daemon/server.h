@@ -25,6 +25,8 @@ struct server;
 int server_start(struct daemon *d, struct server **out, char *err, size_t errlen);
 /* Requests being worked on by the HSM pool (the main loop spins while a few are). */
 unsigned server_hsm_in_flight(const struct server *s);
+/* The listening socket's descriptor (handed over across a restart). */
+int server_listen_fd(const struct server *s);
 /* 1 when the listening socket came from systemd. */
 int server_activated(const struct server *s);
 /* Stops accepting and exits the loop once in-flight requests are answered. */

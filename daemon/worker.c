@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "hsm.h"
 #include "job.h"
 #include "keytab.h"
 #include "log.h"
@@ -260,37 +259,20 @@ void pool_stop(struct pool *p)
 	pthread_mutex_destroy(&p->mu);
 }
 
-/* Each key has three contexts: decryption (by its mechanism), and encryption per padding. */
-enum { CTX_DECRYPT, CTX_ENC_PKCS1, CTX_ENC_OAEP, CTX_KINDS };
-
-static EVP_PKEY_CTX **ctx_slot(struct worker *w, const struct key *k, int kind)
+/* Each key has two encryption contexts, one per padding (decryption runs in the HSMs). */
+EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad)
 {
+	size_t i = k->index * 2 + (pad == RSA_PAD_OAEP);
+
 	if (w->ctx == NULL) {
-		w->nctx = (w->d->keys.n ? w->d->keys.n : 1) * CTX_KINDS;
+		w->nctx = (w->d->keys.n ? w->d->keys.n : 1) * 2;
 		w->ctx = calloc(w->nctx, sizeof(*w->ctx));
 		if (w->ctx == NULL)
 			return NULL;
 	}
-	if (k->index * CTX_KINDS + (size_t)kind >= w->nctx)
+	if (i >= w->nctx)
 		return NULL;
-	return &w->ctx[k->index * CTX_KINDS + (size_t)kind];
-}
-
-EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k)
-{
-	EVP_PKEY_CTX **slot = ctx_slot(w, k, CTX_DECRYPT);
-
-	if (slot != NULL && *slot == NULL)
-		*slot = k->conf->mechanism == MECH_PKCS ? hsm_pkcs_ctx_new(k->hk.priv)
-							: hsm_raw_ctx_new(k->hk.priv);
-	return slot ? *slot : NULL;
-}
-
-EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad)
-{
-	EVP_PKEY_CTX **slot = ctx_slot(w, k, pad == RSA_PAD_OAEP ? CTX_ENC_OAEP : CTX_ENC_PKCS1);
-
-	if (slot != NULL && *slot == NULL)
-		*slot = rsa_pub_encrypt_ctx(k->hk.pub, pad);
-	return slot ? *slot : NULL;
+	if (w->ctx[i] == NULL)
+		w->ctx[i] = rsa_pub_encrypt_ctx(k->pub, pad);
+	return w->ctx[i];
 }

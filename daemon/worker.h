@@ -16,6 +16,7 @@
 
 #include "rsa_pub.h"
 
+struct backend;
 struct daemon;
 struct job;
 struct key;
@@ -43,8 +44,10 @@ struct worker {
 	int index;
 	pthread_t tid;
 	void *stack;                    /* locked, not dumped */
-	EVP_PKEY_CTX **ctx;             /* per key: decryption and encryption contexts, made on first use */
+	EVP_PKEY_CTX **ctx;             /* per key and padding: encryption contexts, made on first use */
 	size_t nctx;
+	_Atomic int64_t call_since_us;  /* a PKCS#11 call in progress since (0: none) ... */
+	struct backend *_Atomic call_on;    /* ... on this HSM (the supervisor watches both) */
 };
 
 #define WORKER_SPIN_US 200      /* a worker waits this long for work before sleeping */
@@ -73,9 +76,7 @@ int pool_submit(struct pool *p, struct job *j);
 void pool_stop(struct pool *p);
 size_t pool_depth(struct pool *p);
 
-/* This worker's decryption context for key k, by its mechanism (kept for the thread's life). */
-EVP_PKEY_CTX *worker_key_ctx(struct worker *w, const struct key *k);
-/* Its encryption context for key k's public half with the padding (likewise kept). */
+/* This worker's encryption context for key k's public half with the padding (likewise kept). */
 EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad);
 
 #endif

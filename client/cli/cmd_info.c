@@ -6,6 +6,36 @@
 
 static const struct opt no_opts[] = { { NULL, NULL, NULL, NULL } };
 
+static void hsms_text(const struct kt_info *in)
+{
+	for (size_t i = 0; i < in->nhsms; i++) {
+		const struct kt_hsm *h = &in->hsms[i];
+
+		printf("hsm %s: token %s, %s, %" PRIu32 " in flight, %" PRIu64 " faults%s%s\n",
+		       h->name, h->token_label, h->state, h->in_flight, h->faults,
+		       h->last_error[0] ? ", last error: " : "", h->last_error);
+	}
+}
+
+static void hsms_json(struct json *j, const struct kt_info *in)
+{
+	json_array_begin(j, "hsms");
+	for (size_t i = 0; i < in->nhsms; i++) {
+		const struct kt_hsm *h = &in->hsms[i];
+
+		json_object_begin(j, NULL);
+		json_str(j, "name", h->name);
+		json_str(j, "token_label", h->token_label);
+		json_str(j, "state", h->state);
+		json_u64(j, "in_flight", h->in_flight);
+		json_u64(j, "faults", h->faults);
+		if (h->last_error[0] != '\0')
+			json_str(j, "last_error", h->last_error);
+		json_object_end(j);
+	}
+	json_array_end(j);
+}
+
 static void info_print(const struct cli *cli, const struct kt_info *in)
 {
 	struct json j;
@@ -16,6 +46,7 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 		       in->version, in->token_label, in->key_count, in->worker_count, in->uptime_s);
 		if (in->notice[0] != '\0')
 			printf("notice: %s\n", in->notice);
+		hsms_text(in);
 		return;
 	}
 	json_begin(&j, stdout);
@@ -26,6 +57,7 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 	json_u64(&j, "uptime_s", in->uptime_s);
 	if (in->notice[0] != '\0')
 		json_str(&j, "notice", in->notice);
+	hsms_json(&j, in);
 	json_end(&j);
 }
 

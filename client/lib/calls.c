@@ -63,6 +63,8 @@ int kt_info(kt_conn *c, struct kt_info *out)
 	st = call(c, WIRE_OP_INFO, NULL, 0, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_info(&m, out, c->err, sizeof(c->err));
+	if (st == KT_OK)
+		st = resp_info_hsms(f.body, f.body_len, out, c->err, sizeof(c->err));
 	conn_call_end(c, id);
 	return st;
 }

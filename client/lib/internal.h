@@ -10,7 +10,9 @@
 #include "wire.h"
 
 _Static_assert(KT_KEY_MAX == ALG_KEY_MAX, "session key sizes differ");
-_Static_assert(KT_BLOB_MAX == 2060, "BLOB field maximum differs");
+/* The BLOB field (a SIMPLEBLOB) holds at most 12 + 2048 bytes. */
+#define SIMPLEBLOB_MAX 2060
+_Static_assert(KT_BLOB_MAX >= SIMPLEBLOB_MAX, "kt_item cannot hold a SIMPLEBLOB");
 _Static_assert(KT_NAME_MAX == 64, "NAME field maximum differs");
 
 #define KT_ERRMSG_MAX 1100
@@ -119,6 +121,7 @@ uint8_t item_wire_op(int kind);
 
 /* response.c: decode OK responses; KT_OK or KT_ERR_PROTOCOL with why set. */
 int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_t wl);
+int resp_info_hsms(const uint8_t *body, size_t len, struct kt_info *out, char *why, size_t wl);
 int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why, size_t wl);
 int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
 		char *why, size_t wl);

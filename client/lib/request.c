@@ -95,7 +95,7 @@ static size_t req_unwrap(kt_conn *c, uint32_t id, const struct kt_item *it)
 		return arg_error(c, "key name must be 1 to 64 bytes");
 	/* An empty blob goes to the daemon, whose answer (BLOB_LENGTH) says exactly what is wrong. */
 	if ((it->in.unwrap.blob == NULL && it->in.unwrap.blob_len != 0) ||
-	    it->in.unwrap.blob_len > KT_BLOB_MAX)
+	    it->in.unwrap.blob_len > SIMPLEBLOB_MAX)
 		return arg_error(c, "SIMPLEBLOB must be at most 2060 bytes");
 	if (!padding_ok(it->in.unwrap.padding & ~KT_STRICT))
 		return arg_error(c, "unknown padding");

@@ -49,7 +49,7 @@ int resp_parse(const struct frame *f, uint8_t op, struct wire_fields *m, char *w
 	if (f->h.op != op)
 		return bad(why, wl, "answer for operation %s to a %s request",
 			   wire_op_name(f->h.op), wire_op_name(op));
-	if (wire_parse_fields(f->body, f->body_len, m, msg, sizeof(msg)) != 0) {
+	if (wire_parse_answer(f->body, f->body_len, m, msg, sizeof(msg)) != 0) {
 		if (f->h.status != KT_OK)
 			snprintf(why, wl, "%s", wire_status_text(f->h.status));
 		else
@@ -82,13 +82,44 @@ int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_
 	return KT_OK;
 }
 
+/* The HSM_ENTRY groups of an info answer (body: the whole frame body). */
+int resp_info_hsms(const uint8_t *body, size_t len, struct kt_info *out, char *why, size_t wl)
+{
+	struct wire_field g;
+	size_t off = 0;
+	int rc;
+
+	out->nhsms = 0;
+	while ((rc = wire_next_field(body, len, &off, WIRE_T_HSM_ENTRY, &g)) == 1) {
+		struct kt_hsm *h = &out->hsms[out->nhsms];
+		struct wire_fields m;
+		char msg[256];
+
+		if (out->nhsms == KT_HSMS_MAX)
+			break;
+		memset(h, 0, sizeof(*h));
+		if (wire_parse_answer(g.p, g.len, &m, msg, sizeof(msg)) != 0)
+			return bad(why, wl, "HSM entry: %s", msg);
+		if (wire_get_str(&m, WIRE_T_NAME, h->name, sizeof(h->name)) != 0 ||
+		    wire_get_str(&m, WIRE_T_TOKEN_LABEL, h->token_label, sizeof(h->token_label)) != 0 ||
+		    wire_get_str(&m, WIRE_T_STATE, h->state, sizeof(h->state)) != 0 ||
+		    wire_get_u32(&m, WIRE_T_IN_FLIGHT, &h->in_flight) != 0 ||
+		    wire_get_u64(&m, WIRE_T_FAULTS, &h->faults) != 0)
+			return bad(why, wl, "HSM entry lacks a field");
+		if (wire_has(&m, WIRE_T_LAST_ERROR))
+			wire_get_str(&m, WIRE_T_LAST_ERROR, h->last_error, sizeof(h->last_error));
+		out->nhsms++;
+	}
+	return rc < 0 ? bad(why, wl, "malformed HSM entries") : KT_OK;
+}
+
 /* One KEY_ENTRY group's value. */
 static int key_entry(const struct wire_field *g, struct kt_key *k, char *why, size_t wl)
 {
 	struct wire_fields m;
 	char msg[256];
 
-	if (wire_parse_fields(g->p, g->len, &m, msg, sizeof(msg)) != 0)
+	if (wire_parse_answer(g->p, g->len, &m, msg, sizeof(msg)) != 0)
 		return bad(why, wl, "key entry: %s", msg);
 	if (wire_get_str(&m, WIRE_T_NAME, k->name, sizeof(k->name)) != 0)
 		return missing(why, wl, WIRE_T_NAME);
@@ -206,7 +237,7 @@ static int simpleblob_ok(const uint8_t *p, size_t n, uint32_t alg_id)
 	uint16_t reserved;
 	uint32_t alg, wrap_alg;
 
-	if (n <= SIMPLEBLOB_HDR || n > KT_BLOB_MAX)
+	if (n <= SIMPLEBLOB_HDR || n > SIMPLEBLOB_MAX)
 		return 0;
 	buf_reader_init(&r, p, n);
 	buf_get_u8(&r, &type);

@@ -26,9 +26,14 @@ static int valid_name(const char *s)
 static void check_good(const struct config *c)
 {
 	FUZZ_CHECK(c->socket[0] == '/' && strlen(c->socket) < sizeof(c->socket));
-	FUZZ_CHECK(c->module[0] == '/' && strlen(c->module) < sizeof(c->module));
-	FUZZ_CHECK(c->pin_file[0] == '\0' || c->pin_file[0] == '/');
-	FUZZ_CHECK(c->token[0] != '\0' && strlen(c->token) <= CONFIG_TOKEN_MAX);
+	FUZZ_CHECK(c->nhsms > 0);
+	for (size_t i = 0; i < c->nhsms; i++) {
+		const struct hsm_conf *h = &c->hsms[i];
+
+		FUZZ_CHECK(h->module[0] == '/' && strlen(h->module) < sizeof(h->module));
+		FUZZ_CHECK(h->pin_file[0] == '\0' || h->pin_file[0] == '/');
+		FUZZ_CHECK(h->token[0] != '\0' && strlen(h->token) <= CONFIG_TOKEN_MAX);
+	}
 	FUZZ_CHECK(c->workers >= 1 && c->workers <= CONFIG_WORKERS_MAX);
 	FUZZ_CHECK((c->socket_mode & ~(mode_t)0777) == 0);
 	FUZZ_CHECK(c->nkeys == 0 || c->keys != NULL);

@@ -42,6 +42,7 @@
 
 static struct daemon d;
 static struct key_conf confs[FUZZ_NKEYS];
+static struct hsm_conf hsm;
 static struct peer peers[4];
 static const struct op_def *table[32];
 static size_t nops;
@@ -84,7 +85,7 @@ static void setup(void)
 		snprintf(k->name, sizeof(k->name), "%s", fk[i].name);
 		k->index = i;
 		k->conf = &confs[i];
-		k->hk.pub = fk[i].pub;  /* hk.priv stays NULL: checks never use it */
+		k->pub = fk[i].pub;     /* no HSM: checks and inline answers never use one */
 		memcpy(k->n, fk[i].n, fk[i].k);
 		k->k = fk[i].k;
 		k->e = fk[i].e;
@@ -93,6 +94,11 @@ static void setup(void)
 	d.keys.n = FUZZ_NKEYS;
 	d.conf.keys = confs;
 	d.conf.nkeys = FUZZ_NKEYS;
+	/* info names the first HSM's token; no HSM is opened (d.hsms stays empty). */
+	snprintf(hsm.name, sizeof(hsm.name), "hsm");
+	snprintf(hsm.token, sizeof(hsm.token), "fuzz");
+	d.conf.hsms = &hsm;
+	d.conf.nhsms = 1;
 
 	peers[0] = (struct peer){ .uid = 0, .gid = 0, .pid = 100 };
 	peers[1] = (struct peer){ .uid = DAEMON_UID, .gid = DAEMON_UID, .pid = 101 };

@@ -57,10 +57,17 @@ class Token:
             f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
                     "log.level = ERROR\n" % root)
         self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
-        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", pin)
-        for name, (label_, id_) in KEYS.items():
-            self.util("--import", vectors("keys", name + ".pem"), "--token", label,
-                      "--label", label_, "--id", id_, "--pin", pin)
+        self.add_token(label)
+
+    def add_token(self, label, keys=None):
+        """Another token in the same SoftHSM, holding keys (name -> (label, id); the vector
+        keys by default; a name may map to (label, id, pem_path) to import another key)."""
+        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN,
+                  "--pin", self.pin)
+        for name, spec in (keys or KEYS).items():
+            pem = spec[2] if len(spec) > 2 else vectors("keys", name + ".pem")
+            self.util("--import", pem, "--token", label, "--label", spec[0], "--id", spec[1],
+                      "--pin", self.pin)
 
     def util(self, *args):
         subprocess.run(["softhsm2-util", *args], env=self.env, check=True,
@@ -71,12 +78,13 @@ class Daemon:
     """keytransd in the foreground on a socket in root; stop() checks it exits 0.
 
     keys maps a key name to (label, id) or (label, id, "extra lines for its section");
-    extra_daemon holds extra [daemon] lines (limits, allow_public_ops, socket_mode = ...).
+    extra_daemon holds extra [daemon] lines (limits, allow_public_ops, socket_mode = ...);
+    hsm_text replaces the [hsm] section (several [hsm NAME] sections, another module).
     user = (uid, gid) runs the daemon as that user (the caller makes its files accessible).
     """
 
     def __init__(self, root, token=None, workers=2, keys=KEYS, extra_daemon="", start=True,
-                 env=None, user=None):
+                 env=None, user=None, hsm_text=None):
         self.root = root
         self.user = user
         self.token = token or Token(os.path.join(root, "hsm"))
@@ -87,9 +95,10 @@ class Daemon:
             f.write(self.token.pin + "\n")
         os.chmod(os.path.join(root, "pin"), 0o600)
         mode = "" if "socket_mode" in extra_daemon else "socket_mode = 0600"
+        hsm = hsm_text or "\n".join(["[hsm]", "module = " + SOFTHSM_MODULE,
+                                     "token = " + self.token.label, "pin_file = pin"])
         lines = ["[daemon]", "socket = kt.sock", mode, "workers = %d" % workers,
-                 extra_daemon, "[hsm]", "module = " + SOFTHSM_MODULE,
-                 "token = " + self.token.label, "pin_file = pin"]
+                 extra_daemon, hsm]
         for name, spec in keys.items():
             lines += ["[key %s]" % name, "label = " + spec[0]]
             if spec[1]:

@@ -179,15 +179,20 @@ def spellings(alg, digit_names=True):
 def test_info():
     r = ok("info")
     f = human_fields(r.stdout.decode())
-    assert set(f) == {"version", "token_label", "key_count", "worker_count", "uptime_s"}, f
+    assert set(f) == {"version", "token_label", "key_count", "worker_count", "uptime_s",
+                      "hsm hsm"}, f
     assert f["version"] == "0.1.0" and f["token_label"] == D.token.label, f
     assert f["key_count"] == "4" and f["worker_count"] == "2", f
     assert 0 <= int(f["uptime_s"]) < 3600, f
+    assert f["hsm hsm"] == "token %s, up, 0 in flight, 0 faults" % D.token.label, f
     obj = js("info")
-    assert set(obj) == {"version", "token_label", "key_count", "worker_count", "uptime_s"}, obj
+    assert set(obj) == {"version", "token_label", "key_count", "worker_count", "uptime_s",
+                        "hsms"}, obj
     assert obj["version"] == "0.1.0" and obj["token_label"] == D.token.label
     assert obj["key_count"] == 4 and obj["worker_count"] == 2
     assert isinstance(obj["uptime_s"], int) and 0 <= obj["uptime_s"] < 3600
+    assert obj["hsms"] == [{"name": "hsm", "token_label": D.token.label, "state": "up",
+                            "in_flight": 0, "faults": 0}], obj
     # --json after the command, and the --socket=PATH spelling.
     r = kt("--socket=" + D.socket, "info", "--json", sock=False)
     assert r.returncode == 0 and one_json(r.stdout)["key_count"] == 4, r

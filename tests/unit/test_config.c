@@ -153,10 +153,10 @@ static void test_good_complete(void **state)
 	assert_string_equal(f->c.socket, want);
 	assert_int_equal(f->c.socket_mode, 0600);
 	assert_int_equal(f->c.workers, 3);
-	assert_string_equal(f->c.module, "/usr/lib/softhsm/libsofthsm2.so");
-	assert_string_equal(f->c.token, "keytrans");
+	assert_string_equal(f->c.hsms[0].module, "/usr/lib/softhsm/libsofthsm2.so");
+	assert_string_equal(f->c.hsms[0].token, "keytrans");
 	snprintf(want, sizeof(want), "%s/secrets/pin", f->dir);
-	assert_string_equal(f->c.pin_file, want);
+	assert_string_equal(f->c.hsms[0].pin_file, want);
 
 	assert_int_equal(f->c.nkeys, 3);
 	assert_non_null(f->c.keys);
@@ -195,8 +195,8 @@ static void test_good_paths(void **state)
 		  "pin_file = /etc/keytrans/pin\n");
 	assert_string_equal(f->c.socket, "/run/elsewhere/k.sock");
 	snprintf(want, sizeof(want), "%s/libsofthsm2.so", f->dir);
-	assert_string_equal(f->c.module, want);
-	assert_string_equal(f->c.pin_file, "/etc/keytrans/pin");
+	assert_string_equal(f->c.hsms[0].module, want);
+	assert_string_equal(f->c.hsms[0].pin_file, "/etc/keytrans/pin");
 	config_free(&f->c);
 
 	/* A config path without a folder: relative to ".". */
@@ -205,8 +205,8 @@ static void test_good_paths(void **state)
 	assert_int_equal(chdir(f->dir), 0);
 	assert_int_equal(config_load("plain.conf", &f->c, f->err, sizeof(f->err)), 0);
 	assert_int_equal(chdir(cwd), 0);
-	assert_string_equal(f->c.module, "./m.so");
-	assert_string_equal(f->c.pin_file, "./pin");
+	assert_string_equal(f->c.hsms[0].module, "./m.so");
+	assert_string_equal(f->c.hsms[0].pin_file, "./pin");
 }
 
 static void test_defaults(void **state)
@@ -253,7 +253,7 @@ static void test_good_values(void **state)
 		 "[hsm]\nmodule = m\ntoken = abcdefghijklmnopqrstuvwxyz012345\npin_file = p\n"
 		 "[key k]\nid = %s\n", id);
 	load_good(f, text);
-	assert_string_equal(f->c.token, "abcdefghijklmnopqrstuvwxyz012345");
+	assert_string_equal(f->c.hsms[0].token, "abcdefghijklmnopqrstuvwxyz012345");
 	assert_int_equal(f->c.keys[0].id_len, 64);
 	assert_int_equal(f->c.keys[0].id[63], 63);
 	config_free(&f->c);
@@ -278,13 +278,13 @@ static void test_good_layout(void **state)
 		  "\tpin_file = pin\n"
 		  "  [key a]\n"
 		  "    label = kx\n");
-	assert_string_equal(f->c.token, "t");
+	assert_string_equal(f->c.hsms[0].token, "t");
 	assert_int_equal(f->c.nkeys, 1);
 	assert_string_equal(f->c.keys[0].label, "kx");
 	config_free(&f->c);
 
 	load_good(f, "[hsm]\r\nmodule = m.so\r\ntoken = t\r\npin_file = pin\r\n[key a]\r\nid = 0a\r\n");
-	assert_string_equal(f->c.token, "t");
+	assert_string_equal(f->c.hsms[0].token, "t");
 	assert_int_equal(f->c.keys[0].id[0], 0x0a);
 	config_free(&f->c);
 
@@ -385,9 +385,51 @@ static void test_bad_duplicates(void **state)
 	assert_bad_line(f, HSM "[key a]\nlabel = x\nid = 01\nlabel = x\n", 8,
 			"label given twice in this section");
 	assert_bad_line(f, HSM "[key a]\nid = 01\nid = 02\n", 7, "id given twice in this section");
-	/* A repeated [hsm] does not reset what was set. */
-	assert_bad_line(f, HSM "[daemon]\nworkers = 2\n[hsm]\nmodule = other.so\n", 8,
-			"module given twice in this section");
+	/* [hsm] and [hsm NAME] define HSMs: one may not be defined twice. */
+	assert_bad_line(f, HSM "[daemon]\nworkers = 2\n[hsm]\nmodule = other.so\n", 7,
+			"[hsm] is defined twice");
+	assert_bad_line(f, HSM "[hsm b]\nmodule = b.so\ntoken = b\n[hsm b]\n", 8,
+			"[hsm b] is defined twice");
+}
+
+/* Several HSMs: [hsm] and [hsm NAME] sections, each complete. */
+static void test_several_hsms(void **state)
+{
+	struct fixture *f = *state;
+
+	load_good(f, "[hsm a]\nmodule = /m/a.so\ntoken = ta\npin_file = pa\n"
+		     "[hsm b]\nmodule = /m/b.so\ntoken = tb\n[daemon]\nhsm_call_timeout = 3\n"
+		     "hsm_retry_max = 20\n[key k]\nlabel = k\n");
+	assert_int_equal(f->c.nhsms, 2);
+	assert_string_equal(f->c.hsms[0].name, "a");
+	assert_string_equal(f->c.hsms[0].module, "/m/a.so");
+	assert_string_equal(f->c.hsms[1].name, "b");
+	assert_string_equal(f->c.hsms[1].token, "tb");
+	assert_string_equal(f->c.hsms[1].pin_file, "");
+	assert_int_equal(f->c.limits.hsm_call_timeout, 3);
+	assert_int_equal(f->c.limits.hsm_retry_max, 20);
+	config_free(&f->c);
+	load_good(f, HSM);
+	assert_int_equal(f->c.nhsms, 1);
+	assert_string_equal(f->c.hsms[0].name, "hsm");
+	assert_int_equal(f->c.limits.hsm_call_timeout, 10);
+	assert_int_equal(f->c.limits.hsm_retry_max, 60);
+	config_free(&f->c);
+	assert_bad_file(f, HSM "[hsm b]\ntoken = tb\n", "[hsm b] module is missing");
+	assert_bad_file(f, "[hsm b]\nmodule = b.so\n", "[hsm b] token is missing");
+	assert_bad_line(f, "[hsm b!]\nmodule = b.so\n", 1,
+			"HSM name \"b!\" must be 1 to 64 of A-Z a-z 0-9 _ . -");
+	assert_bad_line(f, "[hsm b]\nmodule = b.so\nlabel = x\n", 3, "unknown key \"label\" in [hsm b]");
+	/* One module, two sections: by path, or by file through another spelling. */
+	assert_bad_file(f, "[hsm a]\nmodule = /m/a.so\ntoken = ta\n[hsm b]\nmodule = /m/a.so\ntoken = tb\n",
+			"[hsm b] uses the module of [hsm a]: one section per PKCS#11 module "
+			"(a module's tokens cannot be recovered one at a time)");
+	assert_bad_file(f, "[hsm]\nmodule = /dev/null\ntoken = ta\n[hsm b]\nmodule = /dev/../dev/null\ntoken = tb\n",
+			"[hsm b] uses the module of [hsm]: one section per PKCS#11 module "
+			"(a module's tokens cannot be recovered one at a time)");
+	assert_bad_line(f, "[hsm h0]\n[hsm h1]\n[hsm h2]\n[hsm h3]\n[hsm h4]\n[hsm h5]\n[hsm h6]\n"
+			"[hsm h7]\n[hsm h8]\n[hsm h9]\n[hsm h10]\n[hsm h11]\n[hsm h12]\n[hsm h13]\n"
+			"[hsm h14]\n[hsm h15]\n[hsm h16]\n", 17, "at most 16 HSM sections");
 }
 
 static void test_bad_key_sections(void **state)
@@ -618,6 +660,7 @@ int main(void)
 		T(test_bad_syntax),
 		T(test_bad_long_lines),
 		T(test_bad_duplicates),
+		T(test_several_hsms),
 		T(test_bad_key_sections),
 		T(test_bad_values),
 		T(test_bad_missing),

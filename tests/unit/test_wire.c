@@ -473,13 +473,13 @@ static void test_parse_unknown_tag(void **state)
 	len = field(body, 0, 1, "x");
 	assert_refused(body, len, "unknown field tag 0");
 	len = field(body, WIRE_T_MAX, 0, NULL);
-	assert_refused(body, len, "unknown field tag 28");
+	assert_refused(body, len, "unknown field tag 33");
 	len = field(body, 0xffff, 2, "ab");
 	assert_refused(body, len, "unknown field tag 65535");
 	/* After good fields. */
 	len = field(body, WIRE_T_NAME, 1, "a");
-	len += field(body + len, 29, 0, NULL);
-	assert_refused(body, len, "unknown field tag 29");
+	len += field(body + len, 34, 0, NULL);
+	assert_refused(body, len, "unknown field tag 34");
 }
 
 static void test_parse_duplicates(void **state)
@@ -760,7 +760,7 @@ static void test_status_names(void **state)
 	size_t n = sizeof(all) / sizeof(all[0]), wire_codes = 0;
 
 	(void)state;
-	assert_int_equal(n, 31);
+	assert_int_equal(n, 32);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(wire_status_name(all[i].code), all[i].name);
 		assert_string_equal(wire_status_text(all[i].code), all[i].text);
@@ -773,7 +773,7 @@ static void test_status_names(void **state)
 			assert_string_not_equal(all[i].text, all[j].text);
 		}
 	}
-	assert_int_equal(wire_codes, 25);
+	assert_int_equal(wire_codes, 26);
 	/* Known by value. */
 	assert_string_equal(wire_status_name(KT_OK), "OK");
 	assert_string_equal(wire_status_name(14), "UNWRAP_FAILED");
@@ -785,11 +785,12 @@ static void test_status_names(void **state)
 	/* Unknown. */
 	assert_string_equal(wire_status_name(23), "DENIED");
 	assert_string_equal(wire_status_name(24), "TIMEOUT");
-	assert_string_equal(wire_status_name(25), "UNKNOWN");
+	assert_string_equal(wire_status_name(25), "HSM_UNAVAILABLE");
+	assert_string_equal(wire_status_name(26), "UNKNOWN");
 	assert_string_equal(wire_status_name(-7), "UNKNOWN");
 	assert_string_equal(wire_status_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_status_name(-2147483647 - 1), "UNKNOWN");
-	assert_string_equal(wire_status_text(25), "unknown status");
+	assert_string_equal(wire_status_text(26), "unknown status");
 	assert_string_equal(wire_status_text(-7), "unknown status");
 	assert_string_equal(wire_status_text(65535), "unknown status");
 }
@@ -819,7 +820,7 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_op_name(255), "unknown");
 	assert_string_equal(wire_op_name(0xffffffffu), "unknown");
 
-	assert_int_equal(NTAGS, 27);
+	assert_int_equal(NTAGS, 32);
 	for (size_t i = 0; i < NTAGS; i++) {
 		assert_int_equal(tag_defs[i].tag, i + 1);
 		assert_string_equal(wire_tag_name(tag_defs[i].tag), tag_defs[i].name);
@@ -830,7 +831,8 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_tag_name(0), "UNKNOWN");
 	assert_string_equal(wire_tag_name(25), "FLAGS");
 	assert_string_equal(wire_tag_name(27), "MECHANISM");
-	assert_string_equal(wire_tag_name(28), "UNKNOWN");
+	assert_string_equal(wire_tag_name(32), "LAST_ERROR");
+	assert_string_equal(wire_tag_name(33), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffffffffu), "UNKNOWN");
 }

@@ -1,0 +1,564 @@
+#include "backend.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "daemon.h"
+#include "hsm.h"
+#include "keytab.h"
+#include "log.h"
+#include "pin.h"
+#include "wire.h"
+#include "worker.h"
+
+#define FIRST_BACKOFF_MS 250
+#define SUPERVISE_EVERY_MS 100
+/* An HSM that fails again within this long of its return is rebuilt after the backoff. */
+#define STABLE_US (30 * 1000000LL)
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* "[hsm]" or "[hsm NAME]", for messages. */
+static const char *section(const struct backend *b, char *buf, size_t len)
+{
+	if (strcmp(b->conf->name, "hsm") == 0)
+		snprintf(buf, len, "[hsm]");
+	else
+		snprintf(buf, len, "[hsm %s]", b->conf->name);
+	return buf;
+}
+
+/* Frees the libp11 context and the keys; nobody may be using them. */
+static void teardown(struct backend *b)
+{
+	struct hsm *h;
+	EVP_PKEY **priv;
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	h = b->hsm;
+	priv = b->priv;
+	n = b->npriv;
+	b->hsm = NULL;
+	b->priv = NULL;
+	b->npriv = 0;
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < n; i++)
+		EVP_PKEY_free(priv[i]);
+	free(priv);
+	hsm_close(h);
+}
+
+/* Finds every configured key in h: priv[i]; found[i] (when asked) keeps the rest. */
+static int find_keys(struct backend *b, struct hsm *h, const struct config *c, const struct keytab *t,
+		     EVP_PKEY **priv, struct hsm_key *found, char *err, size_t errlen)
+{
+	char sec[CONFIG_NAME_MAX + 8], why[512];
+
+	for (size_t i = 0; i < c->nkeys; i++) {
+		struct hsm_key hk;
+
+		if (hsm_find_key(h, &c->keys[i], &hk, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);
+			return -1;
+		}
+		if (t != NULL && !keytab_same_key(&t->keys[i], &hk)) {
+			snprintf(err, errlen, "%s [key %s]: not the same key as in the other HSMs",
+				 section(b, sec, sizeof(sec)), c->keys[i].name);
+			hsm_key_release(&hk);
+			return -1;
+		}
+		priv[i] = hk.priv;
+		hk.priv = NULL;
+		if (found != NULL) {
+			found[i] = hk;      /* the caller releases the public half ... */
+			found[i].priv = priv[i];    /* ... and only borrows the private one */
+		} else {
+			hsm_key_release(&hk);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Logs in and finds the keys (compared with the table t when there is one).
+ * 0 (in service), BACKENDS_RETRY or BACKENDS_CONFIG.
+ */
+static int build(struct backends *bs, struct backend *b, const struct keytab *t,
+		 struct hsm_key *found, char *err, size_t errlen)
+{
+	const struct config *c = &bs->d->conf;
+	char sec[CONFIG_NAME_MAX + 8], why[512];
+	EVP_PKEY **priv = calloc(c->nkeys ? c->nkeys : 1, sizeof(*priv));
+	struct hsm *h = NULL;
+	char *pin;
+	int rc;
+
+	pin = pin_read(b->conf, why, sizeof(why));
+	if (priv == NULL || pin == NULL) {
+		snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), pin ? "out of memory" : why);
+		free(priv);
+		pin_free(pin);
+		return BACKENDS_CONFIG;
+	}
+	rc = hsm_open(b->conf->module, b->conf->token, pin, &h, why, sizeof(why));
+	pin_free(pin);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);
+		free(priv);
+		return rc == HSM_FATAL ? BACKENDS_CONFIG : BACKENDS_RETRY;
+	}
+	if (find_keys(b, h, c, t, priv, found, err, errlen) != 0) {
+		for (size_t i = 0; i < c->nkeys; i++)
+			EVP_PKEY_free(priv[i]);
+		free(priv);
+		hsm_close(h);
+		return BACKENDS_CONFIG;
+	}
+	pthread_mutex_lock(&b->mu);
+	b->hsm = h;
+	b->priv = priv;
+	b->npriv = c->nkeys;
+	b->up_since_us = now_us();
+	pthread_mutex_unlock(&b->mu);
+	atomic_store(&b->up, 1);
+	return 0;
+}
+
+static void note_down(struct backend *b, const char *why, int64_t retry_in_ms)
+{
+	int64_t now = now_us();
+
+	pthread_mutex_lock(&b->mu);
+	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+	if (b->down_since_us == 0)
+		b->down_since_us = now;
+	b->retry_at_us = now + retry_in_ms * 1000;
+	pthread_mutex_unlock(&b->mu);
+}
+
+int backends_open(struct backends *bs, struct daemon *d, struct keytab *keys, char *err,
+		  size_t errlen)
+{
+	const struct config *c = &d->conf;
+	struct hsm_key *found = calloc(c->nkeys ? c->nkeys : 1, sizeof(*found));
+	int have_table = 0, rc = BACKENDS_RETRY;
+
+	memset(bs, 0, sizeof(*bs));
+	bs->d = d;
+	bs->b = calloc(c->nhsms, sizeof(*bs->b));
+	if (bs->b == NULL || found == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(found);
+		return BACKENDS_RETRY;
+	}
+	pthread_mutex_init(&bs->mu, NULL);
+	pthread_cond_init(&bs->cv, NULL);
+	for (; bs->n < c->nhsms; bs->n++) {
+		struct backend *b = &bs->b[bs->n];
+		char why[1024];
+
+		b->conf = &c->hsms[bs->n];
+		b->backoff_ms = FIRST_BACKOFF_MS;
+		pthread_mutex_init(&b->mu, NULL);
+		rc = build(bs, b, have_table ? keys : NULL, have_table ? NULL : found, why, sizeof(why));
+		if (rc == BACKENDS_CONFIG) {
+			snprintf(err, errlen, "%s", why);
+			goto out;
+		}
+		if (rc != 0) {
+			/* Not reachable yet: out of service, retried by the supervisor. */
+			log_warn(&d->log, "%s; will retry", why);
+			snprintf(err, errlen, "%s", why);
+			note_down(b, why, FIRST_BACKOFF_MS);
+			continue;
+		}
+		if (!have_table) {
+			if (keytab_load(keys, c, found, err, errlen) != 0) {
+				rc = BACKENDS_CONFIG;
+				goto out;
+			}
+			have_table = 1;
+		}
+	}
+	rc = have_table ? 0 : BACKENDS_RETRY;
+out:
+	for (size_t i = 0; i < c->nkeys; i++)
+		EVP_PKEY_free(found[i].pub);
+	free(found);
+	return rc;
+}
+
+void backend_status(struct backend *b, struct backend_status *out)
+{
+	out->name = b->conf->name;
+	out->token = b->conf->token;
+	out->up = atomic_load(&b->up);
+	out->users = atomic_load(&b->users);
+	pthread_mutex_lock(&b->mu);
+	out->faults = b->faults;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", b->last_error);
+	pthread_mutex_unlock(&b->mu);
+}
+
+size_t backends_up(struct backends *bs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < bs->n; i++)
+		n += (size_t)atomic_load(&bs->b[i].up);
+	return n;
+}
+
+/* Twice as long, at most hsm_retry_max. */
+static int64_t next_backoff(const struct backends *bs, int64_t ms)
+{
+	int64_t max = bs->d->conf.limits.hsm_retry_max * 1000;
+
+	return ms * 2 > max ? max : ms * 2;
+}
+
+static void wake_supervisor(struct backends *bs)
+{
+	pthread_mutex_lock(&bs->mu);
+	pthread_cond_signal(&bs->cv);
+	pthread_mutex_unlock(&bs->mu);
+}
+
+/* Takes b out of service (once) and has the supervisor rebuild it. */
+static void backend_fail(struct backends *bs, struct backend *b, const char *why)
+{
+	char sec[CONFIG_NAME_MAX + 8];
+
+	int64_t wait_ms = 0;
+
+	if (!atomic_exchange(&b->up, 0))
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->faults++;
+	/* Rebuilt at once, unless it is failing again soon after its return. */
+	if (now_us() - b->up_since_us < STABLE_US) {
+		wait_ms = b->backoff_ms;
+		b->backoff_ms = next_backoff(bs, b->backoff_ms);
+	} else {
+		b->backoff_ms = FIRST_BACKOFF_MS;
+	}
+	pthread_mutex_unlock(&b->mu);
+	note_down(b, why, wait_ms);
+	log_err(&bs->d->log, "%s out of service: %s", section(b, sec, sizeof(sec)), why);
+	wake_supervisor(bs);
+}
+
+/*
+ * Leases the least busy HSM in service other than avoid: its users count
+ * holds it in service until the caller is done (the supervisor rebuilds an
+ * HSM only once it is out of service and nobody uses it).
+ */
+static struct backend *lease(struct backends *bs, const struct backend *avoid)
+{
+	for (size_t tries = 0; tries <= bs->n; tries++) {
+		struct backend *best = NULL;
+		int best_users = INT_MAX;
+
+		for (size_t i = 0; i < bs->n; i++) {
+			struct backend *b = &bs->b[i];
+			int users = atomic_load(&b->users);
+
+			if (b != avoid && atomic_load(&b->up) && users < best_users) {
+				best = b;
+				best_users = users;
+			}
+		}
+		if (best == NULL)
+			return NULL;
+		atomic_fetch_add(&best->users, 1);
+		if (atomic_load(&best->up))
+			return best;
+		atomic_fetch_sub(&best->users, 1);
+	}
+	return NULL;
+}
+
+static void release(struct backend *b)
+{
+	atomic_fetch_sub(&b->users, 1);
+}
+
+static void call_begin(struct worker *w, struct backend *b)
+{
+	atomic_store(&w->call_on, b);
+	atomic_store(&w->call_since_us, now_us());
+}
+
+static void call_end(struct worker *w)
+{
+	atomic_store(&w->call_since_us, 0);
+}
+
+static int unavailable(struct backends *bs, char *msg, size_t msglen)
+{
+	if (bs->n == 1)
+		snprintf(msg, msglen, "the HSM is out of service (%s); try again later",
+			 bs->b[0].last_error);
+	else
+		snprintf(msg, msglen, "no HSM is in service; try again later");
+	return KT_HSM_UNAVAILABLE;
+}
+
+static void fault(struct backends *bs, struct backend *b, const char *what, unsigned long ckr)
+{
+	char why[200];
+
+	snprintf(why, sizeof(why), "%s failed with %s (0x%lx)", what, hsm_ckr_name(ckr), ckr);
+	backend_fail(bs, b, why);
+}
+
+int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, size_t in_len,
+		    uint8_t *out, size_t *out_len, char *msg, size_t msglen)
+{
+	struct backends *bs = &w->d->hsms;
+	int pkcs = k->conf->mechanism == MECH_PKCS;
+	const struct backend *avoid = NULL;
+
+	/* Tried once more on another HSM after a fault: the operation has no side effect. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct backend *b = lease(bs, avoid);
+		EVP_PKEY_CTX *ctx;
+		unsigned long ckr = 0;
+		int rc = -1;
+
+		if (b == NULL)
+			return unavailable(bs, msg, msglen);
+		ctx = pkcs ? hsm_pkcs_ctx_new(b->priv[k->index]) : hsm_raw_ctx_new(b->priv[k->index]);
+		call_begin(w, b);
+		if (ctx != NULL)
+			rc = pkcs ? hsm_rsa_pkcs(ctx, in, in_len, out, out_len, &ckr)
+				  : hsm_rsa_raw(ctx, in, in_len, out, &ckr);
+		call_end(w);
+		EVP_PKEY_CTX_free(ctx);
+		release(b);
+		if (rc == 0) {
+			if (!pkcs)
+				*out_len = in_len;
+			return KT_OK;
+		}
+		if (hsm_ckr_is_fault(ckr)) {
+			fault(bs, b, "the RSA operation", ckr);
+			avoid = b;
+			continue;
+		}
+		if (pkcs)
+			return KT_UNWRAP_FAILED;        /* with CKM_RSA_PKCS the HSM checks the padding */
+		log_err(&w->d->log, "[hsm %s] key %s: HSM error %s (0x%lx)", b->conf->name, k->name,
+			hsm_ckr_name(ckr), ckr);
+		snprintf(msg, msglen, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
+		return KT_HSM_ERROR;
+	}
+	return unavailable(bs, msg, msglen);
+}
+
+int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t msglen)
+{
+	struct backends *bs = &w->d->hsms;
+	const struct backend *avoid = NULL;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct backend *b = lease(bs, avoid);
+		unsigned long ckr = 0;
+		int rc;
+
+		if (b == NULL)
+			return unavailable(bs, msg, msglen);
+		call_begin(w, b);
+		rc = hsm_random(b->hsm, out, n, &ckr);
+		call_end(w);
+		release(b);
+		if (rc == 0)
+			return KT_OK;
+		if (hsm_ckr_is_fault(ckr)) {
+			fault(bs, b, "the random generator", ckr);
+			avoid = b;
+			continue;
+		}
+		snprintf(msg, msglen, "the HSM's random generator failed (%s)", hsm_ckr_name(ckr));
+		return KT_HSM_ERROR;
+	}
+	return unavailable(bs, msg, msglen);
+}
+
+/* The oldest PKCS#11 call in progress among the pool's workers. */
+static void oldest_call(struct pool *p, int64_t *since, struct backend **on)
+{
+	for (int i = 0; i < p->nworkers; i++) {
+		int64_t s = atomic_load(&p->workers[i].call_since_us);
+
+		if (s != 0 && (*since == 0 || s < *since)) {
+			*since = s;
+			*on = atomic_load(&p->workers[i].call_on);
+		}
+	}
+}
+
+/* How long the oldest PKCS#11 call (or rebuild) has been running, and on which HSM. */
+static int64_t stuck_for_us(struct backends *bs, struct backend **on, int *rebuilding)
+{
+	int64_t since = 0, built = atomic_load(&bs->build_since_us);
+
+	*on = NULL;
+	oldest_call(&bs->d->hsm_pool, &since, on);
+	oldest_call(&bs->d->pub_pool, &since, on);
+	*rebuilding = built != 0 && (since == 0 || built < since);
+	if (*rebuilding) {
+		since = built;
+		*on = atomic_load(&bs->building);
+	}
+	return since == 0 ? 0 : now_us() - since;
+}
+
+int backends_stuck(struct backends *bs)
+{
+	struct backend *on;
+	int rebuilding;
+
+	return stuck_for_us(bs, &on, &rebuilding) > bs->d->conf.limits.hsm_call_timeout * 1000000;
+}
+
+/*
+ * A call that does not return: its HSM goes out of service at once. Neither
+ * it nor a rebuild hanging inside libp11 can be cancelled, and the context
+ * cannot be torn down under it: after three times the limit the process
+ * restarts itself, keeping its socket (systemd's watchdog would do it too:
+ * the loop stops its pings, see main.c).
+ */
+void backends_watch(struct backends *bs)
+{
+	int64_t limit = bs->d->conf.limits.hsm_call_timeout * 1000000;
+	struct backend *on;
+	int rebuilding;
+	int64_t stuck = stuck_for_us(bs, &on, &rebuilding);
+	char why[160];
+
+	if (stuck <= limit || on == NULL)
+		return;
+	snprintf(why, sizeof(why), "%s has not returned for %lld s",
+		 rebuilding ? "reconnecting" : "a PKCS#11 call", (long long)(stuck / 1000000));
+	if (rebuilding)
+		note_down(on, why, 0);
+	else
+		backend_fail(bs, on, why);
+	if (stuck > 3 * limit) {
+		log_err(&bs->d->log, "%s: restarting", why);
+		daemon_restart(bs->d);
+	}
+}
+
+/* Brings b back: tear down, build again; on failure wait twice as long next time. */
+static void recover(struct backends *bs, struct backend *b)
+{
+	char err[1024], sec[CONFIG_NAME_MAX + 8];
+	int64_t down_ms, backoff;
+	int rc;
+
+	teardown(b);
+	atomic_store(&bs->building, b);
+	atomic_store(&bs->build_since_us, now_us());
+	rc = build(bs, b, &bs->d->keys, NULL, err, sizeof(err));
+	atomic_store(&bs->build_since_us, 0);
+	if (rc == 0) {
+		pthread_mutex_lock(&b->mu);
+		down_ms = (now_us() - b->down_since_us) / 1000;
+		b->down_since_us = 0;
+		pthread_mutex_unlock(&b->mu);
+		log_info(&bs->d->log, "%s back in service after %lld ms", section(b, sec, sizeof(sec)),
+			 (long long)down_ms);
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	backoff = b->backoff_ms;
+	b->backoff_ms = next_backoff(bs, backoff);
+	pthread_mutex_unlock(&b->mu);
+	note_down(b, err, backoff);
+	log_warn(&bs->d->log, "%s still out of service: %s; next attempt in %lld ms",
+		 section(b, sec, sizeof(sec)), err, (long long)backoff);
+}
+
+static int due(struct backend *b)
+{
+	int64_t at;
+
+	pthread_mutex_lock(&b->mu);
+	at = b->retry_at_us;
+	pthread_mutex_unlock(&b->mu);
+	return now_us() >= at;
+}
+
+static void *supervise(void *arg)
+{
+	struct backends *bs = arg;
+
+	for (;;) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += SUPERVISE_EVERY_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&bs->mu);
+		if (!bs->stopping)
+			pthread_cond_timedwait(&bs->cv, &bs->mu, &until);
+		if (bs->stopping) {
+			pthread_mutex_unlock(&bs->mu);
+			break;
+		}
+		pthread_mutex_unlock(&bs->mu);
+		for (size_t i = 0; i < bs->n; i++) {
+			struct backend *b = &bs->b[i];
+
+			if (!atomic_load(&b->up) && atomic_load(&b->users) == 0 && due(b))
+				recover(bs, b);
+		}
+	}
+	return NULL;
+}
+
+int backends_start(struct backends *bs)
+{
+	if (pthread_create(&bs->supervisor, NULL, supervise, bs) != 0)
+		return -1;
+	bs->running = 1;
+	return 0;
+}
+
+void backends_close(struct backends *bs)
+{
+	if (bs->running) {
+		pthread_mutex_lock(&bs->mu);
+		bs->stopping = 1;
+		pthread_cond_signal(&bs->cv);
+		pthread_mutex_unlock(&bs->mu);
+		pthread_join(bs->supervisor, NULL);
+		bs->running = 0;
+	}
+	for (size_t i = 0; i < bs->n; i++) {
+		teardown(&bs->b[i]);
+		pthread_mutex_destroy(&bs->b[i].mu);
+	}
+	free(bs->b);
+	bs->b = NULL;
+	bs->n = 0;
+	if (bs->d != NULL) {
+		pthread_mutex_destroy(&bs->mu);
+		pthread_cond_destroy(&bs->cv);
+	}
+}

@@ -1,0 +1,110 @@
+/*
+ * The HSMs the daemon uses ([hsm] / [hsm NAME] sections, all holding the same
+ * keys) and their health. Workers lease the least busy HSM in service for one
+ * operation. An HSM that reports a fault (a session, device, token or login
+ * error), or whose call runs past hsm_call_timeout, is taken out of service at
+ * once; the supervisor thread then waits until nobody uses it, tears its
+ * libp11 context down completely and builds it again (load, find the token,
+ * check it is initialised and opens a session, log in, find and compare the keys), with
+ * exponential backoff, until it is back. libp11 0.4.12 never recovers on its
+ * own: a full teardown is the only way back after an HSM reset.
+ */
+#ifndef KT_BACKEND_H
+#define KT_BACKEND_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "config.h"
+
+struct daemon;
+struct hsm;
+struct key;
+struct keytab;
+struct worker;
+
+struct backend {
+	const struct hsm_conf *conf;
+	atomic_int up;                  /* in service */
+	atomic_int users;               /* workers inside an operation on it */
+	pthread_mutex_t mu;             /* the fields below */
+	struct hsm *hsm;                /* NULL while out of service */
+	EVP_PKEY **priv;                /* per key of the table; NULL while out of service */
+	size_t npriv;
+	char last_error[256];
+	unsigned long faults;           /* times taken out of service */
+	int64_t down_since_us, retry_at_us;
+	int64_t up_since_us;            /* back in service since (flapping: failed again soon) */
+	int64_t backoff_ms;
+};
+
+struct backends {
+	struct backend *b;
+	size_t n;
+	struct daemon *d;
+	pthread_t supervisor;
+	int running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stopping;
+	_Atomic int64_t build_since_us;     /* the supervisor is rebuilding an HSM since (0: not) ... */
+	struct backend *_Atomic building;   /* ... this one (backends_watch checks both) */
+};
+
+/* Exit statuses of backends_open besides 0. */
+#define BACKENDS_RETRY 1        /* nothing in service, but a restart may help */
+#define BACKENDS_CONFIG 78      /* a configuration error: wrong PIN, missing or differing key */
+
+/*
+ * Logs into every HSM and builds the key table from the first one in
+ * service; the others must hold the same keys. HSMs that cannot be reached
+ * yet start out of service (and are retried) as long as one is in service.
+ * 0, or BACKENDS_RETRY / BACKENDS_CONFIG with a sentence in err.
+ */
+int backends_open(struct backends *bs, struct daemon *d, struct keytab *keys, char *err,
+		  size_t errlen);
+/* Starts the supervisor thread (recovery, stuck calls). */
+int backends_start(struct backends *bs);
+/* Stops the supervisor and logs out of everything (the pools have stopped). */
+void backends_close(struct backends *bs);
+/* How many HSMs are in service (the loop answers HSM_UNAVAILABLE at once when none). */
+size_t backends_up(struct backends *bs);
+/* 1 when an HSM call has been running longer than hsm_call_timeout (the watchdog stops). */
+int backends_stuck(struct backends *bs);
+/*
+ * Run by the loop thread a few times a second (it never calls PKCS#11, so it
+ * is never the one stuck): takes an HSM whose call runs past hsm_call_timeout
+ * out of service, and restarts the daemon when a call or a rebuild has not
+ * returned after three times the limit.
+ */
+void backends_watch(struct backends *bs);
+
+/*
+ * Worker side. The private operation on key k in an HSM in service: raw RSA
+ * or, for rsa_mechanism = pkcs, PKCS#1 v1.5 decryption; out receives k bytes
+ * (raw) or the message and *out_len. After a fault the request is tried once
+ * more on another HSM in service. Returns KT_OK, KT_HSM_UNAVAILABLE,
+ * KT_HSM_ERROR, or (pkcs only) KT_UNWRAP_FAILED for a decryption failure,
+ * with a sentence in msg.
+ */
+int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, size_t in_len,
+		    uint8_t *out, size_t *out_len, char *msg, size_t msglen);
+/* n bytes from the random generator of an HSM in service; KT status as above. */
+int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t msglen);
+
+/* For info: one HSM's state, copied under its lock. */
+struct backend_status {
+	const char *name;
+	const char *token;
+	int up;
+	int users;
+	unsigned long faults;
+	char last_error[256];
+};
+void backend_status(struct backend *b, struct backend_status *out);
+
+#endif

@@ -1,0 +1,323 @@
+"""Reliability: keytransd over the fault-injecting PKCS#11 module (tests/faultp11).
+
+Every fault code that means "the HSM or its session is gone" takes the HSM out
+of service (HSM_UNAVAILABLE, answered at once) and the daemon rebuilds it; a
+call that hangs restarts the daemon in place; with several HSMs a fault on
+one costs no request at all; a configuration reload (SIGHUP) applies what it
+can without dropping a connection.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import harness
+from harness import Daemon, Workspace, run_tests
+
+import keytrans
+
+FAULTP11 = os.environ["KT_FAULTP11"]
+SOFTHSM = harness.SOFTHSM_MODULE
+
+# One rsa2048 PKCS#1 vector: its SIMPLEBLOB and the session key in it.
+BLOB, KEY = [(bytes.fromhex(v[4]), bytes.fromhex(v[3]))
+             for v in harness.read_vector_lines("simpleblob.txt")
+             if v[0] == "rsa2048" and v[1] == "pkcs1"][0]
+
+FAULT_CODES = ["CKR_DEVICE_ERROR", "CKR_DEVICE_MEMORY", "CKR_DEVICE_REMOVED",
+               "CKR_KEY_HANDLE_INVALID", "CKR_OBJECT_HANDLE_INVALID", "CKR_SESSION_CLOSED",
+               "CKR_SESSION_COUNT", "CKR_SESSION_HANDLE_INVALID", "CKR_TOKEN_NOT_PRESENT",
+               "CKR_TOKEN_NOT_RECOGNIZED", "CKR_USER_NOT_LOGGED_IN",
+               "CKR_CRYPTOKI_NOT_INITIALIZED"]
+
+
+class Faulty:
+    """A daemon whose HSM(s) go through faultp11, and the control file of its rules."""
+
+    def __init__(self, root, extra_daemon="", hsm_text=None, workers=2, token=None):
+        self.root = root
+        self.control = os.path.join(root, "faults")
+        self.rules("")
+        env = {"FAULTP11_MODULE": SOFTHSM, "FAULTP11_CONTROL": self.control,
+               "FAULTP11_LOG": os.path.join(root, "calls.log")}
+        token = token or harness.Token(os.path.join(root, "hsm"))
+        hsm_text = hsm_text or "\n".join(["[hsm]", "module = " + FAULTP11,
+                                          "token = " + token.label, "pin_file = pin"])
+        self.d = Daemon(root, token=token, workers=workers, extra_daemon=extra_daemon,
+                        env=env, hsm_text=hsm_text)
+
+    def rules(self, text):
+        with open(self.control + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(self.control + ".tmp", self.control)
+
+    def conn(self, timeout=30):
+        return keytrans.Connection(self.d.socket, timeout=timeout)
+
+    def unwrap(self, timeout=30):
+        """(status name, message, seconds)"""
+        t0 = time.monotonic()
+        try:
+            with self.conn(timeout) as c:
+                k = c.unwrap("rsa2048", BLOB)
+                assert k.key == KEY, k
+                return "OK", "", time.monotonic() - t0
+        except keytrans.KeytransError as e:
+            return e.name, e.message, time.monotonic() - t0
+
+    def wait_ok(self, within, restart=False):
+        """Unwraps until one succeeds; returns the seconds it took. restart: the daemon
+        restarts meanwhile, closing its connections (the listening socket stays)."""
+        t0 = time.monotonic()
+        allowed = ("HSM_UNAVAILABLE", "ERR_IO") if restart else ("HSM_UNAVAILABLE",)
+        while time.monotonic() - t0 < within:
+            st, msg, _ = self.unwrap()
+            if st == "OK":
+                return time.monotonic() - t0
+            assert st in allowed, (st, msg)
+            time.sleep(0.02)
+        raise AssertionError("not back in service after %.1f s:\n%s" %
+                             (within, self.d.log_text()[-3000:]))
+
+    def hsms(self):
+        with self.conn() as c:
+            return {h.name: h for h in c.info().hsms}
+
+
+def test_each_fault_code_takes_the_hsm_out_and_back():
+    with Workspace() as root:
+        f = Faulty(root, extra_daemon="hsm_retry_max = 1")
+        try:
+            assert f.unwrap()[0] == "OK"
+            for n, code in enumerate(FAULT_CODES, 1):
+                # reset: the sessions really are gone, as after an HSM restart.
+                f.rules("C_Decrypt rv=%s reset count=1\n" % code)
+                st, msg, took = f.unwrap()
+                assert st == "HSM_UNAVAILABLE" and code in msg, (code, st, msg)
+                assert took < 1, took
+                # The rebuild reloads faultp11, which forgets what count= has used.
+                f.rules("")
+                back = f.wait_ok(5)
+                assert back < 2, (code, back)
+                h = f.hsms()["hsm"]
+                assert h.state == "up" and h.faults == n, h
+                assert code in h.last_error, h
+            log = f.d.log_text()
+            assert log.count("back in service") == len(FAULT_CODES), log[-3000:]
+            # Not a fault: the answer is HSM_ERROR and the HSM stays in service.
+            f.rules("C_Decrypt rv=CKR_FUNCTION_FAILED count=1\n")
+            st, msg, _ = f.unwrap()
+            assert st == "HSM_ERROR" and "CKR_FUNCTION_FAILED" in msg, (st, msg)
+            assert f.unwrap()[0] == "OK"
+            assert f.hsms()["hsm"].faults == len(FAULT_CODES)
+        finally:
+            f.d.stop()
+
+
+def test_failed_session_open_during_rebuild_is_retried():
+    # libp11 0.4.12 would wait forever in its login if this C_OpenSession failed there.
+    with Workspace() as root:
+        f = Faulty(root, extra_daemon="hsm_retry_max = 1")
+        try:
+            f.rules("C_Decrypt rv=CKR_DEVICE_ERROR reset count=1\n"
+                    "C_OpenSession rv=CKR_DEVICE_ERROR\n")
+            assert f.unwrap()[0] == "HSM_UNAVAILABLE"
+            deadline = time.monotonic() + 5
+            while f.d.log_text().count("cannot open a session on token") < 2:
+                assert time.monotonic() < deadline, f.d.log_text()[-3000:]
+                time.sleep(0.05)
+            assert f.unwrap()[0] == "HSM_UNAVAILABLE"
+            f.rules("")
+            assert f.wait_ok(5) < 1.5
+        finally:
+            f.d.stop()
+
+
+def test_outage_is_answered_at_once_then_recovers_with_backoff():
+    with Workspace() as root:
+        f = Faulty(root, extra_daemon="hsm_retry_max = 1")
+        try:
+            f.rules("* rv=CKR_DEVICE_REMOVED\n")
+            assert f.unwrap()[0] == "HSM_UNAVAILABLE"
+            t_end = time.monotonic() + 2.5
+            worst = 0
+            while time.monotonic() < t_end:
+                st, msg, took = f.unwrap()
+                assert st == "HSM_UNAVAILABLE", (st, msg)
+                worst = max(worst, took)
+                time.sleep(0.05)
+            assert worst < 0.2, worst
+            h = f.hsms()["hsm"]
+            assert h.state == "down" and h.last_error, h
+            # Public work goes on: wrap for a public key sent with the request.
+            with f.conn() as c:
+                pem = c.pubkey("rsa2048", "pem")
+                w = c.wrap("AES_128", key=bytes(16), to_pub=pem)
+                assert w.blob[:12] == bytes.fromhex("01020000" "0e660000" "00a40000"), w
+            f.rules("")
+            assert f.wait_ok(3) < 1.6
+            log = f.d.log_text()
+            waits = [int(l.rsplit("next attempt in ", 1)[1].split()[0])
+                     for l in log.splitlines() if "next attempt in" in l]
+            # 250 ms before the first attempt (it failed soon after start), then doubling.
+            assert waits[:2] == [500, 1000] and max(waits) == 1000, waits
+        finally:
+            f.d.stop()
+
+
+def test_hung_call_restarts_the_daemon_in_place():
+    with Workspace() as root:
+        f = Faulty(root, extra_daemon="hsm_call_timeout = 1")
+        pid = f.d.pid()
+        try:
+            f.rules("C_Decrypt hang=forever\n")
+            hung = {}
+            t = threading.Thread(target=lambda: hung.update(r=f.unwrap(timeout=20)))
+            t.start()
+            time.sleep(1.5)
+            st, msg, took = f.unwrap()
+            assert st == "HSM_UNAVAILABLE" and took < 0.5, (st, msg, took)
+            h = f.hsms()["hsm"]
+            assert h.state == "down" and "has not returned" in h.last_error, h
+            f.rules("")     # so that the restarted daemon can log in again
+            assert f.wait_ok(10, restart=True) < 10
+            t.join(30)
+            assert hung["r"][0] in ("ERR_IO", "ERR_PROTOCOL"), hung
+            assert f.d.pid() == pid and f.d.alive()
+            log = f.d.log_text()
+            assert "has not returned for 3 s: restarting" in log, log[-3000:]
+            assert log.count("ready:") == 2, log[-3000:]
+        finally:
+            f.d.stop()
+
+
+def test_hung_rebuild_restarts_the_daemon():
+    with Workspace() as root:
+        f = Faulty(root, extra_daemon="hsm_call_timeout = 1")
+        try:
+            f.rules("C_Decrypt rv=CKR_DEVICE_ERROR reset count=1\nC_Login hang=forever\n")
+            assert f.unwrap()[0] == "HSM_UNAVAILABLE"
+            time.sleep(1.6)
+            h = f.hsms()["hsm"]
+            assert h.state == "down" and "reconnecting has not returned" in h.last_error, h
+            f.rules("")
+            assert f.wait_ok(10, restart=True) < 10
+            assert "reconnecting has not returned for 3 s: restarting" in f.d.log_text()
+        finally:
+            f.d.stop()
+
+
+def two_hsms(root, second_label="kt-b", second_keys=None):
+    """Two independent HSMs: faultp11 copies over SoftHSM copies (a module loads once per
+    process), tokens kt-a and kt-b in one token folder. Rules pick one with token=."""
+    token = harness.Token(os.path.join(root, "hsm"), label="kt-a")
+    token.add_token(second_label, second_keys)
+    text = []
+    for name in ("a", "b"):
+        d = os.path.join(root, "mod-" + name)
+        os.makedirs(d)
+        shutil.copy(FAULTP11, os.path.join(d, "libfaultp11.so"))
+        shutil.copy(SOFTHSM, os.path.join(d, "libsofthsm2.so"))
+        with open(os.path.join(d, "libfaultp11.so.module"), "w") as m:
+            m.write(os.path.join(d, "libsofthsm2.so") + "\n")
+        text += ["[hsm %s]" % name, "module = " + os.path.join(d, "libfaultp11.so"),
+                 "token = kt-" + name, "pin_file = pin"]
+    return token, "\n".join(text)
+
+
+def wait_for(cond, within=5):
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in %s s" % within
+        time.sleep(0.05)
+
+
+def load(f, seconds, nthreads=4):
+    """Unwraps from nthreads connections for seconds: (successes, [failures])."""
+    stop = time.monotonic() + seconds
+    ok, bad = [0], []
+    lock = threading.Lock()
+
+    def run():
+        with f.conn() as c:
+            while time.monotonic() < stop:
+                try:
+                    assert c.unwrap("rsa2048", BLOB).key == KEY
+                    with lock:
+                        ok[0] += 1
+                except keytrans.KeytransError as e:
+                    with lock:
+                        bad.append((e.name, e.message))
+    ts = [threading.Thread(target=run) for _ in range(nthreads)]
+    for t in ts:
+        t.start()
+    return ts, ok, bad
+
+
+def test_two_hsms_a_fault_costs_no_request():
+    with Workspace() as root:
+        token, text = two_hsms(root)
+        f = Faulty(root, hsm_text=text, token=token, workers=4,
+                   extra_daemon="hsm_retry_max = 1")
+        try:
+            assert set(f.hsms()) == {"a", "b"}
+            ts, ok, bad = load(f, 5)
+            time.sleep(1)
+            f.rules("C_Decrypt rv=CKR_DEVICE_ERROR reset count=1 token=kt-a\n")
+            wait_for(lambda: f.hsms()["a"].faults >= 1)
+            f.rules("")     # the rebuild reloads faultp11, which forgets what count= used
+            wait_for(lambda: f.hsms()["a"].state == "up")   # rejoined
+            assert f.hsms()["a"].faults == 1
+            # Now b fails on every operation: a, back in service, carries everything.
+            f.rules("C_Decrypt rv=CKR_DEVICE_REMOVED token=kt-b\n")
+            wait_for(lambda: f.hsms()["b"].faults >= 1)
+            time.sleep(0.5)
+            f.rules("")
+            for t in ts:
+                t.join(30)
+            assert not bad, bad[:5]
+            assert ok[0] > 100, ok
+            wait_for(lambda: {h.state for h in f.hsms().values()} == {"up"})
+        finally:
+            f.d.stop()
+
+
+def test_second_hsm_missing_at_start_joins_later():
+    with Workspace() as root:
+        token, text = two_hsms(root, second_label="kt-other")
+        f = Faulty(root, hsm_text=text, token=token, extra_daemon="hsm_retry_max = 1")
+        try:
+            b = f.hsms()["b"]
+            assert b.state == "down" and 'token "kt-b" not found' in b.last_error, b
+            assert f.unwrap()[0] == "OK"
+            token.add_token("kt-b")
+            wait_for(lambda: f.hsms()["b"].state == "up")
+        finally:
+            f.d.stop()
+
+
+def test_second_hsm_with_another_key_is_refused():
+    with Workspace() as root:
+        other = dict(harness.KEYS)
+        other["rsa2048"] = ("rsa2048", "02", harness.vectors("keys", "rsa1024.pem"))
+        token, text = two_hsms(root, second_keys=other)
+        try:
+            Faulty(root, hsm_text=text, token=token)
+            raise AssertionError("started with differing keys")
+        except RuntimeError as e:
+            assert "exited with 78" in str(e), e
+            assert "[hsm b] [key rsa2048]: not the same key as in the other HSMs" in str(e), e
+
+
+if __name__ == "__main__":
+    run_tests([test_each_fault_code_takes_the_hsm_out_and_back,
+               test_failed_session_open_during_rebuild_is_retried,
+               test_outage_is_answered_at_once_then_recovers_with_backoff,
+               test_hung_call_restarts_the_daemon_in_place,
+               test_hung_rebuild_restarts_the_daemon,
+               test_two_hsms_a_fault_costs_no_request,
+               test_second_hsm_missing_at_start_joins_later,
+               test_second_hsm_with_another_key_is_refused])
