@@ -458,6 +458,45 @@ def frames_available(c):
     return n
 
 
+def test_answers_for_large_keys():
+    """Answers beyond the daemon's 1 KiB inline reply: an 8192-bit key's public key in
+    every format, SIMPLEBLOBs wrapped to it (by name and by public key) and unwrapped."""
+    from harness import Token, KEYS, parse_fields
+    with Workspace() as root:
+        token = Token(os.path.join(root, "hsm"))
+        token.util("--import", os.path.join(os.path.dirname(__file__), "data", "rsa8192.pem"),
+                   "--token", token.label, "--label", "rsa8192", "--id", "08", "--pin", token.pin)
+        d = Daemon(root, token=token, keys=dict(KEYS, rsa8192=("rsa8192", "08")))
+        try:
+            c = Conn(d.socket)
+            sizes = {}
+            for fmt in (0, 1, 2):
+                r = c.call("pubkey", field("NAME", "rsa8192") + u8("FORMAT", fmt))
+                expect(r, "OK")
+                sizes[fmt] = len(r.get("PUBLIC_KEY"))
+            blob = c.call("pubkey", field("NAME", "rsa8192")).get("PUBLIC_KEY")
+            assert sizes[0] == 20 + 1024 and blob[:8] == bytes.fromhex("0602000000a40000"), sizes
+            assert sizes[1] > 1400 and sizes[2] > 1000, sizes
+            pem = c.call("pubkey", field("NAME", "rsa8192") + u8("FORMAT", 1)).get("PUBLIC_KEY")
+            for to in (field("NAME", "rsa8192"), field("PUBLIC_KEY", blob), field("PUBLIC_KEY", pem)):
+                for pad in (0, 1):
+                    r = c.call("wrap", u32("ALG_ID", 0x6610) + to + u8("PADDING", pad))
+                    expect(r, "OK")
+                    assert len(r.get("BLOB")) == 12 + 1024
+                    u = unwrap(c, "rsa8192", r.get("BLOB"), pad)
+                    expect(u, "OK")
+                    assert u.get("SESSION_KEY") == r.get("SESSION_KEY")
+            # The C library and the CLI take the same answers.
+            out = os.path.join(root, "pub.blob")
+            p = subprocess.run([os.environ["KT_CLI"], "-s", d.socket, "pubkey", "rsa8192",
+                                "-o", out], capture_output=True)
+            assert p.returncode == 0, p
+            with open(out, "rb") as f:
+                assert f.read() == blob
+        finally:
+            d.stop()
+
+
 def main():
     global D
     with Workspace() as root:
@@ -469,7 +508,7 @@ def main():
                        test_wrap_checked_by_openssl, test_copp_sign_then_open,
                        test_malformed_frames_keep_connection, test_fatal_frames_close_connection,
                        test_pipelining, test_clients_that_leave_early, test_200_concurrent_clients,
-                       test_public_work_does_not_wait_for_the_hsm])
+                       test_public_work_does_not_wait_for_the_hsm, test_answers_for_large_keys])
         finally:
             if D.alive():
                 D.stop()
