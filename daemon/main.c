@@ -317,23 +317,6 @@ static int loop(struct daemon *d)
 	return 0;
 }
 
-void daemon_restart(struct daemon *d)
-{
-	int fd = d->server != NULL ? server_listen_fd(d->server) : -1;
-	char pid[32];
-
-	/* The listening socket survives the exec as fd 3, the way systemd passes one. */
-	if (fd >= 0 && (fd == 3 || dup2(fd, 3) == 3) && fcntl(3, F_SETFD, 0) == 0) {
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		setenv("LISTEN_FDS", "1", 1);
-		setenv("LISTEN_PID", pid, 1);
-	}
-	setenv("KEYTRANSD_RESTARTED", "1", 1);
-	execv("/proc/self/exe", d->argv);
-	log_err(&d->log, "cannot restart: %s", strerror(errno));
-	_exit(1);
-}
-
 /* Pings systemd's watchdog at half its period, when the unit sets WatchdogSec. */
 static struct event *start_watchdog(struct daemon *d)
 {
