@@ -6,9 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "daemon.h"
+#include "gen.h"
 #include "hsm.h"
 #include "keytab.h"
 #include "log.h"
@@ -53,6 +55,7 @@ static void teardown(struct backend *b)
 	b->hsm = NULL;
 	b->priv = NULL;
 	b->npriv = 0;
+	b->spec = NULL;
 	pthread_mutex_unlock(&b->mu);
 	for (size_t i = 0; i < n; i++)
 		EVP_PKEY_free(priv[i]);
@@ -60,25 +63,64 @@ static void teardown(struct backend *b)
 	hsm_close(h);
 }
 
-/* Finds every configured key in h: priv[i]; found[i] (when asked) keeps the rest. */
-static int find_keys(struct backend *b, struct hsm *h, const struct config *c, const struct keytab *t,
-		     EVP_PKEY **priv, struct hsm_key *found, char *err, size_t errlen)
+/* The key list of a configuration, for the supervisor; NULL out of memory. */
+static struct backend_keys *spec_new(const struct config *c, unsigned long keyset)
+{
+	struct backend_keys *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return NULL;
+	k->n = c->nkeys;
+	k->keyset = keyset;
+	k->conf = calloc(k->n ? k->n : 1, sizeof(*k->conf));
+	k->pub = calloc(k->n ? k->n : 1, sizeof(*k->pub));
+	if (k->conf == NULL || k->pub == NULL) {
+		free(k->conf);
+		free(k->pub);
+		free(k);
+		return NULL;
+	}
+	for (size_t i = 0; i < k->n; i++)
+		k->conf[i] = c->keys[i];
+	return k;
+}
+
+static void spec_free(struct backend_keys *k)
+{
+	if (k == NULL)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		EVP_PKEY_free(k->pub[i]);
+	free(k->pub);
+	free(k->conf);
+	free(k);
+}
+
+/*
+ * Finds every key of spec in h: priv[i]. The first HSM to show a key sets
+ * its public half (found[i], when asked, keeps the rest); the others must
+ * hold the same.
+ */
+static int find_keys(struct backend *b, struct hsm *h, struct backend_keys *spec, EVP_PKEY **priv,
+		     struct hsm_key *found, char *err, size_t errlen)
 {
 	char sec[CONFIG_NAME_MAX + 8], why[512];
 
-	for (size_t i = 0; i < c->nkeys; i++) {
+	for (size_t i = 0; i < spec->n; i++) {
 		struct hsm_key hk;
 
-		if (hsm_find_key(h, &c->keys[i], &hk, why, sizeof(why)) != 0) {
+		if (hsm_find_key(h, &spec->conf[i], &hk, why, sizeof(why)) != 0) {
 			snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);
 			return -1;
 		}
-		if (t != NULL && !keytab_same_key(&t->keys[i], &hk)) {
+		if (spec->pub[i] != NULL && EVP_PKEY_eq(spec->pub[i], hk.pub) != 1) {
 			snprintf(err, errlen, "%s [key %s]: not the same key as in the other HSMs",
-				 section(b, sec, sizeof(sec)), c->keys[i].name);
+				 section(b, sec, sizeof(sec)), spec->conf[i].name);
 			hsm_key_release(&hk);
 			return -1;
 		}
+		if (spec->pub[i] == NULL && EVP_PKEY_up_ref(hk.pub) == 1)
+			spec->pub[i] = hk.pub;
 		priv[i] = hk.priv;
 		hk.priv = NULL;
 		if (found != NULL) {
@@ -91,16 +133,24 @@ static int find_keys(struct backend *b, struct hsm *h, const struct config *c, c
 	return 0;
 }
 
-/*
- * Logs in and finds the keys (compared with the table t when there is one).
- * 0 (in service), BACKENDS_RETRY or BACKENDS_CONFIG.
- */
-static int build(struct backends *bs, struct backend *b, const struct keytab *t,
-		 struct hsm_key *found, char *err, size_t errlen)
+/* Frees what find_keys kept of a failed build. */
+static void drop_keys(EVP_PKEY **priv, size_t n)
 {
-	const struct config *c = &bs->d->conf;
+	for (size_t i = 0; i < n; i++)
+		EVP_PKEY_free(priv[i]);
+	free(priv);
+}
+
+/*
+ * Logs in and finds the keys of spec. 0 (in service), BACKENDS_RETRY or
+ * BACKENDS_CONFIG. On a failure spec keeps no public half of this HSM's
+ * unless it was the first to show it (the caller decides what a failure means).
+ */
+static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *found, char *err,
+		 size_t errlen)
+{
 	char sec[CONFIG_NAME_MAX + 8], why[512];
-	EVP_PKEY **priv = calloc(c->nkeys ? c->nkeys : 1, sizeof(*priv));
+	EVP_PKEY **priv = calloc(spec->n ? spec->n : 1, sizeof(*priv));
 	struct hsm *h = NULL;
 	char *pin;
 	int rc;
@@ -119,17 +169,16 @@ static int build(struct backends *bs, struct backend *b, const struct keytab *t,
 		free(priv);
 		return rc == HSM_FATAL ? BACKENDS_CONFIG : BACKENDS_RETRY;
 	}
-	if (find_keys(b, h, c, t, priv, found, err, errlen) != 0) {
-		for (size_t i = 0; i < c->nkeys; i++)
-			EVP_PKEY_free(priv[i]);
-		free(priv);
+	if (find_keys(b, h, spec, priv, found, err, errlen) != 0) {
+		drop_keys(priv, spec->n);
 		hsm_close(h);
 		return BACKENDS_CONFIG;
 	}
 	pthread_mutex_lock(&b->mu);
 	b->hsm = h;
 	b->priv = priv;
-	b->npriv = c->nkeys;
+	b->npriv = spec->n;
+	b->spec = spec;
 	b->up_since_us = now_us();
 	pthread_mutex_unlock(&b->mu);
 	atomic_store(&b->up, 1);
@@ -148,23 +197,56 @@ static void note_down(struct backend *b, const char *why, int64_t retry_in_ms)
 	pthread_mutex_unlock(&b->mu);
 }
 
-int backends_open(struct backends *bs, struct daemon *d, struct keytab *keys, char *err,
+/* Releases the public halves of a first build's found keys. */
+static void found_free(struct hsm_key *found, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		EVP_PKEY_free(found[i].pub);
+	free(found);
+}
+
+/*
+ * Builds b for spec; the first HSM built (no table yet in g) also fills g's
+ * key table, deriving its secrets with that HSM. 0 or BACKENDS_*.
+ */
+static int build_for(struct backend *b, struct backend_keys *spec, struct gen *g, int *have_table,
+		     char *err, size_t errlen)
+{
+	struct hsm_key *found = NULL;
+	int rc;
+
+	if (!*have_table && (found = calloc(spec->n ? spec->n : 1, sizeof(*found))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BACKENDS_RETRY;
+	}
+	rc = build(b, spec, found, err, errlen);
+	if (rc == 0 && found != NULL) {
+		if (keytab_load(&g->keys, &g->conf, spec->keyset, found, err, errlen) != 0)
+			rc = BACKENDS_CONFIG;
+		else
+			*have_table = 1;
+	}
+	found_free(found, found != NULL ? spec->n : 0);
+	return rc;
+}
+
+int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *err,
 		  size_t errlen)
 {
 	const struct config *c = &d->conf;
-	struct hsm_key *found = calloc(c->nkeys ? c->nkeys : 1, sizeof(*found));
 	int have_table = 0, rc = BACKENDS_RETRY;
 
 	memset(bs, 0, sizeof(*bs));
-	bs->d = d;
-	bs->b = calloc(c->nhsms, sizeof(*bs->b));
-	if (bs->b == NULL || found == NULL) {
-		snprintf(err, errlen, "out of memory");
-		free(found);
-		return BACKENDS_RETRY;
-	}
 	pthread_mutex_init(&bs->mu, NULL);
 	pthread_cond_init(&bs->cv, NULL);
+	pthread_cond_init(&bs->resumed, NULL);
+	bs->d = d;
+	bs->b = calloc(c->nhsms, sizeof(*bs->b));
+	bs->spec = spec_new(&g->conf, g->keyset);
+	if (bs->b == NULL || bs->spec == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BACKENDS_RETRY;
+	}
 	for (; bs->n < c->nhsms; bs->n++) {
 		struct backend *b = &bs->b[bs->n];
 		char why[1024];
@@ -172,32 +254,19 @@ int backends_open(struct backends *bs, struct daemon *d, struct keytab *keys, ch
 		b->conf = &c->hsms[bs->n];
 		b->backoff_ms = FIRST_BACKOFF_MS;
 		pthread_mutex_init(&b->mu, NULL);
-		rc = build(bs, b, have_table ? keys : NULL, have_table ? NULL : found, why, sizeof(why));
+		rc = build_for(b, bs->spec, g, &have_table, why, sizeof(why));
 		if (rc == BACKENDS_CONFIG) {
 			snprintf(err, errlen, "%s", why);
-			goto out;
+			return rc;
 		}
 		if (rc != 0) {
 			/* Not reachable yet: out of service, retried by the supervisor. */
 			log_warn(&d->log, "%s; will retry", why);
 			snprintf(err, errlen, "%s", why);
 			note_down(b, why, FIRST_BACKOFF_MS);
-			continue;
-		}
-		if (!have_table) {
-			if (keytab_load(keys, c, found, err, errlen) != 0) {
-				rc = BACKENDS_CONFIG;
-				goto out;
-			}
-			have_table = 1;
 		}
 	}
-	rc = have_table ? 0 : BACKENDS_RETRY;
-out:
-	for (size_t i = 0; i < c->nkeys; i++)
-		EVP_PKEY_free(found[i].pub);
-	free(found);
-	return rc;
+	return have_table ? 0 : BACKENDS_RETRY;
 }
 
 void backend_status(struct backend *b, struct backend_status *out)
@@ -227,6 +296,11 @@ static int64_t next_backoff(const struct backends *bs, int64_t ms)
 	int64_t max = bs->d->conf.limits.hsm_retry_max * 1000;
 
 	return ms * 2 > max ? max : ms * 2;
+}
+
+int backends_available(struct backends *bs)
+{
+	return atomic_load(&bs->paused) || backends_up(bs) > 0;
 }
 
 static void wake_supervisor(struct backends *bs)
@@ -265,7 +339,7 @@ static void backend_fail(struct backends *bs, struct backend *b, const char *why
  * holds it in service until the caller is done (the supervisor rebuilds an
  * HSM only once it is out of service and nobody uses it).
  */
-static struct backend *lease(struct backends *bs, const struct backend *avoid)
+static struct backend *pick(struct backends *bs, const struct backend *avoid)
 {
 	for (size_t tries = 0; tries <= bs->n; tries++) {
 		struct backend *best = NULL;
@@ -288,6 +362,30 @@ static struct backend *lease(struct backends *bs, const struct backend *avoid)
 		atomic_fetch_sub(&best->users, 1);
 	}
 	return NULL;
+}
+
+/* While a reload rebuilds the HSMs, waits for it (at most hsm_call_timeout). */
+static int wait_resumed(struct backends *bs)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += bs->d->conf.limits.hsm_call_timeout;
+	pthread_mutex_lock(&bs->mu);
+	while (atomic_load(&bs->paused) &&
+	       pthread_cond_timedwait(&bs->resumed, &bs->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&bs->mu);
+	return !atomic_load(&bs->paused);
+}
+
+static struct backend *lease(struct backends *bs, const struct backend *avoid)
+{
+	struct backend *b = pick(bs, avoid);
+
+	if (b == NULL && atomic_load(&bs->paused) && wait_resumed(bs))
+		b = pick(bs, avoid);
+	return b;
 }
 
 static void release(struct backend *b)
@@ -324,6 +422,24 @@ static void fault(struct backends *bs, struct backend *b, const char *what, unsi
 	backend_fail(bs, b, why);
 }
 
+/*
+ * Where b keeps k: its index, unless a reload changed the key list since
+ * k's request was checked; then the key of the same name and public half,
+ * or -1 when the reload removed or changed it.
+ */
+static int slot_of(const struct backend *b, const struct key *k)
+{
+	const struct backend_keys *s = b->spec;
+
+	if (k->keyset == s->keyset)
+		return (int)k->index;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->conf[i].name, k->name) == 0 && s->conf[i].mechanism == k->conf->mechanism &&
+		    EVP_PKEY_eq(s->pub[i], k->pub) == 1)
+			return (int)i;
+	return -1;
+}
+
 int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, size_t in_len,
 		    uint8_t *out, size_t *out_len, char *msg, size_t msglen)
 {
@@ -336,11 +452,17 @@ int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, si
 		struct backend *b = lease(bs, avoid);
 		EVP_PKEY_CTX *ctx;
 		unsigned long ckr = 0;
-		int rc = -1;
+		int rc = -1, slot;
 
 		if (b == NULL)
 			return unavailable(bs, msg, msglen);
-		ctx = pkcs ? hsm_pkcs_ctx_new(b->priv[k->index]) : hsm_raw_ctx_new(b->priv[k->index]);
+		if ((slot = slot_of(b, k)) < 0) {
+			release(b);
+			snprintf(msg, msglen, "key \"%s\" was removed or changed by a configuration reload",
+				 k->name);
+			return KT_UNKNOWN_KEY;
+		}
+		ctx = pkcs ? hsm_pkcs_ctx_new(b->priv[slot]) : hsm_raw_ctx_new(b->priv[slot]);
 		call_begin(w, b);
 		if (ctx != NULL)
 			rc = pkcs ? hsm_rsa_pkcs(ctx, in, in_len, out, out_len, &ckr)
@@ -473,7 +595,7 @@ static void recover(struct backends *bs, struct backend *b)
 	teardown(b);
 	atomic_store(&bs->building, b);
 	atomic_store(&bs->build_since_us, now_us());
-	rc = build(bs, b, &bs->d->keys, NULL, err, sizeof(err));
+	rc = build(b, bs->spec, NULL, err, sizeof(err));
 	atomic_store(&bs->build_since_us, 0);
 	if (rc == 0) {
 		pthread_mutex_lock(&b->mu);
@@ -503,25 +625,157 @@ static int due(struct backend *b)
 	return now_us() >= at;
 }
 
+/* Takes every HSM out of service for a reload (was_up: which were in it) once idle. */
+static int pause_all(struct backends *bs, int *was_up, char *err, size_t errlen)
+{
+	int64_t deadline = now_us() + bs->d->conf.limits.hsm_call_timeout * 1000000;
+	int busy = 1;
+
+	atomic_store(&bs->paused, 1);
+	for (size_t i = 0; i < bs->n; i++)
+		was_up[i] = atomic_exchange(&bs->b[i].up, 0);
+	while (busy && now_us() < deadline) {
+		busy = 0;
+		for (size_t i = 0; i < bs->n; i++)
+			busy |= atomic_load(&bs->b[i].users) > 0;
+		if (busy)
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	if (!busy)
+		return 0;
+	for (size_t i = 0; i < bs->n; i++)
+		if (was_up[i])
+			atomic_store(&bs->b[i].up, 1);
+	snprintf(err, errlen, "an HSM call did not return within %ld s",
+		 bs->d->conf.limits.hsm_call_timeout);
+	return -1;
+}
+
+static void resume_all(struct backends *bs)
+{
+	pthread_mutex_lock(&bs->mu);
+	atomic_store(&bs->paused, 0);
+	pthread_cond_broadcast(&bs->resumed);
+	pthread_mutex_unlock(&bs->mu);
+}
+
+/*
+ * Rebuilds the HSMs that were in service for spec (filling g's table, when
+ * given, from the first). -1 with err when spec cannot be served: a key is
+ * missing or differs, or no HSM could be reached to look the keys up.
+ * An HSM that cannot be reached stays out of service and is retried.
+ */
+static int rebuild_all(struct backends *bs, const int *was_up, struct backend_keys *spec,
+		       struct gen *g, char *err, size_t errlen)
+{
+	int have_table = g == NULL;
+	char why[1024];
+
+	for (size_t i = 0; i < bs->n; i++) {
+		struct backend *b = &bs->b[i];
+		int rc;
+
+		if (!was_up[i])
+			continue;
+		teardown(b);
+		atomic_store(&bs->building, b);
+		atomic_store(&bs->build_since_us, now_us());
+		rc = g != NULL ? build_for(b, spec, g, &have_table, why, sizeof(why))
+			       : build(b, spec, NULL, why, sizeof(why));
+		atomic_store(&bs->build_since_us, 0);
+		if (rc == BACKENDS_CONFIG && g != NULL) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		if (rc != 0) {
+			note_down(b, why, FIRST_BACKOFF_MS);
+			log_warn(&bs->d->log, "%s; will retry", why);
+		}
+	}
+	if (have_table)
+		return 0;
+	snprintf(err, errlen, "no HSM in service to find the keys in");
+	return -1;
+}
+
+/* A reload that changes the key list: every HSM in service is rebuilt for it, or none. */
+static void reload(struct backends *bs, struct gen *g)
+{
+	struct backend_keys *spec = spec_new(&g->conf, g->keyset), *old = bs->spec;
+	int *was_up = calloc(bs->n ? bs->n : 1, sizeof(*was_up));
+	char err[1024] = "out of memory", rb[1024];
+	int rc = -1;
+
+	if (spec != NULL && was_up != NULL && pause_all(bs, was_up, err, sizeof(err)) == 0) {
+		rc = rebuild_all(bs, was_up, spec, g, err, sizeof(err));
+		if (rc == 0) {
+			bs->spec = spec;
+			spec = old;
+		} else {
+			keytab_free(&g->keys);
+			rebuild_all(bs, was_up, old, NULL, rb, sizeof(rb));     /* back to the old keys */
+		}
+		resume_all(bs);
+	}
+	spec_free(spec);
+	free(was_up);
+	pthread_mutex_lock(&bs->mu);
+	bs->reload_rc = rc;
+	snprintf(bs->reload_err, sizeof(bs->reload_err), "%s", rc == 0 ? "" : err);
+	bs->reload_gen = NULL;
+	pthread_mutex_unlock(&bs->mu);
+	event_active(bs->reload_done, 0, 0);
+}
+
+int backends_reload(struct backends *bs, struct gen *g, struct event *done)
+{
+	int busy;
+
+	pthread_mutex_lock(&bs->mu);
+	busy = bs->reload_gen != NULL;
+	if (!busy) {
+		bs->reload_gen = g;
+		bs->reload_done = done;
+		pthread_cond_signal(&bs->cv);
+	}
+	pthread_mutex_unlock(&bs->mu);
+	return busy ? -1 : 0;
+}
+
+int backends_reload_result(struct backends *bs, char *why, size_t whylen)
+{
+	int rc;
+
+	pthread_mutex_lock(&bs->mu);
+	rc = bs->reload_rc;
+	snprintf(why, whylen, "%s", bs->reload_err);
+	pthread_mutex_unlock(&bs->mu);
+	return rc;
+}
+
 static void *supervise(void *arg)
 {
 	struct backends *bs = arg;
 
 	for (;;) {
 		struct timespec until;
+		struct gen *g;
 
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += SUPERVISE_EVERY_MS * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
 		pthread_mutex_lock(&bs->mu);
-		if (!bs->stopping)
+		if (!bs->stopping && bs->reload_gen == NULL)
 			pthread_cond_timedwait(&bs->cv, &bs->mu, &until);
 		if (bs->stopping) {
 			pthread_mutex_unlock(&bs->mu);
 			break;
 		}
+		g = bs->reload_gen;
 		pthread_mutex_unlock(&bs->mu);
+		if (g != NULL)
+			reload(bs, g);
 		for (size_t i = 0; i < bs->n; i++) {
 			struct backend *b = &bs->b[i];
 
@@ -540,16 +794,21 @@ int backends_start(struct backends *bs)
 	return 0;
 }
 
+void backends_stop(struct backends *bs)
+{
+	if (!bs->running)
+		return;
+	pthread_mutex_lock(&bs->mu);
+	bs->stopping = 1;
+	pthread_cond_signal(&bs->cv);
+	pthread_mutex_unlock(&bs->mu);
+	pthread_join(bs->supervisor, NULL);
+	bs->running = 0;
+}
+
 void backends_close(struct backends *bs)
 {
-	if (bs->running) {
-		pthread_mutex_lock(&bs->mu);
-		bs->stopping = 1;
-		pthread_cond_signal(&bs->cv);
-		pthread_mutex_unlock(&bs->mu);
-		pthread_join(bs->supervisor, NULL);
-		bs->running = 0;
-	}
+	backends_stop(bs);
 	for (size_t i = 0; i < bs->n; i++) {
 		teardown(&bs->b[i]);
 		pthread_mutex_destroy(&bs->b[i].mu);
@@ -557,8 +816,11 @@ void backends_close(struct backends *bs)
 	free(bs->b);
 	bs->b = NULL;
 	bs->n = 0;
+	spec_free(bs->spec);
+	bs->spec = NULL;
 	if (bs->d != NULL) {
 		pthread_mutex_destroy(&bs->mu);
 		pthread_cond_destroy(&bs->cv);
+		pthread_cond_destroy(&bs->resumed);
 	}
 }

@@ -22,10 +22,20 @@
 #include "config.h"
 
 struct daemon;
+struct event;
+struct gen;
 struct hsm;
 struct key;
 struct keytab;
 struct worker;
+
+/* What every HSM must hold: the configured keys, in order (the supervisor's own copy). */
+struct backend_keys {
+	struct key_conf *conf;          /* name, label, id, mechanism */
+	EVP_PKEY **pub;                 /* their public halves, once one HSM has shown them */
+	size_t n;
+	unsigned long keyset;           /* struct gen's keyset */
+};
 
 struct backend {
 	const struct hsm_conf *conf;
@@ -33,8 +43,9 @@ struct backend {
 	atomic_int users;               /* workers inside an operation on it */
 	pthread_mutex_t mu;             /* the fields below */
 	struct hsm *hsm;                /* NULL while out of service */
-	EVP_PKEY **priv;                /* per key of the table; NULL while out of service */
+	EVP_PKEY **priv;                /* per key of spec; NULL while out of service */
 	size_t npriv;
+	const struct backend_keys *spec;    /* the key list priv follows */
 	char last_error[256];
 	unsigned long faults;           /* times taken out of service */
 	int64_t down_since_us, retry_at_us;
@@ -53,6 +64,13 @@ struct backends {
 	int stopping;
 	_Atomic int64_t build_since_us;     /* the supervisor is rebuilding an HSM since (0: not) ... */
 	struct backend *_Atomic building;   /* ... this one (backends_watch checks both) */
+	struct backend_keys *spec;          /* supervisor (and open/close): the keys to find */
+	atomic_int paused;                  /* a reload rebuilds the HSMs: leases wait */
+	pthread_cond_t resumed;             /* with mu */
+	struct gen *reload_gen;             /* a reload asked for (with mu) ... */
+	struct event *reload_done;          /* ... made active when it is done ... */
+	int reload_rc;                      /* ... with 0 or -1 ... */
+	char reload_err[1024];              /* ... and why */
 };
 
 /* Exit statuses of backends_open besides 0. */
@@ -60,19 +78,33 @@ struct backends {
 #define BACKENDS_CONFIG 78      /* a configuration error: wrong PIN, missing or differing key */
 
 /*
- * Logs into every HSM and builds the key table from the first one in
+ * Logs into every HSM and builds g's key table from the first one in
  * service; the others must hold the same keys. HSMs that cannot be reached
  * yet start out of service (and are retried) as long as one is in service.
  * 0, or BACKENDS_RETRY / BACKENDS_CONFIG with a sentence in err.
  */
-int backends_open(struct backends *bs, struct daemon *d, struct keytab *keys, char *err,
+int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *err,
 		  size_t errlen);
+/*
+ * Loop thread: has the supervisor rebuild every HSM in service for g's keys
+ * (a reload that changes the key list: new keys may have been put in the
+ * token since libp11 listed them) and fill g's key table. Private-key work
+ * waits meanwhile rather than fail. done is made active when it is over;
+ * backends_reload_result then says how. -1 when a reload is already running.
+ */
+int backends_reload(struct backends *bs, struct gen *g, struct event *done);
+/* 0 (g is in force for the HSMs) or -1 with why (the old keys stay). */
+int backends_reload_result(struct backends *bs, char *why, size_t whylen);
 /* Starts the supervisor thread (recovery, stuck calls). */
 int backends_start(struct backends *bs);
+/* Stops the supervisor (after a reload it is running, so leases no longer wait). */
+void backends_stop(struct backends *bs);
 /* Stops the supervisor and logs out of everything (the pools have stopped). */
 void backends_close(struct backends *bs);
-/* How many HSMs are in service (the loop answers HSM_UNAVAILABLE at once when none). */
+/* How many HSMs are in service. */
 size_t backends_up(struct backends *bs);
+/* 0 when private-key work would fail at once (nothing in service, no reload running). */
+int backends_available(struct backends *bs);
 /* 1 when an HSM call has been running longer than hsm_call_timeout (the watchdog stops). */
 int backends_stuck(struct backends *bs);
 /*

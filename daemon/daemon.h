@@ -17,15 +17,21 @@
 #include "log.h"
 #include "worker.h"
 
+struct event;
 struct event_base;
+struct gen;
 struct server;
 struct hsm;
 
 struct daemon {
-	struct config conf;
+	struct config conf;             /* as started: what a reload cannot change */
+	const char *conf_path;
+	struct gen *gen;                /* keys and rules in force (reload.c) */
+	struct gen *reloading;          /* a reload waiting for the HSMs, or NULL */
+	struct event *reload_ev;
+	unsigned long keysets;          /* last struct gen keyset given out */
 	struct logger log;
 	struct backends hsms;           /* every [hsm] section, and its health */
-	struct keytab keys;
 	struct replyq replies;
 	struct pool hsm_pool;           /* private-key work: one HSM call per job */
 	struct pool pub_pool;           /* public-key work: wrap, copp-sign */

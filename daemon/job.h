@@ -35,7 +35,8 @@ struct job {
 	uint32_t id;
 	uint8_t opcode;
 	uint8_t ran;                    /* the operation's run function was called */
-	struct key *key;                /* the request's NAME, resolved; or NULL */
+	struct gen *gen;                /* keys and rules it is checked against (held) */
+	struct key *key;                /* the request's NAME, resolved in gen; or NULL */
 	struct timespec queued;         /* when it went to a pool (CLOCK_MONOTONIC) */
 	struct account *acct;           /* the peer's uid account ... */
 	size_t charged;                 /* ... and the bytes counted against it */

@@ -57,8 +57,8 @@ done:
 	return rc;
 }
 
-int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *found,
-		char *err, size_t errlen)
+int keytab_load(struct keytab *t, const struct config *c, unsigned long keyset,
+		const struct hsm_key *found, char *err, size_t errlen)
 {
 	t->n = 0;
 	t->cap = c->nkeys ? c->nkeys : 1;
@@ -72,6 +72,7 @@ int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *
 
 		snprintf(k->name, sizeof(k->name), "%s", c->keys[i].name);
 		k->index = i;
+		k->keyset = keyset;
 		k->conf = &c->keys[i];
 		k->pub = found[i].pub;
 		EVP_PKEY_up_ref(k->pub);
@@ -91,6 +92,22 @@ int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *
 fail:
 	keytab_free(t);
 	return -1;
+}
+
+int keytab_clone(struct keytab *dst, const struct keytab *src, const struct config *c)
+{
+	dst->cap = src->n ? src->n : 1;
+	dst->keys = OPENSSL_secure_zalloc(dst->cap * sizeof(*dst->keys));
+	dst->n = 0;
+	if (dst->keys == NULL)
+		return -1;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->keys[i] = src->keys[i];
+		dst->keys[i].conf = &c->keys[i];
+		EVP_PKEY_up_ref(dst->keys[i].pub);
+		dst->n++;
+	}
+	return 0;
 }
 
 int keytab_same_key(const struct key *k, const struct hsm_key *hk)

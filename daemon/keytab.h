@@ -1,7 +1,7 @@
 /*
  * The table of keys the daemon serves: each configured [key NAME] with its
- * HSM private key and the public numbers needed for checks and exports.
- * Built once at start-up; read-only afterwards, so threads share it freely.
+ * public numbers needed for checks and exports. Built at start-up or by a
+ * reload (struct gen); read-only afterwards, so threads share it freely.
  */
 #ifndef KT_KEYTAB_H
 #define KT_KEYTAB_H
@@ -17,6 +17,7 @@
 struct key {
 	char name[CONFIG_NAME_MAX + 1];
 	size_t index;                   /* position in the table (and in each HSM's key list) */
+	unsigned long keyset;           /* the key list it belongs to (struct gen) */
 	const struct key_conf *conf;    /* mechanism and access rules */
 	EVP_PKEY *pub;                  /* the public half (software; every HSM holds the same) */
 	char label[CONFIG_LABEL_MAX + 1];   /* CKA_LABEL as the token has it */
@@ -41,8 +42,10 @@ struct keytab {
  * derives each raw-mechanism key's implicit-rejection secret with that HSM;
  * -1 with err naming the key.
  */
-int keytab_load(struct keytab *t, const struct config *c, const struct hsm_key *found,
-		char *err, size_t errlen);
+int keytab_load(struct keytab *t, const struct config *c, unsigned long keyset,
+		const struct hsm_key *found, char *err, size_t errlen);
+/* A copy of src for c, which lists the same keys in the same order (rules may differ). */
+int keytab_clone(struct keytab *dst, const struct keytab *src, const struct config *c);
 /* 1 when the HSM key k holds is the same key as the table's (public halves compared). */
 int keytab_same_key(const struct key *k, const struct hsm_key *hk);
 void keytab_free(struct keytab *t);

@@ -24,7 +24,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "backend.h"
+#include "gen.h"
 #include "pin.h"
+#include "reload.h"
 #include "keytab.h"
 #include "log.h"
 #include "server.h"
@@ -216,20 +218,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	log_warn(&d->log, "SIGHUP ignored: configuration reload is not supported; restart instead");
+	log_info(&d->log, "SIGHUP: reloading %s", d->conf_path);
+	reload_start(d);
 }
 
 /* Logs into the HSMs and loads the keys: 0, 1 (may pass on a retry) or EXIT_CONFIG. */
 static int open_hsms(struct daemon *d, char *err, size_t errlen)
 {
-	int rc = backends_open(&d->hsms, d, &d->keys, err, errlen);
+	const struct config *c;
+	int rc;
 
+	/* The keys and rules live in a generation of their own, which a reload replaces. */
+	d->gen = gen_load(d->conf_path, err, errlen);
+	if (d->gen == NULL)
+		return EXIT_CONFIG;
+	d->gen->keyset = d->keysets = 1;
+	rc = backends_open(&d->hsms, d, d->gen, err, errlen);
 	if (rc != 0)
 		return rc == BACKENDS_CONFIG ? EXIT_CONFIG : 1;
-	for (size_t i = 0; i < d->conf.nkeys; i++)
-		if (d->conf.keys[i].mechanism == MECH_PKCS)
+	c = &d->gen->conf;
+	for (size_t i = 0; i < c->nkeys; i++)
+		if (c->keys[i].mechanism == MECH_PKCS)
 			log_warn(&d->log, "[key %s] rsa_mechanism = pkcs: implicit rejection is off for it, "
-				 "and the HSM's timing may reveal bad padding", d->conf.keys[i].name);
+				 "and the HSM's timing may reveal bad padding", c->keys[i].name);
 	return backends_start(&d->hsms) == 0 ? 0 : 1;
 }
 
@@ -245,7 +256,7 @@ static int start(struct daemon *d, char *err, size_t errlen)
 	if (rc != 0)
 		return rc;
 	d->base = event_base_new();
-	if (d->base == NULL || replyq_init(&d->replies) != 0) {
+	if (d->base == NULL || replyq_init(&d->replies) != 0 || reload_init(d) != 0) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return 1;
 	}
@@ -260,20 +271,24 @@ static int start(struct daemon *d, char *err, size_t errlen)
 
 static void stop(struct daemon *d)
 {
+	/* Workers waiting out a reload's pause must not wait on a supervisor that is gone. */
+	backends_stop(&d->hsms);
 	pool_stop(&d->hsm_pool);
 	pool_stop(&d->pub_pool);
 	if (d->server != NULL) {
 		server_flush_replies(d->server);
 		server_free(d->server);
 	}
-	if (d->base != NULL)
+	if (d->base != NULL) {
+		reload_free(d);
 		event_base_free(d->base);   /* runs the buffers' cleanups: jobs go back to the pool */
+	}
 	if (d->replies.efd >= 0)
 		replyq_destroy(&d->replies);
 	jobpool_destroy(&d->jobs);
 	accounts_free(&d->accounts);
+	gen_release(d->gen);    /* after the jobs: each held the generation it was checked with */
 	backends_close(&d->hsms);
-	keytab_free(&d->keys);
 	config_free(&d->conf);
 }
 
@@ -353,9 +368,9 @@ static int run(struct daemon *d)
 		rc = -1;
 	if (rc == 0) {
 		log_info(&d->log, "ready: %zu keys, %zu of %zu HSMs in service, %d HSM workers, socket %s",
-			 d->keys.n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
+			 d->gen->keys.n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
 			 server_activated(d->server) ? "from systemd" : d->conf.socket);
-		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->keys.n,
+		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->gen->keys.n,
 			   d->conf.hsms[0].token);
 		rc = loop(d);
 	}
@@ -378,6 +393,7 @@ int main(int argc, char **argv)
 
 	unsetenv("KEYTRANSD_RESTARTED");
 	d.argv = argv;
+	d.conf_path = path;
 	if (parse_args(argc, argv, &o) != 0)
 		return 2;
 	/* Relative paths in the file are resolved against its folder, which must survive chdir("/"). */

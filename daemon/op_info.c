@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "gen.h"
 #include "backend.h"
 #include "job.h"
 #include "ops.h"
@@ -25,8 +26,8 @@ static void put_notice(struct job *j, struct daemon *d)
 	char notice[1024];
 	size_t used = 0;
 
-	for (size_t i = 0; i < d->keys.n; i++) {
-		const struct key *k = &d->keys.keys[i];
+	for (size_t i = 0; i < j->gen->keys.n; i++) {
+		const struct key *k = &j->gen->keys.keys[i];
 
 		if (k->has_ir || !key_visible(d, k, j->peer) || used >= sizeof(notice))
 			continue;
@@ -65,8 +66,8 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 	uint32_t visible = 0;
 
 	(void)w;
-	for (size_t i = 0; i < d->keys.n; i++)
-		visible += (uint32_t)key_visible(d, &d->keys.keys[i], j->peer);
+	for (size_t i = 0; i < j->gen->keys.n; i++)
+		visible += (uint32_t)key_visible(d, &j->gen->keys.keys[i], j->peer);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
 	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, d->conf.hsms[0].token);
@@ -84,8 +85,8 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 		job_fail(j, KT_INTERNAL, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < d->keys.n; i++) {
-		const struct key *k = &d->keys.keys[i];
+	for (size_t i = 0; i < j->gen->keys.n; i++) {
+		const struct key *k = &j->gen->keys.keys[i];
 		size_t at;
 
 		if (!key_visible(d, k, j->peer))

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "gen.h"
 #include "job.h"
 #include "keyfile.h"
 #include "keytab.h"
@@ -71,10 +72,10 @@ int key_visible(const struct daemon *d, const struct key *k, const struct peer *
 	return 0;
 }
 
-static int sees_every_key(const struct daemon *d, const struct peer *p)
+static int sees_every_key(const struct daemon *d, const struct keytab *t, const struct peer *p)
 {
-	for (size_t i = 0; i < d->keys.n; i++)
-		if (!key_visible(d, &d->keys.keys[i], p))
+	for (size_t i = 0; i < t->n; i++)
+		if (!key_visible(d, &t->keys[i], p))
 			return 0;
 	return 1;
 }
@@ -98,8 +99,8 @@ int req_key(struct job *j, struct daemon *d, enum acl_op op)
 	}
 	/* NAME's length was bounded (64) and checked for NUL bytes when the fields were parsed. */
 	wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name));
-	k = keytab_find(&d->keys, name);
-	if (k == NULL && sees_every_key(d, j->peer)) {
+	k = keytab_find(&j->gen->keys, name);
+	if (k == NULL && sees_every_key(d, &j->gen->keys, j->peer)) {
 		job_fail(j, KT_UNKNOWN_KEY, "no key named \"%s\"", name);
 		return -1;
 	}
@@ -135,7 +136,7 @@ int req_recipient_given(struct job *j, struct daemon *d)
 	}
 	if (by_name)
 		return req_key(j, d, ACL_WRAP);
-	if (!acl_allows(&d->conf.allow_public_ops, j->peer, d->uid)) {
+	if (!acl_allows(&j->gen->conf.allow_public_ops, j->peer, d->uid)) {
 		job_fail(j, KT_DENIED, "%s to a public key is not allowed for uid %u",
 			 wire_op_name(j->opcode), (unsigned)j->peer->uid);
 		log_audit(&d->log, j->peer, wire_op_name(j->opcode), "(public key)", "DENIED");

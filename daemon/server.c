@@ -19,6 +19,7 @@
 
 #include "accounts.h"
 #include "daemon.h"
+#include "gen.h"
 #include "job.h"
 #include "log.h"
 #include "ops.h"
@@ -177,6 +178,8 @@ static void job_done(struct job *j)
 {
 	if (j->acct != NULL)
 		account_refund(j->acct, j->charged);
+	gen_release(j->gen);
+	j->gen = NULL;
 	job_release(j);
 }
 
@@ -277,11 +280,12 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 	j->id = h->id;
 	j->opcode = h->op;
 	j->acct = c->acct;
+	j->gen = gen_hold(d->gen);
 	j->charged = job_size(j);
 	account_charge(c->acct, j->charged);
 	ops_check(j, d);
 	/* With no HSM in service a private operation fails at once rather than waiting. */
-	if (j->status == KT_OK && op->place == OP_PRIVATE && backends_up(&d->hsms) == 0)
+	if (j->status == KT_OK && op->place == OP_PRIVATE && !backends_available(&d->hsms))
 		job_fail(j, KT_HSM_UNAVAILABLE, "no HSM is in service; try again later");
 	if (j->status != KT_OK || op->place == OP_INLINE) {
 		ops_run_inline(j, d);

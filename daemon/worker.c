@@ -259,19 +259,28 @@ void pool_stop(struct pool *p)
 	pthread_mutex_destroy(&p->mu);
 }
 
-/* Each key has two encryption contexts, one per padding (decryption runs in the HSMs). */
+/*
+ * Each key has two encryption contexts, one per padding (decryption runs in
+ * the HSMs). A reload that changes the key list (a new keyset) renumbers the
+ * keys, so the cache starts again; its size follows the largest index seen.
+ */
 EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad)
 {
 	size_t i = k->index * 2 + (pad == RSA_PAD_OAEP);
 
-	if (w->ctx == NULL) {
-		w->nctx = (w->d->keys.n ? w->d->keys.n : 1) * 2;
-		w->ctx = calloc(w->nctx, sizeof(*w->ctx));
-		if (w->ctx == NULL)
+	if (w->ctx != NULL && w->ctx_keyset != k->keyset)
+		worker_cleanup(w);
+	if (i >= w->nctx) {
+		size_t n = i + 2 > 16 ? i + 2 : 16;
+		EVP_PKEY_CTX **ctx = realloc(w->ctx, n * sizeof(*ctx));
+
+		if (ctx == NULL)
 			return NULL;
+		memset(ctx + w->nctx, 0, (n - w->nctx) * sizeof(*ctx));
+		w->ctx = ctx;
+		w->nctx = n;
 	}
-	if (i >= w->nctx)
-		return NULL;
+	w->ctx_keyset = k->keyset;
 	if (w->ctx[i] == NULL)
 		w->ctx[i] = rsa_pub_encrypt_ctx(k->pub, pad);
 	return w->ctx[i];

@@ -46,6 +46,7 @@ struct worker {
 	void *stack;                    /* locked, not dumped */
 	EVP_PKEY_CTX **ctx;             /* per key and padding: encryption contexts, made on first use */
 	size_t nctx;
+	unsigned long ctx_keyset;       /* the key list they were made for (struct gen) */
 	_Atomic int64_t call_since_us;  /* a PKCS#11 call in progress since (0: none) ... */
 	struct backend *_Atomic call_on;    /* ... on this HSM (the supervisor watches both) */
 };

@@ -32,6 +32,7 @@
 #include "acl.h"
 #include "daemon.h"
 #include "fuzz.h"
+#include "gen.h"
 #include "job.h"
 #include "keytab.h"
 #include "ops.h"
@@ -41,6 +42,7 @@
 #define DAEMON_UID 990
 
 static struct daemon d;
+static struct gen fgen;         /* the keys and rules in force */
 static struct key_conf confs[FUZZ_NKEYS];
 static struct hsm_conf hsm;
 static struct peer peers[4];
@@ -70,11 +72,11 @@ static void setup(void)
 	d.uid = DAEMON_UID;
 	d.log.dest = LOG_TO_STDERR;
 	jobpool_init(&d.jobs, 0);       /* no recycling: each input starts afresh */
-	rule(&d.conf.allow_public_ops, "uid:1000");
-	d.keys.keys = calloc(FUZZ_NKEYS, sizeof(*d.keys.keys));
-	FUZZ_CHECK(d.keys.keys != NULL);
+	rule(&fgen.conf.allow_public_ops, "uid:1000");
+	fgen.keys.keys = calloc(FUZZ_NKEYS, sizeof(*fgen.keys.keys));
+	FUZZ_CHECK(fgen.keys.keys != NULL);
 	for (size_t i = 0; i < FUZZ_NKEYS; i++) {
-		struct key *k = &d.keys.keys[i];
+		struct key *k = &fgen.keys.keys[i];
 
 		snprintf(confs[i].name, sizeof(confs[i].name), "%s", fk[i].name);
 		snprintf(confs[i].label, sizeof(confs[i].label), "%s", fk[i].name);
@@ -91,9 +93,12 @@ static void setup(void)
 		k->e = fk[i].e;
 		k->has_ir = confs[i].mechanism == MECH_RAW;    /* ir_key unused by checks */
 	}
-	d.keys.n = FUZZ_NKEYS;
-	d.conf.keys = confs;
-	d.conf.nkeys = FUZZ_NKEYS;
+	fgen.keys.n = FUZZ_NKEYS;
+	fgen.conf.keys = confs;
+	fgen.conf.nkeys = FUZZ_NKEYS;
+	fgen.keyset = 1;
+	fgen.refs = 1;
+	d.gen = &fgen;
 	/* info names the first HSM's token; no HSM is opened (d.hsms stays empty). */
 	snprintf(hsm.name, sizeof(hsm.name), "hsm");
 	snprintf(hsm.token, sizeof(hsm.token), "fuzz");
@@ -163,12 +168,12 @@ static void check_outcome(const struct job *j, const struct peer *p)
 
 	FUZZ_CHECK(j->msg[sizeof(j->msg) - 1] == '\0' || memchr(j->msg, 0, sizeof(j->msg)) != NULL);
 	if (j->status == KT_UNKNOWN_KEY)
-		for (size_t i = 0; i < d.keys.n; i++)
-			FUZZ_CHECK(key_visible(&d, &d.keys.keys[i], p));
+		for (size_t i = 0; i < fgen.keys.n; i++)
+			FUZZ_CHECK(key_visible(&d, &fgen.keys.keys[i], p));
 	if (j->status != KT_OK || j->key == NULL)
 		return;
 	/* The key the request named, in the table, and usable by this peer that way. */
-	FUZZ_CHECK(j->key >= d.keys.keys && j->key < d.keys.keys + d.keys.n);
+	FUZZ_CHECK(j->key >= fgen.keys.keys && j->key < fgen.keys.keys + fgen.keys.n);
 	FUZZ_CHECK(wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name)) == 0);
 	FUZZ_CHECK(strcmp(name, j->key->name) == 0);
 	FUZZ_CHECK(acl_allows(&j->key->conf->allow[acl_of(j->opcode)], p, d.uid));
@@ -199,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	j->op = op;
 	j->id = 0x0a0b0c0d;
 	j->opcode = op->code;
+	j->gen = &fgen;         /* the server holds a reference; nothing frees fgen here */
 
 	ops_check(j, &d);
 	check_outcome(j, p);

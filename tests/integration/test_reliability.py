@@ -3,8 +3,7 @@
 Every fault code that means "the HSM or its session is gone" takes the HSM out
 of service (HSM_UNAVAILABLE, answered at once) and the daemon rebuilds it; a
 call that hangs restarts the daemon in place; with several HSMs a fault on
-one costs no request at all; a configuration reload (SIGHUP) applies what it
-can without dropping a connection.
+one costs no request at all (reloads: test_reload.py).
 """
 import os
 import shutil
