@@ -31,10 +31,23 @@ kt_conn *kt_conn_new(void);
 void kt_conn_free(kt_conn *c);
 /* path NULL: $KEYTRANS_SOCKET, else KT_DEFAULT_SOCKET. Reconnecting closes first. */
 int kt_connect(kt_conn *c, const char *path);
-/* Closes the socket; requests still in flight are forgotten. */
+/* Closes the socket; requests still in flight are forgotten. No reconnecting after it. */
 void kt_close(kt_conn *c);
-/* Limit for each call (kt_batch: for each wait); 0 or less = wait forever. */
+/*
+ * Limit for each call (kt_batch: for each wait); 0 or less = wait forever. A
+ * call's retry (kt_set_reconnect) comes out of the same limit.
+ */
 void kt_set_timeout(kt_conn *c, int ms);
+/*
+ * On (the default): a call on a connection the daemon closed (it restarted,
+ * or dropped an idle connection) first connects again to kt_connect's
+ * socket; and a call that fails because the connection was lost (ERR_IO) or
+ * the daemon is stopping (SHUTTING_DOWN) is sent once more on a new
+ * connection, when no other request is in flight on c. Every operation is
+ * idempotent (nothing on the daemon or in the HSM changes), so a retry never
+ * does anything twice. kt_submit never reconnects or retries.
+ */
+void kt_set_reconnect(kt_conn *c, int on);
 /* Message of the last failed call on c: the daemon's MESSAGE or a local one. */
 const char *kt_errmsg(const kt_conn *c);
 /* "UNWRAP_FAILED", "ERR_CONNECT"...; "UNKNOWN" for codes not in the list. */

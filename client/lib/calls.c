@@ -4,19 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs one item to completion: submit, then wait for its id. */
-static int run_item(kt_conn *c, struct kt_item *it)
+/* Submits one item, then waits for its id. */
+static int run_item_once(kt_conn *c, struct kt_item *it, const struct deadline *dl)
 {
-	struct deadline dl;
 	struct pending *p;
 	uint32_t id;
 	int st;
 
-	deadline_start(&dl, c->timeout_ms);
-	st = item_submit(c, it, &dl, &id);
+	st = conn_ensure(c);
+	if (st != KT_OK)
+		return it->status = st;
+	st = item_submit(c, it, dl, &id);
 	if (st != KT_OK)
 		return st;
-	st = conn_wait(c, &(struct want){ .id = id }, &dl, &p);
+	st = conn_wait(c, &(struct want){ .id = id }, dl, &p);
 	if (st != KT_OK) {
 		p = pending_find(c, id);
 		if (p != NULL)
@@ -27,15 +28,30 @@ static int run_item(kt_conn *c, struct kt_item *it)
 	return it->status;
 }
 
+/* Runs one item to completion, once more on a new connection if it was lost. */
+static int run_item(kt_conn *c, struct kt_item *it)
+{
+	struct deadline dl;
+	int st;
+
+	deadline_start(&dl, c->timeout_ms);
+	st = run_item_once(c, it, &dl);
+	if (conn_may_retry(c, st) && deadline_left(&dl) != 0 && conn_reopen(c) == KT_OK)
+		st = run_item_once(c, it, &dl);
+	return st;
+}
+
 /* Sends INFO, KEYS or PUBKEY and lends the answer's fields. */
-static int call(kt_conn *c, uint8_t op, const char *name, int format, struct frame *f,
-		struct wire_fields *m, uint32_t *id)
+static int call_once(kt_conn *c, uint8_t op, const char *name, int format,
+		     const struct deadline *dl, struct frame *f, struct wire_fields *m, uint32_t *id)
 {
 	size_t len;
 	int st;
 
-	if (c->fd < 0)
-		return conn_err(c, KT_ERR_IO, "not connected to the daemon");
+	*id = 0;
+	st = conn_ensure(c);
+	if (st != KT_OK)
+		return st;
 	*id = pending_add(c, op, NULL);
 	if (*id == 0)
 		return conn_err(c, KT_ERR_NOMEM, "out of memory");
@@ -44,9 +60,27 @@ static int call(kt_conn *c, uint8_t op, const char *name, int format, struct fra
 		conn_call_end(c, *id);
 		return KT_ERR_ARG;
 	}
-	st = conn_call(c, *id, len, f);
+	st = conn_call(c, *id, len, dl, f);
 	if (st == KT_OK)
 		st = resp_parse(f, op, m, c->err, sizeof(c->err));
+	return st;
+}
+
+/* call_once, and once more on a new connection if it was lost (run_item). */
+static int call(kt_conn *c, uint8_t op, const char *name, int format, struct frame *f,
+		struct wire_fields *m, uint32_t *id)
+{
+	struct deadline dl;
+	int st;
+
+	deadline_start(&dl, c->timeout_ms);
+	st = call_once(c, op, name, format, &dl, f, m, id);
+	if (st == KT_OK)
+		return st;
+	conn_call_end(c, *id);
+	*id = 0;
+	if (conn_may_retry(c, st) && deadline_left(&dl) != 0 && conn_reopen(c) == KT_OK)
+		st = call_once(c, op, name, format, &dl, f, m, id);
 	return st;
 }
 

@@ -41,6 +41,7 @@ kt_conn *kt_conn_new(void)
 		return NULL;
 	}
 	c->fd = -1;
+	c->reconnect = 1;
 	c->timeout_ms = KT_DEFAULT_TIMEOUT_MS;
 	c->next_id = 1;
 	return c;
@@ -50,6 +51,12 @@ void kt_close(kt_conn *c)
 {
 	if (c == NULL)
 		return;
+	conn_drop(c);
+	c->path[0] = '\0';     /* closed on purpose: no reconnecting */
+}
+
+void conn_drop(kt_conn *c)
+{
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -129,7 +136,7 @@ int conn_fatal(kt_conn *c, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pending_fail_all(c, status);
-	kt_close(c);
+	conn_drop(c);
 	return conn_err(c, status, "%s", msg);
 }
 
@@ -160,14 +167,12 @@ static void set_connect_timeout(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-int kt_connect(kt_conn *c, const char *path)
+/* Connects to p (closing first); kt_connect's path is left alone. */
+static int conn_open(kt_conn *c, const char *p)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *p = socket_path(path);
 
-	if (c == NULL)
-		return KT_ERR_ARG;
-	kt_close(c);
+	conn_drop(c);
 	if (strlen(p) >= sizeof(sa.sun_path))
 		return conn_err(c, KT_ERR_CONNECT, "%s: socket path too long", p);
 	memcpy(sa.sun_path, p, strlen(p) + 1);
@@ -185,4 +190,55 @@ int kt_connect(kt_conn *c, const char *path)
 	}
 	set_connect_timeout(c->fd, 0);
 	return KT_OK;
+}
+
+int kt_connect(kt_conn *c, const char *path)
+{
+	const char *p = socket_path(path);
+	int st;
+
+	if (c == NULL)
+		return KT_ERR_ARG;
+	c->path[0] = '\0';
+	st = conn_open(c, p);
+	if (st == KT_OK)
+		snprintf(c->path, sizeof(c->path), "%s", p);   /* fits: conn_open checked */
+	return st;
+}
+
+void kt_set_reconnect(kt_conn *c, int on)
+{
+	if (c != NULL)
+		c->reconnect = on != 0;
+}
+
+int conn_ensure(kt_conn *c)
+{
+	if (c->fd >= 0)
+		return KT_OK;
+	/* Items still pending would be lost unseen: the caller collects them first. */
+	if (!c->reconnect || c->path[0] == '\0' || c->npend > 0)
+		return conn_err(c, KT_ERR_IO, "not connected to the daemon");
+	return conn_open(c, c->path);
+}
+
+/*
+ * A lost connection (the daemon restarted, or dropped the connection) or a
+ * daemon that is stopping. Every operation is idempotent: nothing on the
+ * daemon or in the HSM changes, so sending one again never does anything
+ * twice. Not when other requests are in flight on the connection: a new one
+ * would lose them.
+ */
+int conn_may_retry(const kt_conn *c, int st)
+{
+	return c->reconnect && c->path[0] != '\0' && c->npend == 0 &&
+	       (st == KT_ERR_IO || st == KT_SHUTTING_DOWN);
+}
+
+int conn_reopen(kt_conn *c)
+{
+	char path[sizeof(c->path)];
+
+	memcpy(path, c->path, sizeof(path));
+	return conn_open(c, path);
 }

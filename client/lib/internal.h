@@ -41,6 +41,8 @@ struct kt_conn {
 	size_t rx_off, rx_len;  /* unprocessed bytes are rx[rx_off..rx_len) */
 	size_t held;            /* frame at rx_off lent to a synchronous call */
 	uint8_t *tx;            /* WIRE_FRAME_MAX bytes */
+	char path[108];         /* the socket of the last kt_connect ("": kt_close'd) */
+	int reconnect;          /* kt_set_reconnect */
 	char err[KT_ERRMSG_MAX];
 };
 
@@ -70,6 +72,14 @@ int conn_errno(kt_conn *c, int status, const char *what, int errnum);
 int conn_fatal(kt_conn *c, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int conn_fatal_errno(kt_conn *c, const char *what, int errnum);
+/* Closes the socket, failing what is in flight; kt_connect's path is kept. */
+void conn_drop(kt_conn *c);
+/* Connects again to the last socket when the daemon closed the connection. */
+int conn_ensure(kt_conn *c);
+/* 1 when a call that failed with st may be sent once more on a new connection. */
+int conn_may_retry(const kt_conn *c, int st);
+/* Drops the connection and connects again to the same socket. */
+int conn_reopen(kt_conn *c);
 void wipe(void *p, size_t n);
 
 /* deadline.c */
@@ -105,7 +115,7 @@ int conn_drain(kt_conn *c);
  * Sends the request encoded in c->tx (entry id, made with a NULL item) and
  * waits for its response; *f borrows the frame until conn_call_end.
  */
-int conn_call(kt_conn *c, uint32_t id, size_t len, struct frame *f);
+int conn_call(kt_conn *c, uint32_t id, size_t len, const struct deadline *dl, struct frame *f);
 void conn_call_end(kt_conn *c, uint32_t id);
 /* Copies a completed item's failure message into c->err, frees the entry. */
 void conn_collect(kt_conn *c, struct pending *p);

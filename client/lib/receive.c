@@ -107,15 +107,13 @@ void conn_collect(kt_conn *c, struct pending *p)
 	pending_remove(c, p);
 }
 
-int conn_call(kt_conn *c, uint32_t id, size_t len, struct frame *f)
+int conn_call(kt_conn *c, uint32_t id, size_t len, const struct deadline *dl, struct frame *f)
 {
 	struct want w = { .id = id };
-	struct deadline dl;
 	struct pending *p;
 	int st;
 
-	deadline_start(&dl, c->timeout_ms);
-	st = conn_send(c, c->tx, len, &dl);
+	st = conn_send(c, c->tx, len, dl);
 	wipe(c->tx, len);
 	if (st != KT_OK) {
 		p = pending_find(c, id);
@@ -123,7 +121,7 @@ int conn_call(kt_conn *c, uint32_t id, size_t len, struct frame *f)
 			pending_remove(c, p);   /* never sent, or the connection is gone */
 		return st;
 	}
-	st = conn_wait(c, &w, &dl, &p);
+	st = conn_wait(c, &w, dl, &p);
 	if (st != KT_OK) {
 		p = pending_find(c, id);
 		if (p != NULL)

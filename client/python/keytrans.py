@@ -656,6 +656,8 @@ class Connection:
 
     def __init__(self, path=None, timeout=DEFAULT_TIMEOUT, connect=True):
         self._sock = None
+        self._path = None       # the socket of the last connect(); None once close()d
+        self.reconnect = True   # as kt_set_reconnect: see _run
         self._rx = bytearray()
         self._pending = {}
         self._next_id = 1
@@ -689,6 +691,11 @@ class Connection:
         """(Re)connects, closing first; raises ERR_CONNECT, or ERR_TIMEOUT (full backlog)."""
         self.close()
         p = _socket_path(path)
+        self._open(p)
+        self._path = p
+
+    def _open(self, p):
+        self._drop()
         raw = os.fsencode(p)
         if len(raw) >= 108:
             raise KeytransError(ERR_CONNECT, "%s: socket path too long" % p)
@@ -712,7 +719,12 @@ class Connection:
         self._sock = s
 
     def close(self):
-        """Closes the socket; requests still in flight are forgotten."""
+        """Closes the socket; requests still in flight are forgotten. No reconnecting
+        after it."""
+        self._path = None
+        self._drop()
+
+    def _drop(self):
         if self._sock is not None:
             self._sock.close()
         self._sock = None
@@ -811,8 +823,33 @@ class Connection:
         return None if self._timeout_ms == 0 else time.monotonic() + self._timeout_ms / 1000.0
 
     def _run(self, make, *args):
-        """Submits one request and waits for its answer (kt_*'s run_item)."""
-        deadline = self._deadline()      # one limit for sending and waiting
+        """Submits one request and waits for its answer (kt_*'s run_item). As
+        libkeytrans: a call on a connection the daemon closed connects again first,
+        and one that failed because the connection was lost (ERR_IO) or the daemon
+        is stopping (SHUTTING_DOWN) is sent once more on a new connection, within the
+        same time limit, when nothing else is in flight (every operation is
+        idempotent). reconnect = False turns both off."""
+        deadline = self._deadline()      # one limit for sending, waiting and a retry
+        try:
+            return self._run_once(deadline, make, *args)
+        except KeytransError as e:
+            if not self._may_retry(e.code) or \
+                    (deadline is not None and time.monotonic() >= deadline):
+                raise
+        self._open(self._path)
+        return self._run_once(deadline, make, *args)
+
+    def _may_retry(self, code):
+        return self.reconnect and self._path is not None and not self._pending and \
+            code in (ERR_IO, SHUTTING_DOWN)
+
+    def _ensure(self):
+        if self._sock is None and self.reconnect and self._path is not None and \
+                not self._pending:
+            self._open(self._path)
+
+    def _run_once(self, deadline, make, *args):
+        self._ensure()
         e = self._submit(deadline, make, *args)
         try:
             self._wait({e.id}, deadline)

@@ -236,8 +236,10 @@ def test_timeouts():
         r = c.batch([Op("unwrap", "x", b"\x01")] * 3, depth=3)
         assert r.error is None and len(r) == 3
     with keytrans.Connection(FAKES["closing"]) as c:
+        # Connected again and sent once more (reconnect): closed again, so ERR_IO.
         raises("ERR_IO", c.info, message="^the daemon closed the connection$")
         assert not c.connected
+        c.reconnect = False
         raises("ERR_IO", c.info, message="^not connected to the daemon$")
 
 
