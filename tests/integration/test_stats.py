@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Conn, Daemon, STATUS, Workspace, field, frame, run_tests
@@ -32,6 +33,15 @@ def ok(*args):
     r = kt(*args)
     assert r.returncode == 0, (args, r.returncode, r.stdout[:300], r.stderr)
     return r.stdout.decode()
+
+
+def settle():
+    """Waits until only PY and RAW are open: the daemon may not have seen the last CLI go."""
+    for _ in range(500):
+        if PY.stats().connections == 2:
+            return
+        time.sleep(0.01)
+    raise AssertionError("connections did not settle: %d" % PY.stats().connections)
 
 
 def by_name(stats):
@@ -101,6 +111,7 @@ def test_counts_after_a_known_run():
 
 
 def test_json_shape_and_python_agree():
+    settle()
     before = PY.stats()
     obj = json.loads(ok("--json", "stats"))
     after = PY.stats()
@@ -123,6 +134,7 @@ def test_json_shape_and_python_agree():
 
 
 def test_text():
+    settle()
     out = ok("stats")
     assert "connections: 3 open" in out, out
     # Statuses in the order of their codes.
@@ -272,6 +284,7 @@ def test_parser_refuses():
 
 def test_refused_connections_counted():
     import socket
+    settle()
     s = PY.stats()
     extra = []
     for _ in range(PER_UID - s.connections):
