@@ -91,6 +91,50 @@ struct kt_info {
 	struct kt_hsm hsms[KT_HSMS_MAX];
 };
 
+/*
+ * kt_stats: the daemon's counters since it started. Latencies fall into
+ * buckets with fixed upper bounds (bounds_us, the same for every operation);
+ * buckets[i] counts the answers of at most bounds_us[i] microseconds and
+ * above bounds_us[i - 1], buckets[nbounds] those above the last bound (not
+ * cumulative). The buckets of an operation always add up to its count.
+ */
+#define KT_STATS_OPS_MAX 16         /* operations reported; more are left out */
+#define KT_STATS_STATUSES 64        /* status codes counted one by one in by_status */
+#define KT_STATS_BOUNDS_MAX 31
+#define KT_STATS_POOLS_MAX 4
+
+struct kt_op_stats {
+	unsigned op;                        /* operation code; 0: requests with an unknown code */
+	char name[16];                      /* "unwrap", ...; "unknown" for 0 and codes this library lacks */
+	uint64_t count;                     /* answers, whatever their status */
+	uint64_t by_status[KT_STATS_STATUSES];  /* answers per status code (KT_OK, KT_DENIED, ...) */
+	uint64_t other_status;              /* answers with a status >= KT_STATS_STATUSES */
+	uint64_t buckets[KT_STATS_BOUNDS_MAX + 1];  /* answers per latency bucket: nbounds + 1 used */
+	uint64_t latency_sum_ns;            /* the latencies added up, in nanoseconds */
+};
+
+/* A worker pool: "hsm" (private-key work) or "public" (wrap, copp-sign). */
+struct kt_pool_stats {
+	char name[65];
+	uint32_t workers;
+	uint32_t queued;                    /* jobs waiting for a worker */
+	uint32_t in_flight;                 /* jobs handed to the pool and not yet answered */
+};
+
+struct kt_stats {
+	uint64_t uptime_s;
+	uint32_t connections;               /* open now */
+	uint64_t accepted, refused;         /* connections since the start; refused: over a limit */
+	size_t nbounds;
+	uint32_t bounds_us[KT_STATS_BOUNDS_MAX];    /* ascending */
+	size_t nops;
+	struct kt_op_stats ops[KT_STATS_OPS_MAX];
+	size_t npools;
+	struct kt_pool_stats pools[KT_STATS_POOLS_MAX];
+	size_t nhsms;
+	struct kt_hsm hsms[KT_HSMS_MAX];
+};
+
 struct kt_key {
 	char name[65];
 	char label[257];        /* "" when the key has none */
@@ -147,6 +191,8 @@ struct kt_copp {
 };
 
 int kt_info(kt_conn *c, struct kt_info *out);
+/* The daemon's counters, pools and HSMs (anyone who may call kt_info may call it). */
+int kt_stats(kt_conn *c, struct kt_stats *out);
 /* *keys is freed with kt_free (NULL when *n is 0). */
 int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n);
 /* *out is freed with kt_free; a NUL follows the len bytes (handy for PEM). */

@@ -29,13 +29,14 @@
 	X(UNWRAP,    4, "unwrap") \
 	X(WRAP,      5, "wrap") \
 	X(COPP_SIGN, 6, "copp-sign") \
-	X(COPP_OPEN, 7, "copp-open")
+	X(COPP_OPEN, 7, "copp-open") \
+	X(STATS,     8, "stats")
 
 enum wire_op {
 #define WIRE_OP_ENUM(name, code, str) WIRE_OP_##name = (code),
 	WIRE_OP_LIST(WIRE_OP_ENUM)
 #undef WIRE_OP_ENUM
-	WIRE_OP_MAX = 8
+	WIRE_OP_MAX = 9
 };
 
 enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
@@ -73,13 +74,24 @@ enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
 	X(STATE,        29, WT_STR,   16) \
 	X(IN_FLIGHT,    30, WT_U32,   4) \
 	X(FAULTS,       31, WT_U64,   8) \
-	X(LAST_ERROR,   32, WT_STR,   512)
+	X(LAST_ERROR,   32, WT_STR,   512) \
+	X(OP_ENTRY,     33, WT_GROUP, 2048) \
+	X(OP,           34, WT_U8,    1) \
+	X(STATUS_COUNTS, 35, WT_BYTES, 1000) \
+	X(LATENCY_BOUNDS, 36, WT_BYTES, 124) \
+	X(LATENCY_BUCKETS, 37, WT_BYTES, 256) \
+	X(LATENCY_SUM,  38, WT_U64,   8) \
+	X(CONNECTIONS,  39, WT_U32,   4) \
+	X(ACCEPTED,     40, WT_U64,   8) \
+	X(REFUSED,      41, WT_U64,   8) \
+	X(POOL_ENTRY,   42, WT_GROUP, 256) \
+	X(QUEUED,       43, WT_U32,   4)
 
 enum wire_tag {
 #define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
-	WIRE_T_MAX = 33
+	WIRE_T_MAX = 44
 };
 
 /* FLAGS bits (unwrap, copp-open). */

@@ -15,6 +15,7 @@
 #include "job.h"
 #include "keytab.h"
 #include "log.h"
+#include "stats.h"
 #include "worker.h"
 
 struct event;
@@ -37,6 +38,7 @@ struct daemon {
 	struct pool pub_pool;           /* public-key work: wrap, copp-sign */
 	struct jobpool jobs;            /* loop thread only */
 	struct accounts accounts;       /* per-uid use, loop thread only */
+	struct stats stats;             /* answers and connections, loop thread only */
 	uid_t uid;                      /* the daemon's own uid (always allowed) */
 	struct event_base *base;
 	struct server *server;

@@ -37,6 +37,7 @@ struct job {
 	uint8_t ran;                    /* the operation's run function was called */
 	struct gen *gen;                /* keys and rules it is checked against (held) */
 	struct key *key;                /* the request's NAME, resolved in gen; or NULL */
+	struct timespec received;       /* when its frame was complete (CLOCK_MONOTONIC): latency */
 	struct timespec queued;         /* when it went to a pool (CLOCK_MONOTONIC) */
 	struct account *acct;           /* the peer's uid account ... */
 	size_t charged;                 /* ... and the bytes counted against it */

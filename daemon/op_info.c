@@ -9,7 +9,7 @@
 #include "publickeyblob.h"
 #include "wire.h"
 
-static void no_fields(struct job *j, struct daemon *d)
+void req_no_fields(struct job *j, struct daemon *d)
 {
 	(void)d;
 	for (unsigned t = 0; t < WIRE_T_MAX; t++)
@@ -39,11 +39,8 @@ static void put_notice(struct job *j, struct daemon *d)
 		wire_put_str(&j->reply, WIRE_T_NOTICE, notice);
 }
 
-/* Each HSM: name, token, in service or not, operations in flight, faults, last error. */
-static void put_hsms(struct job *j, struct daemon *d)
+void put_hsm_entries(struct job *j, struct daemon *d)
 {
-	if (job_reply_big(j) != 0)
-		return;
 	for (size_t i = 0; i < d->hsms.n; i++) {
 		struct backend_status st;
 		size_t at = wire_group_begin(&j->reply, WIRE_T_HSM_ENTRY);
@@ -75,7 +72,8 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
 	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
 	put_notice(j, d);
-	put_hsms(j, d);
+	if (job_reply_big(j) == 0)
+		put_hsm_entries(j, d);
 }
 
 static void keys_run(struct job *j, struct daemon *d, struct worker *w)
@@ -138,6 +136,6 @@ static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_put_bytes(&j->reply, WIRE_T_PUBLIC_KEY, out, n);
 }
 
-const struct op_def op_info = { WIRE_OP_INFO, OP_INLINE, no_fields, info_run };
-const struct op_def op_keys = { WIRE_OP_KEYS, OP_INLINE, no_fields, keys_run };
+const struct op_def op_info = { WIRE_OP_INFO, OP_INLINE, req_no_fields, info_run };
+const struct op_def op_keys = { WIRE_OP_KEYS, OP_INLINE, req_no_fields, keys_run };
 const struct op_def op_pubkey = { WIRE_OP_PUBKEY, OP_INLINE, pubkey_check, pubkey_run };

@@ -20,6 +20,7 @@ static const struct op_def *const table[WIRE_OP_MAX] = {
 	[WIRE_OP_WRAP] = &op_wrap,
 	[WIRE_OP_COPP_SIGN] = &op_copp_sign,
 	[WIRE_OP_COPP_OPEN] = &op_copp_open,
+	[WIRE_OP_STATS] = &op_stats,
 };
 
 const struct op_def *ops_find(uint8_t code)

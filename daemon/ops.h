@@ -37,7 +37,7 @@ struct op_def {
 };
 
 extern const struct op_def op_info, op_keys, op_pubkey, op_unwrap, op_wrap, op_copp_sign,
-	op_copp_open;
+	op_copp_open, op_stats;
 
 /* NULL for an unknown operation code. */
 const struct op_def *ops_find(uint8_t code);
@@ -68,6 +68,13 @@ uint32_t req_flags(const struct job *j);
 /* The recipient key: the HSM key's public half (borrowed) or parsed from the request (owned). */
 EVP_PKEY *req_recipient(struct job *j, int *owned);
 int req_bytes(struct job *j, unsigned tag, size_t len, int required);
+/* check for info, keys and stats: the request may carry no field at all. */
+void req_no_fields(struct job *j, struct daemon *d);
+/*
+ * info and stats: an HSM_ENTRY per HSM (name, token, in service or not,
+ * operations in flight, faults, last error). The reply must be full-size.
+ */
+void put_hsm_entries(struct job *j, struct daemon *d);
 
 /* 1 when the peer may use the key for at least one operation (it is listed to them). */
 int key_visible(const struct daemon *d, const struct key *k, const struct peer *p);

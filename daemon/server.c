@@ -24,6 +24,7 @@
 #include "log.h"
 #include "ops.h"
 #include "peer.h"
+#include "stats.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -50,6 +51,7 @@ struct server {
 	struct event *drain_timer;
 	struct accounts *accounts;      /* the daemon's: jobs refer to them after we are gone */
 	unsigned hsm_in_flight;         /* jobs on the HSM pool (see server_hsm_in_flight) */
+	unsigned pub_in_flight;         /* jobs on the public pool */
 	struct log_batch audit;         /* audit records of the replies delivered in one go */
 	time_t refusal_logged_at;       /* refused connections: one log line a second */
 	unsigned long refusals_unlogged;
@@ -190,9 +192,16 @@ static void reply_written(const void *data, size_t len, void *arg)
 	job_done(arg);
 }
 
+/* The answer counts once it leaves the daemon's hands, whether or not the peer is still there. */
+static void count_answer(struct server *s, const struct job *j)
+{
+	stats_answered(&s->d->stats, j->opcode, j->status, stats_elapsed_ns(&j->received));
+}
+
 /* Queues the job's reply frame; the job is released (wiped) once it is written or dropped. */
 static void send_reply(struct conn *c, struct job *j)
 {
+	count_answer(c->srv, j);
 	if (evbuffer_add_reference(bufferevent_get_output(c->bev), j->reply.p, j->reply.len,
 				   reply_written, j) != 0) {
 		job_done(j);
@@ -206,6 +215,8 @@ static void send_error(struct conn *c, uint8_t op, uint32_t id, int status, cons
 	uint8_t frame[512];
 	struct buf_writer w;
 
+	/* Answered in the callback that read the frame: no time to speak of. */
+	stats_answered(&c->srv->d->stats, ops_find(op) != NULL ? op : 0, status, 0);
 	buf_writer_init(&w, frame, sizeof(frame));
 	wire_begin(&w, op, (uint16_t)status, id);
 	wire_put_str(&w, WIRE_T_MESSAGE, msg);
@@ -272,6 +283,7 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 		send_error(c, h->op, h->id, KT_BUSY, "the memory for requests in flight is exhausted");
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &j->received);
 	evbuffer_drain(in, WIRE_HDR_LEN);
 	take_bytes(in, j->frame, j->frame_len);
 	j->conn = c;
@@ -302,6 +314,8 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 	c->pending++;
 	if (op->place == OP_PRIVATE)
 		c->srv->hsm_in_flight++;
+	else
+		c->srv->pub_in_flight++;
 }
 
 /* Handles the frame at the front of the input; 0 to go on, -1 to stop reading. */
@@ -494,6 +508,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)sa;
 	(void)socklen;
 	if (c == NULL || peer_identify(fd, &c->peer) != 0 || admit(s, &c->peer, &acct) != 0) {
+		s->d->stats.refused++;
 		close(fd);
 		free(c);
 		return;
@@ -511,8 +526,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			event_free(c->frame_timer);
 		accounts_put(s->accounts, acct);
 		free(c);
+		s->d->stats.refused++;
 		return;
 	}
+	s->d->stats.accepted++;
 	acct->conns++;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
@@ -542,7 +559,10 @@ static void deliver(struct job *j)
 	ops_audit(j, c->srv->d, &c->srv->audit);
 	if (j->op->place == OP_PRIVATE)
 		c->srv->hsm_in_flight--;
+	else
+		c->srv->pub_in_flight--;
 	if (c->bev == NULL) {
+		count_answer(c->srv, j);
 		job_done(j);
 		conn_bury_if_done(c);
 		return;
@@ -729,6 +749,16 @@ int server_listen_fd(const struct server *s)
 unsigned server_hsm_in_flight(const struct server *s)
 {
 	return s->hsm_in_flight;
+}
+
+unsigned server_in_flight(const struct server *s, const struct pool *p)
+{
+	return p == &s->d->hsm_pool ? s->hsm_in_flight : s->pub_in_flight;
+}
+
+size_t server_connections(const struct server *s)
+{
+	return s->nconns;
 }
 
 int server_activated(const struct server *s)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct daemon;
+struct pool;
 struct server;
 
 #define CONN_OUT_HIGH (256 * 1024)      /* unread replies before we stop reading */
@@ -25,6 +26,10 @@ struct server;
 int server_start(struct daemon *d, struct server **out, char *err, size_t errlen);
 /* Requests being worked on by the HSM pool (the main loop spins while a few are). */
 unsigned server_hsm_in_flight(const struct server *s);
+/* Jobs handed to pool p and not yet answered (queued, running, or done and not yet delivered). */
+unsigned server_in_flight(const struct server *s, const struct pool *p);
+/* Connections open now. */
+size_t server_connections(const struct server *s);
 /* The listening socket's descriptor (handed over across a restart). */
 int server_listen_fd(const struct server *s);
 /* 1 when the listening socket came from systemd. */

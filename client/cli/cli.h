@@ -100,6 +100,13 @@ void json_object_end(struct json *j);
 /* Closes the top object; 0, or -1 when stdout could not be written. */
 int json_end(struct json *j);
 
+/* cmd_info.c: the HSMs of an info or stats answer, as text lines or a "hsms" array. */
+void hsms_text(const struct kt_hsm *hsms, size_t n);
+void hsms_json(struct json *j, const struct kt_hsm *hsms, size_t n);
+
+/* prometheus.c: the stats in the Prometheus text exposition format (version 0.0.4). */
+void prometheus_write(FILE *f, const struct kt_stats *s);
+
 /* The commands: argc/argv are the arguments after the command name. */
 int cmd_info(struct cli *cli, int argc, char **argv);
 int cmd_keys(struct cli *cli, int argc, char **argv);
@@ -109,5 +116,6 @@ int cmd_wrap(struct cli *cli, int argc, char **argv);
 int cmd_copp_sign(struct cli *cli, int argc, char **argv);
 int cmd_copp_open(struct cli *cli, int argc, char **argv);
 int cmd_bench(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -6,10 +6,10 @@
 
 static const struct opt no_opts[] = { { NULL, NULL, NULL, NULL } };
 
-static void hsms_text(const struct kt_info *in)
+void hsms_text(const struct kt_hsm *hsms, size_t n)
 {
-	for (size_t i = 0; i < in->nhsms; i++) {
-		const struct kt_hsm *h = &in->hsms[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct kt_hsm *h = &hsms[i];
 
 		printf("hsm %s: token %s, %s, %" PRIu32 " in flight, %" PRIu64 " faults%s%s\n",
 		       h->name, h->token_label, h->state, h->in_flight, h->faults,
@@ -17,11 +17,11 @@ static void hsms_text(const struct kt_info *in)
 	}
 }
 
-static void hsms_json(struct json *j, const struct kt_info *in)
+void hsms_json(struct json *j, const struct kt_hsm *hsms, size_t n)
 {
 	json_array_begin(j, "hsms");
-	for (size_t i = 0; i < in->nhsms; i++) {
-		const struct kt_hsm *h = &in->hsms[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct kt_hsm *h = &hsms[i];
 
 		json_object_begin(j, NULL);
 		json_str(j, "name", h->name);
@@ -46,7 +46,7 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 		       in->version, in->token_label, in->key_count, in->worker_count, in->uptime_s);
 		if (in->notice[0] != '\0')
 			printf("notice: %s\n", in->notice);
-		hsms_text(in);
+		hsms_text(in->hsms, in->nhsms);
 		return;
 	}
 	json_begin(&j, stdout);
@@ -57,7 +57,7 @@ static void info_print(const struct cli *cli, const struct kt_info *in)
 	json_u64(&j, "uptime_s", in->uptime_s);
 	if (in->notice[0] != '\0')
 		json_str(&j, "notice", in->notice);
-	hsms_json(&j, in);
+	hsms_json(&j, in->hsms, in->nhsms);
 	json_end(&j);
 }
 

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "wrap", cmd_wrap },
 	{ "copp-sign", cmd_copp_sign },
 	{ "copp-open", cmd_copp_open },
+	{ "stats", cmd_stats },
 	{ "bench", cmd_bench },
 };
 

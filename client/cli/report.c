@@ -12,6 +12,7 @@ struct synopsis {
 static const struct synopsis synopses[] = {
 	{ "info", "keytrans [-s SOCKET] [--json] info" },
 	{ "keys", "keytrans [-s SOCKET] [--json] keys" },
+	{ "stats", "keytrans [-s SOCKET] [--json] stats [--prometheus]" },
 	{ "pubkey", "keytrans [-s SOCKET] [--json] pubkey NAME [--format blob|pem|der] [-o FILE]" },
 	{ "unwrap", "keytrans [-s SOCKET] [--json] unwrap NAME [-i BLOBFILE] [--oaep] [--strict]\n"
 		    "         [-o KEYBLOBFILE]" },

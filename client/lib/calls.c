@@ -98,7 +98,24 @@ int kt_info(kt_conn *c, struct kt_info *out)
 	if (st == KT_OK)
 		st = resp_info(&m, out, c->err, sizeof(c->err));
 	if (st == KT_OK)
-		st = resp_info_hsms(f.body, f.body_len, out, c->err, sizeof(c->err));
+		st = resp_hsms(f.body, f.body_len, out->hsms, &out->nhsms, c->err, sizeof(c->err));
+	conn_call_end(c, id);
+	return st;
+}
+
+int kt_stats(kt_conn *c, struct kt_stats *out)
+{
+	struct wire_fields m;
+	struct frame f;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	st = call(c, WIRE_OP_STATS, NULL, 0, &f, &m, &id);
+	if (st == KT_OK)
+		st = resp_stats(&m, f.body, f.body_len, out, c->err, sizeof(c->err));
 	conn_call_end(c, id);
 	return st;
 }

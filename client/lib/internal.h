@@ -130,8 +130,14 @@ size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it);
 uint8_t item_wire_op(int kind);
 
 /* response.c: decode OK responses; KT_OK or KT_ERR_PROTOCOL with why set. */
+/* "malformed response: ..." into why; returns KT_ERR_PROTOCOL. */
+int resp_bad(char *why, size_t wl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_t wl);
-int resp_info_hsms(const uint8_t *body, size_t len, struct kt_info *out, char *why, size_t wl);
+int resp_hsms(const uint8_t *body, size_t len, struct kt_hsm *hsms, size_t *n, char *why,
+	      size_t wl);
+/* stats.c: the whole stats answer (m: its parsed fields, body: for the repeated groups). */
+int resp_stats(const struct wire_fields *m, const uint8_t *body, size_t len, struct kt_stats *out,
+	       char *why, size_t wl);
 int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why, size_t wl);
 int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
 		char *why, size_t wl);

@@ -14,9 +14,7 @@
 #define SIMPLEBLOB_HDR 12
 #define PUBLICKEYBLOB_HDR 20
 
-static int bad(char *why, size_t wl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *why, size_t wl, const char *fmt, ...)
+int resp_bad(char *why, size_t wl, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -30,7 +28,7 @@ static int bad(char *why, size_t wl, const char *fmt, ...)
 
 static int missing(char *why, size_t wl, unsigned tag)
 {
-	return bad(why, wl, "%s field missing or of the wrong size", wire_tag_name(tag));
+	return resp_bad(why, wl, "%s field missing or of the wrong size", wire_tag_name(tag));
 }
 
 /* A bytes field of exactly n bytes, copied into dst. */
@@ -47,13 +45,13 @@ int resp_parse(const struct frame *f, uint8_t op, struct wire_fields *m, char *w
 	char msg[KT_ERRMSG_MAX];
 
 	if (f->h.op != op)
-		return bad(why, wl, "answer for operation %s to a %s request",
+		return resp_bad(why, wl, "answer for operation %s to a %s request",
 			   wire_op_name(f->h.op), wire_op_name(op));
 	if (wire_parse_answer(f->body, f->body_len, m, msg, sizeof(msg)) != 0) {
 		if (f->h.status != KT_OK)
 			snprintf(why, wl, "%s", wire_status_text(f->h.status));
 		else
-			bad(why, wl, "%s", msg);
+			resp_bad(why, wl, "%s", msg);
 		return f->h.status != KT_OK ? f->h.status : KT_ERR_PROTOCOL;
 	}
 	if (f->h.status == KT_OK)
@@ -82,35 +80,36 @@ int resp_info(const struct wire_fields *m, struct kt_info *out, char *why, size_
 	return KT_OK;
 }
 
-/* The HSM_ENTRY groups of an info answer (body: the whole frame body). */
-int resp_info_hsms(const uint8_t *body, size_t len, struct kt_info *out, char *why, size_t wl)
+/* The HSM_ENTRY groups of an info or stats answer (body: the whole frame body). */
+int resp_hsms(const uint8_t *body, size_t len, struct kt_hsm *hsms, size_t *n, char *why,
+	      size_t wl)
 {
 	struct wire_field g;
 	size_t off = 0;
 	int rc;
 
-	out->nhsms = 0;
+	*n = 0;
 	while ((rc = wire_next_field(body, len, &off, WIRE_T_HSM_ENTRY, &g)) == 1) {
-		struct kt_hsm *h = &out->hsms[out->nhsms];
+		struct kt_hsm *h = &hsms[*n];
 		struct wire_fields m;
 		char msg[256];
 
-		if (out->nhsms == KT_HSMS_MAX)
+		if (*n == KT_HSMS_MAX)
 			break;
 		memset(h, 0, sizeof(*h));
 		if (wire_parse_answer(g.p, g.len, &m, msg, sizeof(msg)) != 0)
-			return bad(why, wl, "HSM entry: %s", msg);
+			return resp_bad(why, wl, "HSM entry: %s", msg);
 		if (wire_get_str(&m, WIRE_T_NAME, h->name, sizeof(h->name)) != 0 ||
 		    wire_get_str(&m, WIRE_T_TOKEN_LABEL, h->token_label, sizeof(h->token_label)) != 0 ||
 		    wire_get_str(&m, WIRE_T_STATE, h->state, sizeof(h->state)) != 0 ||
 		    wire_get_u32(&m, WIRE_T_IN_FLIGHT, &h->in_flight) != 0 ||
 		    wire_get_u64(&m, WIRE_T_FAULTS, &h->faults) != 0)
-			return bad(why, wl, "HSM entry lacks a field");
+			return resp_bad(why, wl, "HSM entry lacks a field");
 		if (wire_has(&m, WIRE_T_LAST_ERROR))
 			wire_get_str(&m, WIRE_T_LAST_ERROR, h->last_error, sizeof(h->last_error));
-		out->nhsms++;
+		++*n;
 	}
-	return rc < 0 ? bad(why, wl, "malformed HSM entries") : KT_OK;
+	return rc < 0 ? resp_bad(why, wl, "malformed HSM entries") : KT_OK;
 }
 
 /* One KEY_ENTRY group's value. */
@@ -120,7 +119,7 @@ static int key_entry(const struct wire_field *g, struct kt_key *k, char *why, si
 	char msg[256];
 
 	if (wire_parse_answer(g->p, g->len, &m, msg, sizeof(msg)) != 0)
-		return bad(why, wl, "key entry: %s", msg);
+		return resp_bad(why, wl, "key entry: %s", msg);
 	if (wire_get_str(&m, WIRE_T_NAME, k->name, sizeof(k->name)) != 0)
 		return missing(why, wl, WIRE_T_NAME);
 	if (wire_has(&m, WIRE_T_LABEL) &&
@@ -205,7 +204,7 @@ int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size
 	*p = m->f[WIRE_T_PUBLIC_KEY].p;
 	*n = m->f[WIRE_T_PUBLIC_KEY].len;
 	if (!pubkey_looks_right(*p, *n, format))
-		return bad(why, wl, "PUBLIC_KEY is not in the requested format");
+		return resp_bad(why, wl, "PUBLIC_KEY is not in the requested format");
 	return KT_OK;
 }
 
@@ -218,12 +217,12 @@ static int session_key(const struct wire_fields *m, struct kt_session_key *out, 
 		return missing(why, wl, WIRE_T_ALG_ID);
 	a = alg_by_id(out->alg_id);
 	if (a == NULL)
-		return bad(why, wl, "unknown ALG_ID 0x%lx", (unsigned long)out->alg_id);
+		return resp_bad(why, wl, "unknown ALG_ID 0x%lx", (unsigned long)out->alg_id);
 	if (!wire_has(m, WIRE_T_SESSION_KEY))
 		return missing(why, wl, WIRE_T_SESSION_KEY);
 	len = m->f[WIRE_T_SESSION_KEY].len;
 	if (!alg_len_ok(a, len))
-		return bad(why, wl, "%zu-byte session key for %s", len, a->name);
+		return resp_bad(why, wl, "%zu-byte session key for %s", len, a->name);
 	memcpy(out->key, m->f[WIRE_T_SESSION_KEY].p, len);
 	out->len = len;
 	return KT_OK;
@@ -256,21 +255,21 @@ static int resp_wrap(const struct wire_fields *m, const struct kt_wrap_args *a,
 	uint32_t alg;
 
 	if (wire_get_u32(m, WIRE_T_ALG_ID, &alg) != 0 || alg != a->alg_id)
-		return bad(why, wl, "ALG_ID missing or not the one requested");
+		return resp_bad(why, wl, "ALG_ID missing or not the one requested");
 	if (!b->present || !simpleblob_ok(b->p, b->len, alg))
-		return bad(why, wl, "BLOB missing or not a SIMPLEBLOB for the ALG_ID");
+		return resp_bad(why, wl, "BLOB missing or not a SIMPLEBLOB for the ALG_ID");
 	memcpy(out->blob, b->p, b->len);
 	out->blob_len = b->len;
 	out->generated = a->key == NULL;
 	if (!out->generated) {
 		if (wire_has(m, WIRE_T_SESSION_KEY))
-			return bad(why, wl, "SESSION_KEY returned for a key the caller gave");
+			return resp_bad(why, wl, "SESSION_KEY returned for a key the caller gave");
 		return KT_OK;       /* out->key was filled at submission */
 	}
 	if (session_key(m, &out->key, why, wl) != KT_OK)
 		return KT_ERR_PROTOCOL;
 	if (a->gen_bits != 0 && out->key.len * 8 != a->gen_bits)
-		return bad(why, wl, "generated key is %zu bits, %u were asked", out->key.len * 8,
+		return resp_bad(why, wl, "generated key is %zu bits, %u were asked", out->key.len * 8,
 			   a->gen_bits);
 	return KT_OK;
 }
@@ -300,7 +299,7 @@ static int resp_copp_sign(const struct wire_fields *m, const struct kt_copp_sign
 	    ((a->flags & KT_COPP_AES_KEY) && memcmp(out->aes_key, a->aes_key, sizeof(a->aes_key)) != 0) ||
 	    ((a->flags & KT_COPP_STATUS_SEQ) && out->status_seq != a->status_seq) ||
 	    ((a->flags & KT_COPP_COMMAND_SEQ) && out->command_seq != a->command_seq))
-		return bad(why, wl, "returned values differ from the ones given");
+		return resp_bad(why, wl, "returned values differ from the ones given");
 	return KT_OK;
 }
 
@@ -311,7 +310,7 @@ static int resp_copp_open(const struct wire_fields *m, const uint8_t *expect,
 	if (copp_common(m, out, why, wl) != KT_OK)
 		return KT_ERR_PROTOCOL;
 	if (expect != NULL && memcmp(out->random, expect, sizeof(out->random)) != 0)
-		return bad(why, wl, "RANDOM differs from the expected one");
+		return resp_bad(why, wl, "RANDOM differs from the expected one");
 	return KT_OK;
 }
 
@@ -324,7 +323,7 @@ static int resp_pubkey_blob(const struct wire_fields *m, struct kt_item *it, cha
 	if (st != KT_OK)
 		return st;
 	if (n > sizeof(it->out.blob.b))
-		return bad(why, wl, "%zu-byte PUBLICKEYBLOB does not fit the item", n);
+		return resp_bad(why, wl, "%zu-byte PUBLICKEYBLOB does not fit the item", n);
 	memcpy(it->out.blob.b, p, n);
 	it->out.blob.len = n;
 	return KT_OK;
@@ -344,5 +343,5 @@ int resp_item(const struct wire_fields *m, struct kt_item *it, char *why, size_t
 	case KT_OP_PUBKEY_BLOB:
 		return resp_pubkey_blob(m, it, why, wl);
 	}
-	return bad(why, wl, "unknown item operation");
+	return resp_bad(why, wl, "unknown item operation");
 }

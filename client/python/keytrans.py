@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Connection", "KeytransError", "Op", "BatchResults", "Info", "Hsm", "Key", "SessionKey",
-    "Wrapped", "Copp",
+    "Wrapped", "Copp", "Stats", "OpStats", "Pool",
     "connect", "alg_id", "alg_name", "status_name", "status_text",
     "DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "ALGS",
 ]
@@ -137,7 +137,7 @@ _VERSION = 1
 _HDR = struct.Struct(">IBBHI")          # length, version, op, status, id
 _FRAME_MAX = 65536                      # a whole frame, length field included
 _OPS = {1: "info", 2: "keys", 3: "pubkey", 4: "unwrap", 5: "wrap", 6: "copp-sign",
-        7: "copp-open"}
+        7: "copp-open", 8: "stats"}
 _OP_CODE = {name: code for code, name in _OPS.items()}
 _U8, _U32, _U64, _BYTES, _STR, _GROUP = range(6)
 # tag: (NAME, type, maximum length)
@@ -153,6 +153,10 @@ _TAGS = {
     25: ("FLAGS", _U32, 4), 26: ("NOTICE", _STR, 1024), 27: ("MECHANISM", _STR, 8),
     28: ("HSM_ENTRY", _GROUP, 4096), 29: ("STATE", _STR, 16), 30: ("IN_FLIGHT", _U32, 4),
     31: ("FAULTS", _U64, 8), 32: ("LAST_ERROR", _STR, 512),
+    33: ("OP_ENTRY", _GROUP, 2048), 34: ("OP", _U8, 1), 35: ("STATUS_COUNTS", _BYTES, 1000),
+    36: ("LATENCY_BOUNDS", _BYTES, 124), 37: ("LATENCY_BUCKETS", _BYTES, 256),
+    38: ("LATENCY_SUM", _U64, 8), 39: ("CONNECTIONS", _U32, 4), 40: ("ACCEPTED", _U64, 8),
+    41: ("REFUSED", _U64, 8), 42: ("POOL_ENTRY", _GROUP, 256), 43: ("QUEUED", _U32, 4),
 }
 _T = {name: tag for tag, (name, _, _) in _TAGS.items()}
 _FIXED = {_U8: 1, _U32: 4, _U64: 8}
@@ -351,6 +355,17 @@ Wrapped = collections.namedtuple("Wrapped", "blob key")
 Wrapped.__doc__ = "wrap(): the SIMPLEBLOB and the session key (given or generated)."
 Copp = collections.namedtuple("Copp", "signature random aes_key status_seq command_seq")
 Copp.__doc__ = "COPP session start values; signature is None for copp_open()."
+Stats = collections.namedtuple(
+    "Stats", "uptime connections accepted refused bounds_us ops pools hsms")
+Stats.__doc__ = ("stats(): connections open now, accepted and refused since the start; "
+                 "bounds_us the latency buckets' upper bounds (microseconds); ops the "
+                 "OpStats of each operation; pools the worker pools; hsms as in info().")
+OpStats = collections.namedtuple("OpStats", "op name count by_status buckets latency_sum_ns")
+OpStats.__doc__ = ("One operation in stats(): op its code (0: unknown codes), by_status "
+                   "{status code: answers}, buckets the answers per latency bucket (not "
+                   "cumulative; one more than bounds_us, the last above the last bound).")
+Pool = collections.namedtuple("Pool", "name workers queued in_flight")
+Pool.__doc__ = "A worker pool in stats(): jobs waiting for a worker, and handed to it unanswered."
 
 
 def _bad(message):
@@ -402,6 +417,85 @@ def _dec_info(m, body):
                 _num(m, "WORKER_COUNT"), _num(m, "UPTIME"), _opt_text(m, "NOTICE"))
     hsms = tuple(_dec_hsm(g) for g in _all_fields(body, _T["HSM_ENTRY"])[:_HSMS_MAX])
     return info._replace(hsms=hsms)
+
+
+_STATS_OPS_MAX, _STATS_POOLS_MAX, _BOUNDS_MAX = 16, 4, 31
+
+
+def _dec_bounds(v):
+    """LATENCY_BOUNDS: 1 to 31 u32, strictly ascending (common/metrics.c)."""
+    if not v or len(v) % 4 or len(v) // 4 > _BOUNDS_MAX:
+        raise _bad("malformed LATENCY_BOUNDS")
+    b = struct.unpack(">%dI" % (len(v) // 4), v)
+    if any(x >= y for x, y in zip(b, b[1:])):
+        raise _bad("malformed LATENCY_BOUNDS")
+    return b
+
+
+def _dec_counts(v, name):
+    """STATUS_COUNTS: u16 status + u64 count entries, statuses strictly ascending."""
+    if len(v) % 10:
+        raise _bad("%s: malformed STATUS_COUNTS" % name)
+    counts = dict(struct.unpack_from(">HQ", v, i) for i in range(0, len(v), 10))
+    codes = [struct.unpack_from(">H", v, i)[0] for i in range(0, len(v), 10)]
+    if any(x >= y for x, y in zip(codes, codes[1:])) or sum(counts.values()) >= 1 << 64:
+        raise _bad("%s: malformed STATUS_COUNTS" % name)
+    return counts
+
+
+def _dec_op_stats(g, nbounds):
+    try:
+        e = _parse_fields(g)
+    except _WireError as w:
+        raise _bad("operation entry: %s" % w)
+    try:
+        op, counts, lat, total = (_num(e, "OP"), _get(e, "STATUS_COUNTS"),
+                                  _get(e, "LATENCY_BUCKETS"), _num(e, "LATENCY_SUM"))
+    except KeytransError:
+        raise _bad("operation entry lacks a field")
+    name = _OPS.get(op, "unknown")
+    by_status = _dec_counts(counts, name)
+    if len(lat) != 8 * (nbounds + 1):
+        raise _bad("%s: LATENCY_BUCKETS does not hold %d counts" % (name, nbounds + 1))
+    buckets = struct.unpack(">%dQ" % (nbounds + 1), lat)
+    count = sum(by_status.values())
+    if sum(buckets) >= 1 << 64:
+        raise _bad("%s: latency buckets overflow" % name)
+    if sum(buckets) != count:
+        raise _bad("%s: latency buckets add up to %d, not the count %d"
+                   % (name, sum(buckets), count))
+    return OpStats(op, name, count, by_status, buckets, total)
+
+
+def _dec_pool(g):
+    try:
+        e = _parse_fields(g)
+    except _WireError as w:
+        raise _bad("pool entry: %s" % w)
+    try:
+        return Pool(_text(_get(e, "NAME")), _num(e, "WORKER_COUNT"), _num(e, "QUEUED"),
+                    _num(e, "IN_FLIGHT"))
+    except KeytransError:
+        raise _bad("pool entry lacks a field")
+
+
+def _dec_stats(m, body):
+    try:
+        head = [_num(m, n) for n in ("UPTIME", "CONNECTIONS", "ACCEPTED", "REFUSED")]
+        bounds = _get(m, "LATENCY_BOUNDS")
+    except KeytransError:
+        raise _bad("stats answer lacks a field")
+    bounds = _dec_bounds(bounds)
+    ops = []
+    for g in _all_fields(body, _T["OP_ENTRY"]):
+        o = _dec_op_stats(g, len(bounds))
+        if any(x.op == o.op for x in ops):
+            raise _bad("operation %d reported twice" % o.op)
+        if len(ops) < _STATS_OPS_MAX:     # as libkeytrans: the first 16 are kept
+            ops.append(o)
+    pools = tuple(_dec_pool(g) for g in _all_fields(body, _T["POOL_ENTRY"])[:_STATS_POOLS_MAX])
+    hsms = tuple(_dec_hsm(g) for g in _all_fields(body, _T["HSM_ENTRY"])[:_HSMS_MAX])
+    return Stats(*head, bounds, tuple(ops), pools, hsms)
 
 
 def _dec_keys(m, body):
@@ -505,6 +599,10 @@ def _copp_open_decoder(expect):
 
 def _req_info():
     return 1, b"", _dec_info
+
+
+def _req_stats():
+    return 8, b"", _dec_stats
 
 
 def _req_keys():
@@ -748,6 +846,11 @@ class Connection:
     def info(self):
         """Info(version, token_label, key_count, worker_count, uptime, notice)."""
         return self._run(_req_info)
+
+    def stats(self):
+        """Stats(uptime, connections, accepted, refused, bounds_us, ops, pools, hsms): the
+        daemon's counters since it started (anyone who may call info() may call it)."""
+        return self._run(_req_stats)
 
     def keys(self):
         """[Key(name, label, id, bits, exponent, mechanism)] for the keys this peer may use."""

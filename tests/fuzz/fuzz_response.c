@@ -3,9 +3,9 @@
  * (client/lib/response.c, receive.c, transport.c's frame cutting), driven
  * without a socket through the library's internal interface (internal.h).
  *
- * Byte 0: op = byte & 7, variant = byte >> 3.
- *   op 1..7  the rest is one response frame to a request of that operation,
- *            decoded as kt_info / kt_keys / kt_pubkey or as the item of
+ * Byte 0: op = byte & 15, variant = byte >> 4.
+ *   op 1..8  the rest is one response frame to a request of that operation,
+ *            decoded as kt_info / kt_keys / kt_pubkey / kt_stats or as the item of
  *            kt_unwrap, kt_wrap, kt_copp_sign, kt_copp_open would; variant
  *            chooses the request's arguments (PUBKEY format or PUBKEY_BLOB
  *            item, a given or generated key, COPP flags, an expected random);
@@ -16,8 +16,10 @@
  *
  * Invariants: an OK answer fills the outputs within their bounds and with
  * the values the request fixed; an error status is returned as such with a
- * terminated message; the pending table and the receive buffer stay
- * consistent; nothing leaks.
+ * terminated message; a stats answer is accepted only when it hangs
+ * together (each operation's buckets add up to its statuses' count); the
+ * pending table and the receive buffer stay consistent; nothing leaks.
+ * Codes 9..15 are left alone.
  */
 #include <string.h>
 
@@ -136,6 +138,42 @@ static size_t count_entries(const struct frame *f)
 	return n;
 }
 
+static void check_stats(const struct frame *f, const struct wire_fields *m)
+{
+	static struct kt_stats s;       /* 15 KiB: off the fuzzer's stack */
+	char why[KT_ERRMSG_MAX];
+	int st;
+
+	memset(&s, 0xa5, sizeof(s));
+	why[0] = '\0';
+	st = resp_stats(m, f->body, f->body_len, &s, why, sizeof(why));
+	term(why, sizeof(why));
+	if (st != KT_OK) {
+		FUZZ_CHECK(st == KT_ERR_PROTOCOL && why[0] != '\0');
+		return;
+	}
+	FUZZ_CHECK(s.nbounds >= 1 && s.nbounds <= KT_STATS_BOUNDS_MAX);
+	FUZZ_CHECK(s.nops <= KT_STATS_OPS_MAX && s.npools <= KT_STATS_POOLS_MAX &&
+		   s.nhsms <= KT_HSMS_MAX);
+	for (size_t i = 1; i < s.nbounds; i++)
+		FUZZ_CHECK(s.bounds_us[i] > s.bounds_us[i - 1]);
+	for (size_t i = 0; i < s.nops; i++) {
+		const struct kt_op_stats *o = &s.ops[i];
+		uint64_t sum = o->other_status, b = 0;
+
+		term(o->name, sizeof(o->name));
+		for (size_t k = 0; k < KT_STATS_STATUSES; k++)
+			sum += o->by_status[k];
+		for (size_t k = 0; k <= s.nbounds; k++)
+			b += o->buckets[k];
+		FUZZ_CHECK(sum == o->count && b == o->count);
+		for (size_t k = 0; k < i; k++)
+			FUZZ_CHECK(s.ops[k].op != o->op);
+	}
+	for (size_t i = 0; i < s.npools; i++)
+		term(s.pools[i].name, sizeof(s.pools[i].name));
+}
+
 /* What a synchronous call or an item does with its frame once it has it. */
 static void decode(const struct frame *f, uint8_t op, unsigned v)
 {
@@ -165,6 +203,9 @@ static void decode(const struct frame *f, uint8_t op, unsigned v)
 		}
 		break;
 	}
+	case WIRE_OP_STATS:
+		check_stats(f, &m);
+		break;
 	case WIRE_OP_KEYS: {
 		struct kt_key *keys = NULL;
 		size_t n = 99;
@@ -286,10 +327,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	op = data[0] & 7;
+	op = data[0] & 15;
+	if (op > WIRE_OP_STATS)
+		return 0;
 	if (op == 0)
 		stream(data + 1, size - 1);
 	else
-		one_frame(op, data[0] >> 3, data + 1, size - 1);
+		one_frame(op, data[0] >> 4, data + 1, size - 1);
 	return 0;
 }

@@ -22,11 +22,14 @@ VEC = os.path.join(TOP, 'tests', 'vectors')
 DATA = os.path.join(TOP, 'tests', 'data')
 
 # docs/protocol.md
-OP = dict(info=1, keys=2, pubkey=3, unwrap=4, wrap=5, copp_sign=6, copp_open=7)
+OP = dict(info=1, keys=2, pubkey=3, unwrap=4, wrap=5, copp_sign=6, copp_open=7, stats=8)
 T = dict(NAME=1, BLOB=2, PADDING=3, ALG_ID=4, SESSION_KEY=5, PUBLIC_KEY=6, FORMAT=7,
          KEY_BITS=8, RANDOM=9, AES_KEY=10, STATUS_SEQ=11, COMMAND_SEQ=12, SIGNATURE=13,
          MESSAGE=14, VERSION=15, TOKEN_LABEL=16, KEY_COUNT=17, WORKER_COUNT=18, UPTIME=19,
-         KEY_ENTRY=20, LABEL=21, ID=22, BITS=23, EXPONENT=24, FLAGS=25, NOTICE=26, MECHANISM=27)
+         KEY_ENTRY=20, LABEL=21, ID=22, BITS=23, EXPONENT=24, FLAGS=25, NOTICE=26, MECHANISM=27,
+         HSM_ENTRY=28, STATE=29, IN_FLIGHT=30, FAULTS=31, LAST_ERROR=32, OP_ENTRY=33, OP=34,
+         STATUS_COUNTS=35, LATENCY_BOUNDS=36, LATENCY_BUCKETS=37, LATENCY_SUM=38,
+         CONNECTIONS=39, ACCEPTED=40, REFUSED=41, POOL_ENTRY=42, QUEUED=43)
 KEYS = ['rsa1024', 'rsa2048', 'rsa4096']     # the fuzzers' key table, in this order
 ALGS = [0x6602, 0x6801, 0x6601, 0x6609, 0x6603, 0x660e, 0x660f, 0x6610]   # common/alg.c order
 
@@ -178,10 +181,29 @@ for name, op, body in requests:
         seed('fuzz_request', '%s-p%d' % (name, peer), bytes([OP[op] | peer << 5]) + body)
     seed('fuzz_frame', 'req-' + name, frame(OP[op], body, ident=7))
 
-# ---- responses: fuzz_response gets [op | variant << 3] + frame, fuzz_frame the frame ----
+# ---- responses: fuzz_response gets [op | variant << 4] + frame, fuzz_frame the frame ----
 def entry(name, bits, label=None, ident=None):
     body = f('NAME', name) + (f('LABEL', label) if label else b'') + (f('ID', ident) if ident else b'')
     return f('KEY_ENTRY', body + u32('BITS', bits) + u64('EXPONENT', 65537) + f('MECHANISM', 'raw'))
+
+
+def stats_body():
+    """A stats answer as the daemon writes it (common/metrics.h: 19 bounds, 20 buckets)."""
+    bounds = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000,
+              200000, 500000, 1000000, 2000000, 5000000, 10000000]
+    body = (u64('UPTIME', 42) + u32('CONNECTIONS', 1) + u64('ACCEPTED', 7) + u64('REFUSED', 1) +
+            f('LATENCY_BOUNDS', struct.pack('>19I', *bounds)))
+    for op in range(9):
+        counts = struct.pack('>HQHQ', 0, 3, 14, 1) if op == 4 else b''
+        buckets = [0] * 20
+        buckets[0], buckets[7] = (3, 1) if op == 4 else (0, 0)
+        body += f('OP_ENTRY', u8('OP', op) + f('STATUS_COUNTS', counts) +
+                  f('LATENCY_BUCKETS', struct.pack('>20Q', *buckets)) + u64('LATENCY_SUM', 2500000))
+    for name in ('hsm', 'public'):
+        body += f('POOL_ENTRY', f('NAME', name) + u32('WORKER_COUNT', 2) + u32('QUEUED', 0) +
+                  u32('IN_FLIGHT', 1))
+    return body + f('HSM_ENTRY', f('NAME', 'hsm') + f('TOKEN_LABEL', 'keytrans') + f('STATE', 'up') +
+                    u32('IN_FLIGHT', 0) + u64('FAULTS', 0))
 
 
 aes_blob = next(b for k, p, a, key, b in simpleblobs if a == 0x660e and k == 'rsa2048')
@@ -206,15 +228,16 @@ responses = [
     ('wrap-rc4-40', 5, 6, u32('ALG_ID', 0x6801) + f('BLOB', rc4_blob) + f('SESSION_KEY', bytes(5))),
     ('copp-open', 7, 0, params),
     ('copp-open-expect', 7, 1, params),
+    ('stats', 8, 0, stats_body()),
 ]
 for v in range(8):
     responses.append(('copp-sign-%d' % v, 6, v, f('SIGNATURE', copp_sig) + params))
-for op in range(1, 8):
+for op in range(1, 9):
     responses.append(('error-%d' % op, op, 0, f('MESSAGE', 'no key named "x"')))
 for name, op, variant, body in responses:
     status = 6 if name.startswith('error') else 0
     fr = frame(op, body, status)
-    seed('fuzz_response', name, bytes([op | variant << 3]) + fr)
+    seed('fuzz_response', name, bytes([op | variant << 4]) + fr)
     seed('fuzz_frame', 'resp-' + name, fr)
 # A stream: answers to the pending items (ids 1..5), the synchronous INFO (id 6) and the
 # abandoned item (id 7), out of order.

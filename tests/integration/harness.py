@@ -182,7 +182,8 @@ class Workspace:
 
 # --- the wire protocol (docs/protocol.md), for tests that speak it directly ---
 
-OPS = {"info": 1, "keys": 2, "pubkey": 3, "unwrap": 4, "wrap": 5, "copp-sign": 6, "copp-open": 7}
+OPS = {"info": 1, "keys": 2, "pubkey": 3, "unwrap": 4, "wrap": 5, "copp-sign": 6, "copp-open": 7,
+       "stats": 8}
 T = dict(NAME=1, BLOB=2, PADDING=3, ALG_ID=4, SESSION_KEY=5, PUBLIC_KEY=6, FORMAT=7, KEY_BITS=8,
          RANDOM=9, AES_KEY=10, STATUS_SEQ=11, COMMAND_SEQ=12, SIGNATURE=13, MESSAGE=14,
          VERSION=15, TOKEN_LABEL=16, KEY_COUNT=17, WORKER_COUNT=18, UPTIME=19, KEY_ENTRY=20,

@@ -473,13 +473,13 @@ static void test_parse_unknown_tag(void **state)
 	len = field(body, 0, 1, "x");
 	assert_refused(body, len, "unknown field tag 0");
 	len = field(body, WIRE_T_MAX, 0, NULL);
-	assert_refused(body, len, "unknown field tag 33");
+	assert_refused(body, len, "unknown field tag 44");
 	len = field(body, 0xffff, 2, "ab");
 	assert_refused(body, len, "unknown field tag 65535");
 	/* After good fields. */
 	len = field(body, WIRE_T_NAME, 1, "a");
-	len += field(body + len, 34, 0, NULL);
-	assert_refused(body, len, "unknown field tag 34");
+	len += field(body + len, 50, 0, NULL);
+	assert_refused(body, len, "unknown field tag 50");
 }
 
 static void test_parse_duplicates(void **state)
@@ -808,7 +808,7 @@ static void test_op_and_tag_names(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 7);
+	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 8);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		assert_string_equal(wire_op_name(ops[i].code), ops[i].str);
 	assert_string_equal(wire_op_name(1), "info");
@@ -816,11 +816,12 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_op_name(6), "copp-sign");
 	assert_string_equal(wire_op_name(7), "copp-open");
 	assert_string_equal(wire_op_name(0), "unknown");
-	assert_string_equal(wire_op_name(8), "unknown");
+	assert_string_equal(wire_op_name(8), "stats");
+	assert_string_equal(wire_op_name(9), "unknown");
 	assert_string_equal(wire_op_name(255), "unknown");
 	assert_string_equal(wire_op_name(0xffffffffu), "unknown");
 
-	assert_int_equal(NTAGS, 32);
+	assert_int_equal(NTAGS, 43);
 	for (size_t i = 0; i < NTAGS; i++) {
 		assert_int_equal(tag_defs[i].tag, i + 1);
 		assert_string_equal(wire_tag_name(tag_defs[i].tag), tag_defs[i].name);
@@ -832,7 +833,9 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_tag_name(25), "FLAGS");
 	assert_string_equal(wire_tag_name(27), "MECHANISM");
 	assert_string_equal(wire_tag_name(32), "LAST_ERROR");
-	assert_string_equal(wire_tag_name(33), "UNKNOWN");
+	assert_string_equal(wire_tag_name(33), "OP_ENTRY");
+	assert_string_equal(wire_tag_name(43), "QUEUED");
+	assert_string_equal(wire_tag_name(44), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffffffffu), "UNKNOWN");
 }
