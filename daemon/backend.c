@@ -162,7 +162,8 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 		pin_free(pin);
 		return BACKENDS_CONFIG;
 	}
-	rc = hsm_open(b->conf->module, b->conf->token, pin, &h, why, sizeof(why));
+	rc = hsm_open(b->conf->module, b->conf->token, &b->conf->token_attrs, pin, &h, why,
+		      sizeof(why));
 	pin_free(pin);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);

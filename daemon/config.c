@@ -12,8 +12,14 @@
 #include <ini.h>
 
 #include "hex.h"
+#include "p11uri.h"
 
 #define DEFAULT_SOCKET "/run/keytransd/keytransd.sock"
+
+/* The URI fields land in the config's as they are. */
+_Static_assert(P11URI_TOKEN_MAX == CONFIG_TOKEN_MAX && P11URI_SERIAL_MAX == CONFIG_SERIAL_MAX &&
+	       P11URI_OBJECT_MAX == CONFIG_LABEL_MAX && P11URI_ID_MAX == CONFIG_ID_MAX,
+	       "p11uri and config sizes differ");
 
 enum section { SEC_NONE, SEC_DAEMON, SEC_HSM, SEC_KEY };
 
@@ -35,6 +41,7 @@ enum {
 	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128, SEEN_MECH = 256, SEEN_PUBLIC_OPS = 512,
 	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
 	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
+	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
 
 /* The numeric [daemon] limits: name, field, range, default. */
@@ -162,15 +169,61 @@ static int daemon_setting(struct parse *p, const char *name, const char *value)
 	return error(p, "unknown key \"%s\" in [daemon]", name);
 }
 
+/*
+ * A setting that a token URI may give too (pin_file / pin-source, module /
+ * module-path): whichever comes second is refused, as two answers would be.
+ */
+static int given_once(struct parse *p, unsigned bit, unsigned other, const char *name,
+		      const char *conflict)
+{
+	if (p->seen[p->kind] & other)
+		return error(p, "%s", conflict);
+	return once(p, bit, name);
+}
+
+/* token = pkcs11:token=LABEL;serial=...?pin-source=file:PATH&module-path=PATH */
+static int token_uri(struct parse *p, struct hsm_conf *h, const char *value)
+{
+	struct p11uri u;
+	char why[200];
+
+	if (p11uri_parse(value, P11URI_TOKEN | P11URI_PIN_SOURCE | P11URI_MODULE_PATH, &u, why,
+			 sizeof(why)) != 0)
+		return error(p, "token: %s", why);
+	if (!(u.has & P11URI_HAS_TOKEN) || u.token[0] == '\0')
+		return error(p, "token: the URI must give the token's label (token=LABEL)");
+	strcpy(h->token, u.token);
+	strcpy(h->token_attrs.manufacturer, u.manufacturer);
+	strcpy(h->token_attrs.serial, u.serial);
+	strcpy(h->token_attrs.model, u.model);
+	if ((u.has & P11URI_HAS_PIN_SOURCE) &&
+	    !(given_once(p, SEEN_PIN_SOURCE, SEEN_PIN, "pin-source",
+			"token: the URI's pin-source and pin_file both name the PIN file; keep one") &&
+	      resolve_path(p, u.pin_source, h->pin_file, "pin-source")))
+		return 0;
+	if ((u.has & P11URI_HAS_MODULE_PATH) &&
+	    !(given_once(p, SEEN_MODULE_PATH, SEEN_MODULE, "module-path",
+			"token: the URI's module-path and module both name the module; keep one") &&
+	      resolve_path(p, u.module_path, h->module, "module-path")))
+		return 0;
+	return 1;
+}
+
 static int hsm_setting(struct parse *p, struct hsm_conf *h, const char *name, const char *value)
 {
 	if (strcmp(name, "module") == 0)
-		return once(p, SEEN_MODULE, name) && resolve_path(p, value, h->module, name);
+		return given_once(p, SEEN_MODULE, SEEN_MODULE_PATH, name,
+				  "module: the token URI's module-path names the module already; keep one") &&
+		       resolve_path(p, value, h->module, name);
 	if (strcmp(name, "pin_file") == 0)
-		return once(p, SEEN_PIN, name) && resolve_path(p, value, h->pin_file, name);
+		return given_once(p, SEEN_PIN, SEEN_PIN_SOURCE, name,
+				  "pin_file: the token URI's pin-source names the PIN file already; keep one") &&
+		       resolve_path(p, value, h->pin_file, name);
 	if (strcmp(name, "token") == 0) {
 		if (!once(p, SEEN_TOKEN, name))
 			return 0;
+		if (p11uri_is_uri(value))
+			return token_uri(p, h, value);
 		if (value[0] == '\0' || strlen(value) > CONFIG_TOKEN_MAX)
 			return error(p, "token must be a label of 1 to 32 characters, not \"%s\"", value);
 		strcpy(h->token, value);
@@ -181,12 +234,47 @@ static int hsm_setting(struct parse *p, struct hsm_conf *h, const char *name, co
 	return error(p, "unknown key \"%s\" in [hsm %s]", name, h->name);
 }
 
+/* uri = pkcs11:object=LABEL;id=%01;type=private, in place of label and id. */
+static int key_uri(struct parse *p, struct key_conf *k, const char *value)
+{
+	struct p11uri u;
+	char why[200];
+
+	if (p11uri_parse(value, P11URI_TOKEN | P11URI_OBJECT, &u, why, sizeof(why)) != 0)
+		return error(p, "uri: %s", why);
+	if ((u.has & P11URI_HAS_TYPE) && u.type != P11URI_PRIVATE)
+		return error(p, "uri: type must be private (the daemon uses the private key)");
+	if (!(u.has & (P11URI_HAS_OBJECT | P11URI_HAS_ID)))
+		return error(p, "uri: the URI must name the key (object=LABEL and/or id=ID)");
+	strcpy(k->label, u.object);
+	memcpy(k->id, u.id, u.id_len);
+	k->id_len = u.id_len;
+	strcpy(k->token, u.token);
+	strcpy(k->token_attrs.manufacturer, u.manufacturer);
+	strcpy(k->token_attrs.serial, u.serial);
+	strcpy(k->token_attrs.model, u.model);
+	k->uri_line = p->line;
+	return 1;
+}
+
+/* A key is named by label and/or id, or by a uri holding them: not both ways. */
+static int key_named_once(struct parse *p, unsigned bit, const char *name)
+{
+	unsigned other = bit == SEEN_URI ? SEEN_LABEL | SEEN_ID : SEEN_URI;
+
+	if (p->seen[p->kind] & other)
+		return error(p, "%s: give either uri or label/id, not both", name);
+	return once(p, bit, name);
+}
+
 static int key_setting(struct parse *p, struct key_conf *k, const char *name, const char *value)
 {
 	long n;
 
+	if (strcmp(name, "uri") == 0)
+		return key_named_once(p, SEEN_URI, name) && key_uri(p, k, value);
 	if (strcmp(name, "label") == 0) {
-		if (!once(p, SEEN_LABEL, name))
+		if (!key_named_once(p, SEEN_LABEL, name))
 			return 0;
 		if (value[0] == '\0' || strlen(value) > CONFIG_LABEL_MAX)
 			return error(p, "label must be 1 to 256 characters");
@@ -194,7 +282,7 @@ static int key_setting(struct parse *p, struct key_conf *k, const char *name, co
 		return 1;
 	}
 	if (strcmp(name, "id") == 0) {
-		if (!once(p, SEEN_ID, name))
+		if (!key_named_once(p, SEEN_ID, name))
 			return 0;
 		n = hex_decode(value, k->id, sizeof(k->id));
 		if (n <= 0)
@@ -441,6 +529,45 @@ static int check_complete(const struct config *c, char *msg, size_t len)
 	return msg[0] == '\0' ? 0 : -1;
 }
 
+/* The first token attribute that both give and that differs; NULL when none. */
+static const char *token_conflict(const struct key_conf *k, const struct hsm_conf *h)
+{
+	const struct token_attrs *a = &k->token_attrs, *b = &h->token_attrs;
+
+	if (k->token[0] != '\0' && strcmp(k->token, h->token) != 0)
+		return "token";
+	if (a->manufacturer[0] && b->manufacturer[0] && strcmp(a->manufacturer, b->manufacturer))
+		return "manufacturer";
+	if (a->serial[0] && b->serial[0] && strcmp(a->serial, b->serial))
+		return "serial";
+	if (a->model[0] && b->model[0] && strcmp(a->model, b->model))
+		return "model";
+	return NULL;
+}
+
+/*
+ * Every HSM holds every key, so a key URI naming a token must name each HSM's
+ * (the HSM sections may follow the key's, hence after the whole file). What
+ * the HSM sections leave open is compared with the token itself at start.
+ */
+static int check_key_tokens(struct parse *p)
+{
+	const struct config *c = p->c;
+	char sec[CONFIG_NAME_MAX + 8];
+	const char *what;
+
+	for (size_t i = 0; i < c->nkeys; i++)
+		for (size_t j = 0; c->keys[i].uri_line != 0 && j < c->nhsms; j++)
+			if ((what = token_conflict(&c->keys[i], &c->hsms[j])) != NULL) {
+				p->line = c->keys[i].uri_line;
+				error(p, "uri: its %s differs from the token of %s (\"%s\"); every HSM "
+				      "holds every key", what, hsm_section(&c->hsms[j], sec, sizeof(sec)),
+				      c->hsms[j].token);
+				return -1;
+			}
+	return 0;
+}
+
 static void folder_of(const char *path, char *dir)
 {
 	const char *slash = strrchr(path, '/');
@@ -473,6 +600,9 @@ int config_load_stream(FILE *f, const char *path, struct config *c, char *err, s
 			 line > 0 ? "syntax error (expected name = value or [section])" : "out of memory");
 	} else if (check_complete(c, p.msg, sizeof(p.msg)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, p.msg);
+		line = -1;
+	} else if (check_key_tokens(&p) != 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, p.err_line, p.msg);
 		line = -1;
 	}
 	if (line != 0) {

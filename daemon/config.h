@@ -1,6 +1,8 @@
 /*
  * keytransd.conf: INI, read with inih. Relative paths are taken relative to
  * the file's folder; unknown sections and keys are errors that name them.
+ * Tokens and keys may also be named by PKCS#11 URIs (RFC 7512): [hsm] token
+ * and [key] uri, read by common/p11uri.c.
  */
 #ifndef KT_CONFIG_H
 #define KT_CONFIG_H
@@ -17,6 +19,7 @@
 #define CONFIG_LABEL_MAX 256
 #define CONFIG_ID_MAX 64
 #define CONFIG_TOKEN_MAX 32
+#define CONFIG_SERIAL_MAX 16     /* CK_TOKEN_INFO serialNumber and model */
 #define CONFIG_WORKERS_MAX 16   /* libp11 keeps 16 sessions per slot */
 #define CONFIG_HSMS_MAX 16       /* [hsm] / [hsm NAME] sections */
 
@@ -26,6 +29,13 @@ enum rsa_mechanism {
 	MECH_PKCS,      /* CKM_RSA_PKCS, for HSMs that forbid raw RSA: no implicit rejection */
 };
 
+/* What a PKCS#11 URI may select a token by besides its label; "" : anything. */
+struct token_attrs {
+	char manufacturer[CONFIG_TOKEN_MAX + 1];
+	char serial[CONFIG_SERIAL_MAX + 1];
+	char model[CONFIG_SERIAL_MAX + 1];
+};
+
 struct key_conf {
 	char name[CONFIG_NAME_MAX + 1];     /* what clients call it */
 	char label[CONFIG_LABEL_MAX + 1];   /* CKA_LABEL, "" when not given */
@@ -33,13 +43,17 @@ struct key_conf {
 	size_t id_len;                      /* 0 when not given */
 	enum rsa_mechanism mechanism;
 	struct acl allow[ACL_OPS];          /* allow_unwrap, allow_wrap, ... */
+	char token[CONFIG_TOKEN_MAX + 1];   /* the token its uri names, "" : any */
+	struct token_attrs token_attrs;     /* checked against each HSM's token */
+	int uri_line;                       /* of its uri, for messages; 0 : none */
 };
 
 /* One HSM: an [hsm] or [hsm NAME] section. Several hold the same keys. */
 struct hsm_conf {
 	char name[CONFIG_NAME_MAX + 1];     /* "hsm" for a plain [hsm] */
 	char module[PATH_MAX];
-	char token[CONFIG_TOKEN_MAX + 1];
+	char token[CONFIG_TOKEN_MAX + 1];   /* its label */
+	struct token_attrs token_attrs;     /* from a token URI */
 	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
 };
 

@@ -61,20 +61,45 @@ const char *hsm_ckr_name(unsigned long ckr)
 	return "CKR_(other)";
 }
 
-static PKCS11_SLOT *find_token(struct hsm *h, const char *label, char *err, size_t errlen)
+static int same(const char *want, const char *have)
 {
-	char seen[256] = "";
+	return want[0] == '\0' || (have != NULL && strcmp(want, have) == 0);
+}
+
+/* label ("" : any) and what a token URI gave besides; libp11 strips the padding too. */
+static int token_matches(const PKCS11_TOKEN *t, const char *label, const struct token_attrs *a)
+{
+	return same(label, t->label) && same(a->manufacturer, t->manufacturer) &&
+	       same(a->serial, t->serialnr) && same(a->model, t->model);
+}
+
+/* "\"kt\"", or "\"kt\" (manufacturer \"*\", serial \"1234\", model \"*\")" when a URI asks for more. */
+static void describe_token(const char *label, const struct token_attrs *a, char *out, size_t len)
+{
+	int n = snprintf(out, len, "\"%s\"", label);
+
+	if (a->manufacturer[0] || a->serial[0] || a->model[0])
+		snprintf(out + n, len - (size_t)n, " (manufacturer \"%s\", serial \"%s\", model \"%s\")",
+			 a->manufacturer[0] ? a->manufacturer : "*", a->serial[0] ? a->serial : "*",
+			 a->model[0] ? a->model : "*");
+}
+
+static PKCS11_SLOT *find_token(struct hsm *h, const char *label, const struct token_attrs *attrs,
+			       char *err, size_t errlen)
+{
+	char seen[256] = "", want[160];
 	size_t used = 0;
 
+	describe_token(label, attrs, want, sizeof(want));
 	for (unsigned int i = 0; i < h->nslots; i++) {
 		PKCS11_TOKEN *t = h->slots[i].token;
 
 		if (t == NULL)
 			continue;
-		if (strcmp(t->label, label) == 0) {
+		if (token_matches(t, label, attrs)) {
 			/* libp11 hangs on a session to an uninitialised token: check first. */
 			if (!t->initialized) {
-				snprintf(err, errlen, "token \"%s\" is not initialised", label);
+				snprintf(err, errlen, "token %s is not initialised", want);
 				return NULL;
 			}
 			return &h->slots[i];
@@ -83,7 +108,7 @@ static PKCS11_SLOT *find_token(struct hsm *h, const char *label, char *err, size
 			used += (size_t)snprintf(seen + used, sizeof(seen) - used, "%s\"%s\"",
 						 used ? ", " : "", t->label);
 	}
-	snprintf(err, errlen, "token \"%s\" not found (initialised tokens present: %s)", label,
+	snprintf(err, errlen, "token %s not found (initialised tokens present: %s)", want,
 		 used ? seen : "none");
 	return NULL;
 }
@@ -132,8 +157,8 @@ static int probe_session(const char *module, PKCS11_SLOT *slot, char *err, size_
 	return 0;
 }
 
-int hsm_open(const char *module, const char *token, const char *pin, struct hsm **out,
-	     char *err, size_t errlen)
+int hsm_open(const char *module, const char *token, const struct token_attrs *attrs,
+	     const char *pin, struct hsm **out, char *err, size_t errlen)
 {
 	struct hsm *h = calloc(1, sizeof(*h));
 	unsigned long ckr;
@@ -156,7 +181,7 @@ int hsm_open(const char *module, const char *token, const char *pin, struct hsm 
 		snprintf(err, errlen, "cannot list the slots of %s: %s", module, hsm_ckr_name(take_ckr()));
 		goto fail;
 	}
-	h->slot = find_token(h, token, err, errlen);
+	h->slot = find_token(h, token, attrs, err, errlen);
 	if (h->slot == NULL || probe_session(module, h->slot, err, errlen) != 0)
 		goto fail;
 	if (PKCS11_login(h->slot, 0, pin) != 0) {
@@ -221,8 +246,15 @@ int hsm_find_key(struct hsm *h, const struct key_conf *kc, struct hsm_key *out,
 {
 	PKCS11_KEY *keys, *found = NULL;
 	unsigned int n, matches = 0;
+	char want[160];
 
 	memset(out, 0, sizeof(*out));
+	if (!token_matches(h->slot->token, kc->token, &kc->token_attrs)) {
+		describe_token(kc->token[0] ? kc->token : "*", &kc->token_attrs, want, sizeof(want));
+		snprintf(err, errlen, "[key %s]: its uri names token %s, not token \"%s\" (serial \"%s\")",
+			 kc->name, want, h->token, h->slot->token->serialnr ? h->slot->token->serialnr : "");
+		return -1;
+	}
 	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0) {
 		snprintf(err, errlen, "[key %s]: cannot list the token's keys: %s", kc->name,
 			 hsm_ckr_name(take_ckr()));

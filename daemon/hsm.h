@@ -28,16 +28,17 @@ struct hsm_key {
 #define HSM_FATAL (-2)   /* retrying cannot help: no such module, wrong or locked PIN */
 
 /*
- * Loads module, finds the initialised token labelled token and logs in with
- * pin. On failure returns -1 (perhaps transient: the token may appear) or
- * HSM_FATAL, with a sentence for the operator in err.
+ * Loads module, finds the initialised token labelled token (and matching the
+ * attrs a token URI gave) and logs in with pin. On failure returns -1 (perhaps
+ * transient: the token may appear) or HSM_FATAL, with a sentence for the
+ * operator in err.
  */
-int hsm_open(const char *module, const char *token, const char *pin, struct hsm **out,
-	     char *err, size_t errlen);
+int hsm_open(const char *module, const char *token, const struct token_attrs *attrs,
+	     const char *pin, struct hsm **out, char *err, size_t errlen);
 void hsm_close(struct hsm *h);
 const char *hsm_token_label(const struct hsm *h);
 
-/* Finds the one RSA private key matching kc's label and/or id. */
+/* Finds the one RSA private key matching kc's label and/or id (and the token its uri names). */
 int hsm_find_key(struct hsm *h, const struct key_conf *kc, struct hsm_key *out,
 		 char *err, size_t errlen);
 void hsm_key_release(struct hsm_key *k);

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "keytrans.h"
+#include "p11uri.h"
 
 #define CLI_INPUT_MAX (64 * 1024)
 
@@ -49,6 +50,21 @@ struct opt {
 /* EXIT_DONE, EXIT_HELP, or EXIT_USAGE after reporting. */
 int args_parse(struct cli *cli, int argc, char **argv, const struct opt *opts,
 	       const char **pos, int npos);
+
+/* keyref.c: a key given by name or by PKCS#11 URI. */
+struct keyref {
+	const char *arg;        /* as given; NULL when not given */
+	int is_uri;
+	struct p11uri uri;
+	char name[65];          /* the name a URI resolved to */
+};
+/* Before connecting: EXIT_DONE, or EXIT_USAGE after reporting a bad URI. */
+int keyref_parse(const struct cli *cli, const char *arg, struct keyref *r);
+/*
+ * After connecting: *name is the argument, or the name of the one key of the
+ * daemon's listing the URI matches (else reported: UNKNOWN_KEY, exit 1).
+ */
+int keyref_resolve(const struct cli *cli, kt_conn *c, struct keyref *r, const char **name);
 
 /* io.c: files, hex and number arguments. */
 struct out_file {

@@ -335,7 +335,7 @@ struct bench_args {
 };
 
 static int configure(const struct cli *cli, const struct bench_args *a, struct bench_cfg *cfg,
-		     uint8_t **pub)
+		     struct keyref *key, uint8_t **pub)
 {
 	uint64_t v = 0;
 	int st = EXIT_DONE;
@@ -351,8 +351,8 @@ static int configure(const struct cli *cli, const struct bench_args *a, struct b
 	if ((a->key == NULL) == (a->to == NULL) ||
 	    (a->to != NULL && cfg->op != B_WRAP && cfg->op != B_WRAP_GENERATE && cfg->op != B_COPP_SIGN))
 		return cli_usage(cli, "give --key NAME, or --to KEYFILE (wrap, wrap-generate, copp-sign)");
-	cfg->key = a->key;
-	if (a->to != NULL && (st = io_read(cli, a->to, pub, &cfg->to_pub_len)) == EXIT_DONE)
+	st = keyref_parse(cli, a->key, key);   /* resolved once connected */
+	if (st == EXIT_DONE && a->to != NULL && (st = io_read(cli, a->to, pub, &cfg->to_pub_len)) == EXIT_DONE)
 		cfg->to_pub = *pub;
 	if (st == EXIT_DONE && a->alg != NULL) {
 		if (strcmp(a->alg, "AES_128") == 0 || strcmp(a->alg, "0x660e") == 0)
@@ -387,6 +387,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 	};
 	struct bench_fixture *fx = calloc(1, sizeof(*fx));
 	struct bench_cfg cfg = { 0 };
+	struct keyref key;
 	struct totals t = { 0 };
 	uint8_t *pub = NULL;
 	char err[300];
@@ -396,9 +397,11 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 	if (fx == NULL)
 		st = cli_fail(cli, KT_ERR_NOMEM, NULL);
 	if (st == EXIT_DONE)
-		st = configure(cli, &a, &cfg, &pub);
+		st = configure(cli, &a, &cfg, &key, &pub);
 	if (st == EXIT_DONE)
 		st = cli_connect(cli, &c);
+	if (st == EXIT_DONE)
+		st = keyref_resolve(cli, c, &key, &cfg.key);
 	if (st == EXIT_DONE && (st = bench_prepare(c, &cfg, fx, err, sizeof(err))) != KT_OK)
 		st = cli_fail(cli, st, err);
 	kt_conn_free(c);

@@ -36,7 +36,8 @@ struct sign_opts {
 	const char *to, *to_key, *random, *aes_key, *status_seq, *command_seq, *out;
 };
 
-static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt_copp_sign_args *a)
+static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt_copp_sign_args *a,
+		     struct keyref *to_key)
 {
 	int st = EXIT_DONE;
 
@@ -44,8 +45,9 @@ static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt
 		return cli_usage(cli, "give exactly one of --to KEYFILE and --to-key NAME");
 	if (s->random == NULL)
 		return cli_usage(cli, "--random HEX is required");
-	a->to_key = s->to_key;
-	st = io_hex_exact(cli, "--random", s->random, a->random, sizeof(a->random));
+	st = keyref_parse(cli, s->to_key, to_key);
+	if (st == EXIT_DONE)
+		st = io_hex_exact(cli, "--random", s->random, a->random, sizeof(a->random));
 	if (st == EXIT_DONE && s->aes_key != NULL) {
 		a->flags |= KT_COPP_AES_KEY;
 		st = io_hex_exact(cli, "--aes-key", s->aes_key, a->aes_key, sizeof(a->aes_key));
@@ -61,14 +63,20 @@ static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt
 	return st;
 }
 
-static int sign(const struct cli *cli, const struct kt_copp_sign_args *a, struct out_file *o)
+static int sign(const struct cli *cli, struct kt_copp_sign_args *a, struct keyref *to_key,
+		struct out_file *o)
 {
-	struct kt_copp r;
+	struct kt_copp r = { 0 };
 	kt_conn *c;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
+	st = keyref_resolve(cli, c, to_key, &a->to_key);
+	if (st != EXIT_DONE) {
+		kt_conn_free(c);
+		return st;
+	}
 	st = kt_copp_sign(c, a, &r);
 	if (st != KT_OK)
 		st = cli_fail(cli, st, kt_errmsg(c));
@@ -96,11 +104,12 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 	};
 	struct kt_copp_sign_args a = { 0 };
 	struct out_file o = { .fd = -1 };
+	struct keyref to_key;
 	uint8_t *pub = NULL;
 	int st = args_parse(cli, argc, argv, opts, NULL, 0);
 
 	if (st == EXIT_DONE)
-		st = sign_args(cli, &s, &a);
+		st = sign_args(cli, &s, &a, &to_key);
 	if (st == EXIT_DONE)
 		st = io_out_open(cli, &o, s.out, 1, 0);
 	if (st == EXIT_DONE && s.to != NULL)
@@ -109,22 +118,28 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 		st = cli_usage(cli, "%s is empty", s.to);
 	a.to_pub = pub;
 	if (st == EXIT_DONE)
-		st = sign(cli, &a, &o);
+		st = sign(cli, &a, &to_key, &o);
 	io_out_close(&o);
 	io_wipe(&a, sizeof(a));
 	free(pub);
 	return st;
 }
 
-static int open_sig(const struct cli *cli, const char *name, const uint8_t *sig,
+static int open_sig(const struct cli *cli, struct keyref *ref, const uint8_t *sig,
 		    const uint8_t *expect, unsigned flags)
 {
-	struct kt_copp r;
+	struct kt_copp r = { 0 };
+	const char *name;
 	kt_conn *c;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
+	st = keyref_resolve(cli, c, ref, &name);
+	if (st != EXIT_DONE) {
+		kt_conn_free(c);
+		return st;
+	}
 	st = kt_copp_open_ex(c, name, sig, expect, flags, &r);
 	if (st == KT_OK)
 		copp_print(cli, &r, 0, stdout);
@@ -147,13 +162,15 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 	};
 	uint8_t expect[16], *sig = NULL;
 	size_t len = 0;
+	struct keyref ref;
 	int st = args_parse(cli, argc, argv, opts, &name, 1);
 
 	if (st != EXIT_DONE)
 		return st;
 	if (name == NULL)
 		return cli_usage(cli, "missing the key NAME");
-	if (expect_hex != NULL)
+	st = keyref_parse(cli, name, &ref);
+	if (st == EXIT_DONE && expect_hex != NULL)
 		st = io_hex_exact(cli, "--expect-random", expect_hex, expect, sizeof(expect));
 	if (st == EXIT_DONE)
 		st = io_read(cli, in, &sig, &len);
@@ -161,7 +178,7 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 		st = cli_usage(cli, "%s holds %zu bytes; a COPP signature is %d",
 			       io_is_std(in) ? "stdin" : in, len, SIG_LEN);
 	if (st == EXIT_DONE)
-		st = open_sig(cli, name, sig, expect_hex != NULL ? expect : NULL, strict ? KT_STRICT : 0);
+		st = open_sig(cli, &ref, sig, expect_hex != NULL ? expect : NULL, strict ? KT_STRICT : 0);
 	free(sig);
 	return st;
 }

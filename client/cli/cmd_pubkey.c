@@ -30,15 +30,21 @@ static void pubkey_json(const char *name, int format, const uint8_t *p, size_t n
 	json_end(&j);
 }
 
-static int fetch(const struct cli *cli, const char *name, int format, struct out_file *o)
+static int fetch(const struct cli *cli, struct keyref *ref, int format, struct out_file *o)
 {
-	uint8_t *p;
+	uint8_t *p = NULL;
 	size_t n;
 	kt_conn *c;
+	const char *name;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
+	st = keyref_resolve(cli, c, ref, &name);
+	if (st != EXIT_DONE) {
+		kt_conn_free(c);
+		return st;
+	}
 	st = kt_pubkey(c, name, format, &p, &n);
 	if (st != KT_OK) {
 		st = cli_fail(cli, st, kt_errmsg(c));
@@ -61,6 +67,7 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 		{ NULL, NULL, NULL, NULL },
 	};
 	struct out_file o;
+	struct keyref ref;
 	int format, st = args_parse(cli, argc, argv, opts, &name, 1);
 
 	if (st != EXIT_DONE)
@@ -70,9 +77,12 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 	format = parse_format(fmt);
 	if (format < 0)
 		return cli_usage(cli, "unknown format '%s' (blob, pem or der)", fmt);
+	st = keyref_parse(cli, name, &ref);
+	if (st != EXIT_DONE)
+		return st;
 	st = io_out_open(cli, &o, out, format != KT_FMT_PEM, 0);
 	if (st == EXIT_DONE)
-		st = fetch(cli, name, format, &o);
+		st = fetch(cli, &ref, format, &o);
 	io_out_close(&o);
 	return st;
 }

@@ -37,15 +37,21 @@ static int emit(const struct cli *cli, const struct kt_session_key *k, struct ou
 	return EXIT_DONE;
 }
 
-static int unwrap(const struct cli *cli, const char *name, const uint8_t *blob, size_t len,
+static int unwrap(const struct cli *cli, struct keyref *ref, const uint8_t *blob, size_t len,
 		  int padding, struct out_file *o)
 {
-	struct kt_session_key k;
+	struct kt_session_key k = { 0 };
+	const char *name;
 	kt_conn *c;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
+	st = keyref_resolve(cli, c, ref, &name);
+	if (st != EXIT_DONE) {
+		kt_conn_free(c);
+		return st;
+	}
 	st = kt_unwrap(c, name, blob, len, padding, &k);
 	if (st == KT_OK)
 		st = emit(cli, &k, o);
@@ -70,17 +76,21 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv)
 	struct out_file o;
 	uint8_t *blob = NULL;
 	size_t len = 0;
+	struct keyref ref;
 	int st = args_parse(cli, argc, argv, opts, &name, 1);
 
 	if (st != EXIT_DONE)
 		return st;
 	if (name == NULL)
 		return cli_usage(cli, "missing the key NAME");
+	st = keyref_parse(cli, name, &ref);
+	if (st != EXIT_DONE)
+		return st;
 	st = io_out_open(cli, &o, out, 1, 1);
 	if (st == EXIT_DONE)
 		st = io_read(cli, in, &blob, &len);
 	if (st == EXIT_DONE)
-		st = unwrap(cli, name, blob, len,
+		st = unwrap(cli, &ref, blob, len,
 			    (oaep ? KT_PAD_OAEP : KT_PAD_PKCS1) | (strict ? KT_STRICT : 0), &o);
 	io_out_close(&o);
 	free(blob);

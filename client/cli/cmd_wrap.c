@@ -18,6 +18,7 @@ struct wrap_job {
 	uint8_t *pub;
 	size_t pub_len;
 	struct out_file o, ko;
+	struct keyref to_key;   /* --to-key, a name or a URI */
 };
 
 static int check_combination(const struct cli *cli, const struct wrap_opts *w)
@@ -85,6 +86,8 @@ static int prepare(const struct cli *cli, const struct wrap_opts *w, struct wrap
 
 	job->a.padding = w->oaep ? KT_PAD_OAEP : KT_PAD_PKCS1;
 	if (st == EXIT_DONE)
+		st = keyref_parse(cli, w->to_key, &job->to_key);
+	if (st == EXIT_DONE)
 		st = w->key_blob ? key_from_blob(cli, w->key_blob, job) : key_from_args(cli, w, job);
 	if (st == EXIT_DONE)
 		st = io_out_open(cli, &job->o, w->out, 1, 0);
@@ -97,7 +100,6 @@ static int prepare(const struct cli *cli, const struct wrap_opts *w, struct wrap
 	}
 	if (st == EXIT_DONE && w->to != NULL && job->pub_len == 0)
 		st = cli_usage(cli, "%s is empty", w->to);
-	job->a.to_key = w->to_key;
 	return st;
 }
 
@@ -150,12 +152,17 @@ static int emit(const struct cli *cli, struct wrap_job *job, const struct kt_wra
 
 static int wrap(const struct cli *cli, struct wrap_job *job)
 {
-	struct kt_wrapped r;
+	struct kt_wrapped r = { 0 };
 	kt_conn *c;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
+	st = keyref_resolve(cli, c, &job->to_key, &job->a.to_key);
+	if (st != EXIT_DONE) {
+		kt_conn_free(c);
+		return st;
+	}
 	st = kt_wrap(c, &job->a, &r);
 	if (st == KT_OK)
 		st = emit(cli, job, &r);

@@ -632,6 +632,158 @@ static void test_bad_after_keys(void **state)
 	assert_int_equal(f->c.nkeys, 1);
 }
 
+/* ---- PKCS#11 URIs (RFC 7512): [hsm] token and [key] uri ---- */
+
+static void test_uri_good(void **state)
+{
+	struct fixture *f = *state;
+	char want[PATH_MAX + 64];
+	const uint8_t id12[] = { 0x01, 0x02 };
+
+	load_good(f, "[hsm]\nmodule = m.so\n"
+		     "token = pkcs11:token=kt%20a;manufacturer=SoftHSM%20project;serial=abc;"
+		     "model=SoftHSM%20v2?pin-source=file:pin\n"
+		     "[key k]\nuri = pkcs11:object=kx1;id=%01%02;type=private\n"
+		     "[key l]\nuri = PKCS11:token=kt%20a;id=%ff\n"
+		     "[key m]\nuri = pkcs11:object=a%3Bb%20c\n");
+	assert_string_equal(f->c.hsms[0].token, "kt a");
+	assert_string_equal(f->c.hsms[0].token_attrs.manufacturer, "SoftHSM project");
+	assert_string_equal(f->c.hsms[0].token_attrs.serial, "abc");
+	assert_string_equal(f->c.hsms[0].token_attrs.model, "SoftHSM v2");
+	snprintf(want, sizeof(want), "%s/pin", f->dir);
+	assert_string_equal(f->c.hsms[0].pin_file, want);
+	assert_int_equal(f->c.nkeys, 3);
+	assert_string_equal(f->c.keys[0].label, "kx1");
+	assert_int_equal(f->c.keys[0].id_len, 2);
+	assert_memory_equal(f->c.keys[0].id, id12, 2);
+	assert_string_equal(f->c.keys[0].token, "");
+	assert_int_equal(f->c.keys[0].uri_line, 5);
+	assert_string_equal(f->c.keys[1].label, "");
+	assert_int_equal(f->c.keys[1].id_len, 1);
+	assert_int_equal(f->c.keys[1].id[0], 0xff);
+	assert_string_equal(f->c.keys[1].token, "kt a");
+	assert_string_equal(f->c.keys[2].label, "a;b c");
+	assert_int_equal(f->c.keys[2].id_len, 0);
+	config_free(&f->c);
+
+	/* The module and an absolute PIN file from the URI; a plain label stays a label. */
+	load_good(f, "[hsm]\ntoken = pkcs11:token=t?module-path=/usr/lib/x.so&pin-source=file:///etc/kt/pin\n"
+		     "[hsm b]\nmodule = /m/b.so\ntoken = t\npin_file = pb\n"
+		     "[hsm c]\nmodule = /m/c.so\ntoken = pkcs11:token=t;serial=9?pin-source=%2Fsecret%2Fpin\n"
+		     "[key k]\nuri = pkcs11:token=t;serial=9;object=k\n");
+	assert_string_equal(f->c.hsms[0].module, "/usr/lib/x.so");
+	assert_string_equal(f->c.hsms[0].pin_file, "/etc/kt/pin");
+	assert_string_equal(f->c.hsms[0].token_attrs.serial, "");
+	assert_string_equal(f->c.hsms[1].token, "t");
+	assert_string_equal(f->c.hsms[2].pin_file, "/secret/pin");
+	assert_string_equal(f->c.keys[0].token_attrs.serial, "9");
+}
+
+static void test_uri_bad_token(void **state)
+{
+	struct fixture *f = *state;
+
+#define H "[hsm]\nmodule = m.so\n"      /* 2 lines */
+	assert_bad_line(f, H "token = pkcs11:id=%zz\n", 3,
+			"token: not a valid PKCS#11 URI: URI encoding invalid or corrupted");
+	assert_bad_line(f, H "token = pkcs11:token\n", 3,
+			"token: not a valid PKCS#11 URI: URI syntax is invalid");
+	assert_bad_line(f, H "token = pkcs11:token=t;colour=blue\n", 3,
+			"token: unknown attribute \"colour\"");
+	assert_bad_line(f, H "token = pkcs11:token=t?colour=blue\n", 3,
+			"token: unknown attribute \"colour\"");
+	assert_bad_line(f, H "token = pkcs11:token=t;object=k\n", 3,
+			"token: attribute \"object\" is not supported here");
+	assert_bad_line(f, H "token = pkcs11:token=t;slot-id=3\n", 3,
+			"token: attribute \"slot-id\" is not supported here");
+	assert_bad_line(f, H "token = pkcs11:token=t?module-name=softhsm2\n", 3,
+			"token: attribute \"module-name\" is not supported here");
+	assert_bad_line(f, H "token = pkcs11:serial=1234\n", 3,
+			"token: the URI must give the token's label (token=LABEL)");
+	assert_bad_line(f, H "token = pkcs11:token=\n", 3, "token: attribute \"token\" has no value");
+	assert_bad_line(f, H "token = pkcs11:token=a;token=b\n", 3,
+			"token: attribute \"token\" given twice");
+	assert_bad_line(f, H "token = pkcs11:token=0123456789abcdef0123456789abcdefX\n", 3,
+			"token: token is longer than 32 bytes");
+	assert_bad_line(f, H "token = pkcs11:token=t;serial=0123456789abcdefX\n", 3,
+			"token: serial is longer than 16 bytes");
+	assert_bad_line(f, H "token = pkcs11:token=t?pin-source=|/bin/askpass\n", 3,
+			"token: pin-source must name a file (file:PATH)");
+	assert_bad_line(f, H "token = pkcs11:token=t?pin-source=https://pins.example/1\n", 3,
+			"token: pin-source must name a file (file:PATH)");
+	assert_bad_line(f, H "token = pkcs11:token=t?pin-source=file://host/pin\n", 3,
+			"token: pin-source must name a file (file:PATH)");
+#undef H
+}
+
+/* A PIN in the configuration is refused, and never repeated in the message. */
+static void test_uri_pin(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_bad_line(f, "[hsm]\nmodule = m.so\ntoken = pkcs11:token=t?pin-value=1234\n", 3,
+			"token: pin-value is refused: a PIN is never written here "
+			"(put it in a file, mode 0600, named by pin-source=file:PATH)");
+	assert_null(strstr(f->err, "1234"));
+	/* pin_file and pin-source name one thing: whichever comes second is refused. */
+	assert_bad_line(f, "[hsm]\nmodule = m.so\npin_file = pin\ntoken = pkcs11:token=t?pin-source=file:p2\n",
+			4, "token: the URI's pin-source and pin_file both name the PIN file; keep one");
+	assert_bad_line(f, "[hsm]\nmodule = m.so\ntoken = pkcs11:token=t?pin-source=file:p2\npin_file = pin\n",
+			4, "pin_file: the token URI's pin-source names the PIN file already; keep one");
+	assert_bad_line(f, "[hsm]\nmodule = m.so\ntoken = pkcs11:token=t?module-path=/m.so\n", 3,
+			"token: the URI's module-path and module both name the module; keep one");
+	assert_bad_line(f, "[hsm]\ntoken = pkcs11:token=t?module-path=/m.so\nmodule = m.so\n", 3,
+			"module: the token URI's module-path names the module already; keep one");
+	assert_bad_line(f, "[hsm]\nmodule = m.so\nmodule = n.so\n", 3, "module given twice in this section");
+}
+
+static void test_uri_bad_key(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024], id[200];
+
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1;type=public\n", 6,
+			"uri: type must be private (the daemon uses the private key)");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1;type=cert\n", 6,
+			"uri: type must be private (the daemon uses the private key)");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1;type=bogus\n", 6,
+			"uri: type must be private, public, cert, secret-key or data");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:type=private\n", 6,
+			"uri: the URI must name the key (object=LABEL and/or id=ID)");
+	assert_bad_line(f, HSM "[key k]\nuri = kx1\n", 6, "uri: not a PKCS#11 URI (pkcs11:...)");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1?pin-source=file:pin\n", 6,
+			"uri: attribute \"pin-source\" is not supported here");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1;library-version=1\n", 6,
+			"uri: attribute \"library-version\" is not supported here");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=kx1;oid=1\n", 6,
+			"uri: unknown attribute \"oid\"");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:object=a%00b\n", 6,
+			"uri: object must not hold a NUL byte (%00)");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:id=%01;id=%02\n", 6,
+			"uri: attribute \"id\" given twice");
+	/* Bytes may be written as themselves too (a line holds at most 199 characters). */
+	memset(id, 'a', 65);
+	id[65] = '\0';
+	snprintf(text, sizeof(text), HSM "[key k]\nuri = pkcs11:id=%s\n", id);
+	assert_bad_line(f, text, 6, "uri: id is longer than 64 bytes");
+	/* Named by uri or by label/id, not both, in either order. */
+	assert_bad_line(f, HSM "[key k]\nlabel = kx1\nuri = pkcs11:id=%01\n", 7,
+			"uri: give either uri or label/id, not both");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:id=%01\nid = 01\n", 7,
+			"id: give either uri or label/id, not both");
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:id=%01\nuri = pkcs11:id=%02\n", 7,
+			"uri given twice in this section");
+	/* A token in a key URI is each HSM's token, wherever the HSM sections are. */
+	assert_bad_line(f, HSM "[key k]\nuri = pkcs11:token=other;object=kx1\n", 6,
+			"uri: its token differs from the token of [hsm] (\"t\"); every HSM holds every key");
+	assert_bad_line(f, "[key a]\nlabel = x\n[key k]\nuri = pkcs11:token=t;object=kx1\n" HSM
+			"[hsm b]\nmodule = b.so\ntoken = pkcs11:token=u\n", 4,
+			"uri: its token differs from the token of [hsm b] (\"u\"); every HSM holds every key");
+	assert_bad_line(f, "[hsm]\nmodule = m.so\ntoken = pkcs11:token=t;serial=1\n"
+			"[key k]\nuri = pkcs11:token=t;serial=2;object=kx1\n", 5,
+			"uri: its serial differs from the token of [hsm] (\"t\"); every HSM holds every key");
+}
+
 /* A short err buffer is still terminated. */
 static void test_short_err(void **state)
 {
@@ -667,6 +819,10 @@ int main(void)
 		T(test_security_settings),
 		T(test_bad_after_keys),
 		T(test_short_err),
+		T(test_uri_good),
+		T(test_uri_bad_token),
+		T(test_uri_pin),
+		T(test_uri_bad_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
