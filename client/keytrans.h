@@ -151,6 +151,37 @@ int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
 		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
 
 /*
+ * Administration ([daemon] admin peers only; the daemon answers KT_DENIED to
+ * others): a new RSA key in the HSM, named name (its CKA_LABEL). The daemon
+ * serves it once its [key NAME] section (label, id) is added to the
+ * configuration and the daemon restarted.
+ */
+#define KT_SPKI_MAX 2200        /* a 16384-bit key's DER SubjectPublicKeyInfo fits */
+#define KT_PRIVATE_KEY_MAX 32768
+
+struct kt_new_key {
+	char name[65];
+	char label[257];                    /* CKA_LABEL: the name */
+	uint8_t id[255];                    /* CKA_ID, chosen by the daemon */
+	size_t id_len;
+	uint32_t bits;
+	uint64_t exponent;
+	size_t public_key_len;
+	uint8_t public_key[KT_SPKI_MAX];    /* DER SubjectPublicKeyInfo */
+};
+
+/* Generates a key pair inside the HSM, never extractable. bits: 2048, 3072 or 4096 (0: 2048); exponent 0: 65537. */
+int kt_keygen(kt_conn *c, const char *name, unsigned bits, uint64_t exponent,
+	      struct kt_new_key *out);
+/*
+ * Imports an RSA private key: PEM PKCS#1 or PKCS#8 (unencrypted), DER
+ * PKCS#8 or PKCS#1, or a CryptoAPI PRIVATEKEYBLOB (detected), at most
+ * KT_PRIVATE_KEY_MAX bytes. The library wipes its copy of the bytes.
+ */
+int kt_import(kt_conn *c, const char *name, const uint8_t *key, size_t key_len,
+	      struct kt_new_key *out);
+
+/*
  * Pipelining: submit requests without waiting, collect responses as they come
  * (matched by request id). An item, and the buffers its inputs point to, must
  * stay alive until kt_complete returns it or the connection is closed.

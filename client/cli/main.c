@@ -18,6 +18,8 @@ static const struct command commands[] = {
 	{ "copp-sign", cmd_copp_sign },
 	{ "copp-open", cmd_copp_open },
 	{ "bench", cmd_bench },
+	{ "keygen", cmd_keygen },
+	{ "import", cmd_import },
 };
 
 int cli_connect(const struct cli *cli, kt_conn **c)

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Connection", "KeytransError", "Op", "BatchResults", "Info", "Hsm", "Key", "SessionKey",
-    "Wrapped", "Copp",
+    "Wrapped", "Copp", "NewKey",
     "connect", "alg_id", "alg_name", "status_name", "status_text",
     "DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "ALGS",
 ]
@@ -137,7 +137,7 @@ _VERSION = 1
 _HDR = struct.Struct(">IBBHI")          # length, version, op, status, id
 _FRAME_MAX = 65536                      # a whole frame, length field included
 _OPS = {1: "info", 2: "keys", 3: "pubkey", 4: "unwrap", 5: "wrap", 6: "copp-sign",
-        7: "copp-open"}
+        7: "copp-open", 9: "keygen", 10: "import"}
 _OP_CODE = {name: code for code, name in _OPS.items()}
 _U8, _U32, _U64, _BYTES, _STR, _GROUP = range(6)
 # tag: (NAME, type, maximum length)
@@ -153,6 +153,7 @@ _TAGS = {
     25: ("FLAGS", _U32, 4), 26: ("NOTICE", _STR, 1024), 27: ("MECHANISM", _STR, 8),
     28: ("HSM_ENTRY", _GROUP, 4096), 29: ("STATE", _STR, 16), 30: ("IN_FLIGHT", _U32, 4),
     31: ("FAULTS", _U64, 8), 32: ("LAST_ERROR", _STR, 512),
+    50: ("PRIVATE_KEY", _BYTES, 32768),
 }
 _T = {name: tag for tag, (name, _, _) in _TAGS.items()}
 _FIXED = {_U8: 1, _U32: 4, _U64: 8}
@@ -161,6 +162,7 @@ _PUBLIC_KEY_MAX = 60000
 _BLOB_MAX = 2060
 _KEY_MAX = 32
 _NAME_MAX = 64
+_PRIVATE_KEY_MAX = 32768
 
 _FORMATS = {"blob": 0, "pem": 1, "der": 2}
 
@@ -351,6 +353,9 @@ Wrapped = collections.namedtuple("Wrapped", "blob key")
 Wrapped.__doc__ = "wrap(): the SIMPLEBLOB and the session key (given or generated)."
 Copp = collections.namedtuple("Copp", "signature random aes_key status_seq command_seq")
 Copp.__doc__ = "COPP session start values; signature is None for copp_open()."
+NewKey = collections.namedtuple("NewKey", "name label id bits exponent public_key")
+NewKey.__doc__ = ("keygen() and import_key(): the new key's CKA_LABEL and CKA_ID (what its "
+                  "[key NAME] section needs) and its public key, DER SubjectPublicKeyInfo.")
 
 
 def _bad(message):
@@ -589,6 +594,41 @@ def _req_copp_open(name, signature, expect_random=None, strict=False):
     return 7, f, _copp_open_decoder(expect_random)
 
 
+def _dec_new_key(name):
+    def dec(m, body):
+        got = _text(_get(m, "NAME"))
+        if got != name:
+            raise _bad("NAME missing or not the one requested")
+        kid = _get(m, "ID")
+        pub = _get(m, "PUBLIC_KEY")
+        if not kid or len(pub) < 3 or pub[0] != 0x30:
+            raise _bad("PUBLIC_KEY missing or not a DER public key")
+        return NewKey(got, _text(_get(m, "LABEL")), kid, _num(m, "BITS"), _num(m, "EXPONENT"),
+                      pub)
+    return dec
+
+
+def _req_keygen(name, bits=None, exponent=None):
+    n = _name(name)
+    f = _field(_T["NAME"], n)
+    if bits is not None:
+        f += _u32(_T["BITS"], _u32_arg(bits, "bits"))
+    if exponent is not None:
+        if isinstance(exponent, bool) or not isinstance(exponent, int) or \
+                not 0 < exponent < 1 << 64:
+            raise _arg("exponent must be a positive 64-bit number")
+        f += _field(_T["EXPONENT"], struct.pack(">Q", exponent))
+    return 9, f, _dec_new_key(_text(n))
+
+
+def _req_import(name, key):
+    n = _name(name)
+    key = _check_bytes(key, "private key")
+    if not 0 < len(key) <= _PRIVATE_KEY_MAX:
+        raise _arg("private key must be 1 to 32768 bytes")
+    return 10, _field(_T["NAME"], n) + _field(_T["PRIVATE_KEY"], key), _dec_new_key(_text(n))
+
+
 _REQUESTS = {
     "info": _req_info, "keys": _req_keys, "pubkey": _req_pubkey, "unwrap": _req_unwrap,
     "wrap": _req_wrap, "copp_sign": _req_copp_sign, "copp-sign": _req_copp_sign,
@@ -767,6 +807,18 @@ class Connection:
         """Copp(None, random, aes_key, status_seq, command_seq) from a 256-byte signature;
         RANDOM_MISMATCH when expect_random (16 bytes) differs."""
         return self._run(_req_copp_open, name, signature, expect_random, strict)
+
+    def keygen(self, name, bits=None, exponent=None):
+        """NewKey: an RSA key pair generated inside the HSM, never extractable, labelled name
+        (bits 2048, 3072 or 4096, default 2048; exponent default 65537). [daemon] admin
+        peers only. A 4096-bit key may take longer than the default timeout."""
+        return self._run(_req_keygen, name, bits, exponent)
+
+    def import_key(self, name, key):
+        """NewKey: the RSA private key in key (bytes: PEM PKCS#1 or PKCS#8, unencrypted; DER
+        PKCS#8 or PKCS#1; or a PRIVATEKEYBLOB) put into the HSM as name. [daemon] admin
+        peers only."""
+        return self._run(_req_import, name, key)
 
     def batch(self, ops, depth=DEFAULT_DEPTH):
         """Runs ops (Op objects or tuples (name, args...)) pipelined, up to depth (0: 32) in

@@ -473,7 +473,10 @@ static void test_parse_unknown_tag(void **state)
 	len = field(body, 0, 1, "x");
 	assert_refused(body, len, "unknown field tag 0");
 	len = field(body, WIRE_T_MAX, 0, NULL);
-	assert_refused(body, len, "unknown field tag 33");
+	assert_refused(body, len, "unknown field tag 51");
+	/* A gap in the numbering (33..49) is unknown too. */
+	len = field(body, 40, 0, NULL);
+	assert_refused(body, len, "unknown field tag 40");
 	len = field(body, 0xffff, 2, "ab");
 	assert_refused(body, len, "unknown field tag 65535");
 	/* After good fields. */
@@ -808,7 +811,7 @@ static void test_op_and_tag_names(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 7);
+	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 9);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		assert_string_equal(wire_op_name(ops[i].code), ops[i].str);
 	assert_string_equal(wire_op_name(1), "info");
@@ -817,12 +820,15 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_op_name(7), "copp-open");
 	assert_string_equal(wire_op_name(0), "unknown");
 	assert_string_equal(wire_op_name(8), "unknown");
+	assert_string_equal(wire_op_name(9), "keygen");
+	assert_string_equal(wire_op_name(10), "import");
+	assert_string_equal(wire_op_name(11), "unknown");
 	assert_string_equal(wire_op_name(255), "unknown");
 	assert_string_equal(wire_op_name(0xffffffffu), "unknown");
 
-	assert_int_equal(NTAGS, 32);
+	assert_int_equal(NTAGS, 33);
 	for (size_t i = 0; i < NTAGS; i++) {
-		assert_int_equal(tag_defs[i].tag, i + 1);
+		assert_int_equal(tag_defs[i].tag, i < 32 ? i + 1 : 50 + (i - 32));
 		assert_string_equal(wire_tag_name(tag_defs[i].tag), tag_defs[i].name);
 	}
 	assert_string_equal(wire_tag_name(1), "NAME");
