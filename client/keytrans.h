@@ -43,9 +43,11 @@ void kt_set_timeout(kt_conn *c, int ms);
  * or dropped an idle connection) first connects again to kt_connect's
  * socket; and a call that fails because the connection was lost (ERR_IO) or
  * the daemon is stopping (SHUTTING_DOWN) is sent once more on a new
- * connection, when no other request is in flight on c. Every operation is
- * idempotent (nothing on the daemon or in the HSM changes), so a retry never
- * does anything twice. kt_submit never reconnects or retries.
+ * connection, when no other request is in flight on c. Every operation but
+ * kt_keygen and kt_import is idempotent (nothing on the daemon or in the HSM
+ * changes), so a retry never does anything twice; those two are never sent
+ * again (a lost answer does not say whether the key was made). kt_submit
+ * never reconnects or retries.
  */
 void kt_set_reconnect(kt_conn *c, int on);
 /* Message of the last failed call on c: the daemon's MESSAGE or a local one. */
@@ -208,6 +210,37 @@ int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
 /* The same with flags (KT_STRICT). */
 int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
 		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
+
+/*
+ * Administration ([daemon] admin peers only; the daemon answers KT_DENIED to
+ * others): a new RSA key in the HSM, named name (its CKA_LABEL). The daemon
+ * serves it once its [key NAME] section (label, id) is added to the
+ * configuration and the daemon restarted.
+ */
+#define KT_SPKI_MAX 2200        /* a 16384-bit key's DER SubjectPublicKeyInfo fits */
+#define KT_PRIVATE_KEY_MAX 32768
+
+struct kt_new_key {
+	char name[65];
+	char label[257];                    /* CKA_LABEL: the name */
+	uint8_t id[255];                    /* CKA_ID, chosen by the daemon */
+	size_t id_len;
+	uint32_t bits;
+	uint64_t exponent;
+	size_t public_key_len;
+	uint8_t public_key[KT_SPKI_MAX];    /* DER SubjectPublicKeyInfo */
+};
+
+/* Generates a key pair inside the HSM, never extractable. bits: 2048, 3072 or 4096 (0: 2048); exponent 0: 65537. */
+int kt_keygen(kt_conn *c, const char *name, unsigned bits, uint64_t exponent,
+	      struct kt_new_key *out);
+/*
+ * Imports an RSA private key: PEM PKCS#1 or PKCS#8 (unencrypted), DER
+ * PKCS#8 or PKCS#1, or a CryptoAPI PRIVATEKEYBLOB (detected), at most
+ * KT_PRIVATE_KEY_MAX bytes. The library wipes its copy of the bytes.
+ */
+int kt_import(kt_conn *c, const char *name, const uint8_t *key, size_t key_len,
+	      struct kt_new_key *out);
 
 /*
  * Pipelining: submit requests without waiting, collect responses as they come

@@ -30,13 +30,15 @@
 	X(WRAP,      5, "wrap") \
 	X(COPP_SIGN, 6, "copp-sign") \
 	X(COPP_OPEN, 7, "copp-open") \
-	X(STATS,     8, "stats")
+	X(STATS,     8, "stats") \
+	X(KEYGEN,    9, "keygen") \
+	X(IMPORT,    10, "import")
 
 enum wire_op {
 #define WIRE_OP_ENUM(name, code, str) WIRE_OP_##name = (code),
 	WIRE_OP_LIST(WIRE_OP_ENUM)
 #undef WIRE_OP_ENUM
-	WIRE_OP_MAX = 9
+	WIRE_OP_MAX = 11
 };
 
 enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
@@ -85,13 +87,14 @@ enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
 	X(ACCEPTED,     40, WT_U64,   8) \
 	X(REFUSED,      41, WT_U64,   8) \
 	X(POOL_ENTRY,   42, WT_GROUP, 256) \
-	X(QUEUED,       43, WT_U32,   4)
+	X(QUEUED,       43, WT_U32,   4) \
+	X(PRIVATE_KEY,  50, WT_BYTES, 32768)
 
 enum wire_tag {
 #define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
-	WIRE_T_MAX = 44
+	WIRE_T_MAX = 51
 };
 
 /* FLAGS bits (unwrap, copp-open). */

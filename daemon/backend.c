@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "gen.h"
 #include "hsm.h"
+#include "hsm_admin.h"
 #include "keytab.h"
 #include "log.h"
 #include "pin.h"
@@ -518,6 +519,32 @@ int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t m
 		return KT_HSM_ERROR;
 	}
 	return unavailable(bs, msg, msglen);
+}
+
+int backend_admin(struct worker *w, int64_t extra_s, backend_admin_fn *fn, void *arg, char *msg,
+		  size_t msglen)
+{
+	struct backends *bs = &w->d->hsms;
+	struct backend *b = lease(bs, NULL);
+	unsigned long ckr = 0;
+	int rc;
+
+	if (b == NULL)
+		return unavailable(bs, msg, msglen);
+	call_begin(w, b);
+	/* A start in the future: the watch sees the call as stuck extra_s seconds later. */
+	atomic_store(&w->call_since_us, now_us() + extra_s * 1000000);
+	rc = fn(b->hsm, arg, &ckr, msg, msglen);
+	call_end(w);
+	release(b);
+	if (rc == 0)
+		return KT_OK;
+	if (rc == HSM_TAKEN)
+		return KT_BAD_REQUEST;
+	if (hsm_ckr_is_fault(ckr))
+		fault(bs, b, "an administrative call", ckr);
+	log_err(&w->d->log, "[hsm %s]: %s", b->conf->name, msg);
+	return KT_HSM_ERROR;
 }
 
 /* The oldest PKCS#11 call in progress among the pool's workers. */

@@ -128,6 +128,18 @@ int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, si
 /* n bytes from the random generator of an HSM in service; KT status as above. */
 int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t msglen);
 
+/*
+ * An administrative call (hsm_admin.c) on the HSM: fn(h, arg, ckr, msg,
+ * msglen) returns 0, HSM_TAKEN or -1 with the PKCS#11 code. It is never
+ * tried again elsewhere (it changes the token), and the hang watch gives it
+ * extra_s seconds more than hsm_call_timeout (generating a key is slow).
+ * KT_OK, KT_BAD_REQUEST (HSM_TAKEN), KT_HSM_UNAVAILABLE or KT_HSM_ERROR,
+ * with a sentence in msg.
+ */
+typedef int backend_admin_fn(struct hsm *h, void *arg, unsigned long *ckr, char *msg, size_t msglen);
+int backend_admin(struct worker *w, int64_t extra_s, backend_admin_fn *fn, void *arg, char *msg,
+		  size_t msglen);
+
 /* For info: one HSM's state, copied under its lock. */
 struct backend_status {
 	const char *name;

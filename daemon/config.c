@@ -40,6 +40,7 @@ enum {
 	SEEN_SOCKET = 1, SEEN_MODE = 2, SEEN_WORKERS = 4, SEEN_MODULE = 8, SEEN_TOKEN = 16,
 	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128, SEEN_MECH = 256, SEEN_PUBLIC_OPS = 512,
 	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
+	SEEN_ADMIN = 1 << 14,
 	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
 	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
@@ -146,6 +147,8 @@ static int daemon_setting(struct parse *p, const char *name, const char *value)
 			return limit_setting(p, i, value);
 	if (strcmp(name, "allow_public_ops") == 0)
 		return acl_setting(p, SEEN_PUBLIC_OPS, name, value, &p->c->allow_public_ops);
+	if (strcmp(name, "admin") == 0)
+		return acl_setting(p, SEEN_ADMIN, name, value, &p->c->admin);
 
 	if (strcmp(name, "socket") == 0)
 		return once(p, SEEN_SOCKET, name) && resolve_path(p, value, p->c->socket, name);
@@ -304,7 +307,7 @@ static int key_setting(struct parse *p, struct key_conf *k, const char *name, co
 	return error(p, "unknown key \"%s\" in [key %s]", name, k->name);
 }
 
-static int valid_key_name(const char *s)
+int config_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -319,7 +322,7 @@ static int enter_hsm_section(struct parse *p, const char *name)
 	struct config *c = p->c;
 	struct hsm_conf *hsms;
 
-	if (!valid_key_name(name))
+	if (!config_valid_name(name))
 		return error(p, "HSM name \"%s\" must be 1 to 64 of A-Z a-z 0-9 _ . -", name);
 	for (size_t i = 0; i < c->nhsms; i++)
 		if (strcmp(c->hsms[i].name, name) == 0)
@@ -343,7 +346,7 @@ static int enter_key_section(struct parse *p, const char *name)
 	struct config *c = p->c;
 	struct key_conf *keys;
 
-	if (!valid_key_name(name))
+	if (!config_valid_name(name))
 		return error(p, "key name \"%s\" must be 1 to 64 of A-Z a-z 0-9 _ . -", name);
 	for (size_t i = 0; i < c->nkeys; i++)
 		if (strcmp(c->keys[i].name, name) == 0)

@@ -75,6 +75,7 @@ struct config {
 	mode_t socket_mode;
 	int workers;
 	struct acl allow_public_ops;        /* wrap/copp-sign to a key given in the request */
+	struct acl admin;                   /* keygen, import (default: root and the daemon's uid) */
 	struct limits limits;
 	struct hsm_conf *hsms;
 	size_t nhsms;
@@ -93,5 +94,7 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen);
  */
 int config_load_stream(FILE *f, const char *path, struct config *c, char *err, size_t errlen);
 void config_free(struct config *c);
+/* 1 when s may name a key or an HSM: 1 to 64 of A-Z a-z 0-9 _ . - */
+int config_valid_name(const char *s);
 
 #endif

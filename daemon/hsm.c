@@ -10,6 +10,7 @@
 #include <p11-kit/pkcs11.h>
 #include <openssl/rsa.h>
 
+#include "hsm_p11.h"
 #include "rsa_pub.h"
 
 struct hsm {
@@ -18,6 +19,8 @@ struct hsm {
 	unsigned int nslots;
 	PKCS11_SLOT *slot;
 	char token[CONFIG_TOKEN_MAX + 1];
+	void *lib;                      /* our reference to the module libp11 loaded ... */
+	CK_FUNCTION_LIST_PTR f;         /* ... and its functions, for hsm_admin.c */
 };
 
 /* The CK_RV of the newest libp11 error on this thread's queue (0 if none); clears the queue. */
@@ -38,12 +41,16 @@ const char *hsm_ckr_name(unsigned long ckr)
 	case 0x000: return "CKR_OK";
 	case 0x005: return "CKR_GENERAL_ERROR";
 	case 0x006: return "CKR_FUNCTION_FAILED";
+	case 0x010: return "CKR_ATTRIBUTE_READ_ONLY";
+	case 0x012: return "CKR_ATTRIBUTE_TYPE_INVALID";
+	case 0x013: return "CKR_ATTRIBUTE_VALUE_INVALID";
 	case 0x030: return "CKR_DEVICE_ERROR";
 	case 0x031: return "CKR_DEVICE_MEMORY";
 	case 0x032: return "CKR_DEVICE_REMOVED";
 	case 0x040: return "CKR_ENCRYPTED_DATA_INVALID";
 	case 0x041: return "CKR_ENCRYPTED_DATA_LEN_RANGE";
 	case 0x060: return "CKR_KEY_HANDLE_INVALID";
+	case 0x062: return "CKR_KEY_SIZE_RANGE";
 	case 0x068: return "CKR_KEY_FUNCTION_NOT_PERMITTED";
 	case 0x070: return "CKR_MECHANISM_INVALID";
 	case 0x082: return "CKR_OBJECT_HANDLE_INVALID";
@@ -52,8 +59,12 @@ const char *hsm_ckr_name(unsigned long ckr)
 	case 0x0b0: return "CKR_SESSION_CLOSED";
 	case 0x0b1: return "CKR_SESSION_COUNT";
 	case 0x0b3: return "CKR_SESSION_HANDLE_INVALID";
+	case 0x0b5: return "CKR_SESSION_READ_ONLY";
+	case 0x0d0: return "CKR_TEMPLATE_INCOMPLETE";
+	case 0x0d1: return "CKR_TEMPLATE_INCONSISTENT";
 	case 0x0e0: return "CKR_TOKEN_NOT_PRESENT";
 	case 0x0e1: return "CKR_TOKEN_NOT_RECOGNIZED";
+	case 0x0e2: return "CKR_TOKEN_WRITE_PROTECTED";
 	case 0x101: return "CKR_USER_NOT_LOGGED_IN";
 	case 0x102: return "CKR_USER_PIN_NOT_INITIALIZED";
 	case 0x190: return "CKR_CRYPTOKI_NOT_INITIALIZED";
@@ -129,26 +140,29 @@ static void login_error(unsigned long ckr, const char *token, char *err, size_t 
  * session (its pool waits for a session to come back), which is the state of
  * every login. So one session is opened and closed first, straight through
  * the module libp11 has loaded: a failing HSM then gives an error, not a hang.
+ * The module's function list is kept for hsm_admin.c (and the reference to
+ * the module with it, dropped in hsm_close after libp11's).
  */
-static int probe_session(const char *module, PKCS11_SLOT *slot, char *err, size_t errlen)
+static int probe_session(struct hsm *h, const char *module, PKCS11_SLOT *slot, char *err,
+			 size_t errlen)
 {
-	void *lib = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
 	CK_C_GetFunctionList get = NULL;
 	CK_FUNCTION_LIST_PTR f = NULL;
 	CK_SESSION_HANDLE s;
 	CK_RV rv = CKR_GENERAL_ERROR;
 
-	if (lib == NULL) {
+	h->lib = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
+	if (h->lib == NULL) {
 		snprintf(err, errlen, "cannot find the loaded module %s", module);
 		return -1;
 	}
-	*(void **)&get = dlsym(lib, "C_GetFunctionList");
+	*(void **)&get = dlsym(h->lib, "C_GetFunctionList");
 	if (get != NULL && get(&f) == CKR_OK && f != NULL) {
 		rv = f->C_OpenSession(PKCS11_get_slotid_from_slot(slot), CKF_SERIAL_SESSION, NULL, NULL, &s);
 		if (rv == CKR_OK)
 			f->C_CloseSession(s);
 	}
-	dlclose(lib);
+	h->f = rv == CKR_OK ? f : NULL;
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "cannot open a session on token \"%s\": %s (0x%lx)",
 			 slot->token->label, hsm_ckr_name(rv), (unsigned long)rv);
@@ -182,7 +196,7 @@ int hsm_open(const char *module, const char *token, const struct token_attrs *at
 		goto fail;
 	}
 	h->slot = find_token(h, token, attrs, err, errlen);
-	if (h->slot == NULL || probe_session(module, h->slot, err, errlen) != 0)
+	if (h->slot == NULL || probe_session(h, module, h->slot, err, errlen) != 0)
 		goto fail;
 	if (PKCS11_login(h->slot, 0, pin) != 0) {
 		ckr = take_ckr();
@@ -210,7 +224,15 @@ void hsm_close(struct hsm *h)
 		PKCS11_CTX_unload(h->ctx);
 		PKCS11_CTX_free(h->ctx);
 	}
+	if (h->lib != NULL)
+		dlclose(h->lib);
 	free(h);
+}
+
+CK_FUNCTION_LIST_PTR hsm_functions(const struct hsm *h, CK_SLOT_ID *slot)
+{
+	*slot = PKCS11_get_slotid_from_slot(h->slot);
+	return h->f;
 }
 
 const char *hsm_token_label(const struct hsm *h)

@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -21,6 +22,8 @@ static const struct op_def *const table[WIRE_OP_MAX] = {
 	[WIRE_OP_COPP_SIGN] = &op_copp_sign,
 	[WIRE_OP_COPP_OPEN] = &op_copp_open,
 	[WIRE_OP_STATS] = &op_stats,
+	[WIRE_OP_KEYGEN] = &op_keygen,
+	[WIRE_OP_IMPORT] = &op_import,
 };
 
 const struct op_def *ops_find(uint8_t code)
@@ -47,12 +50,24 @@ static void run(struct job *j, struct daemon *d, struct worker *w)
 	job_finish(j);
 }
 
+/* The key the record names: the request's resolved key, or the new key's NAME (keygen, import). */
+static const char *audit_key(const struct job *j, char *buf, size_t cap)
+{
+	if (j->key != NULL)
+		return j->key->name;
+	if (wire_get_str(&j->req, WIRE_T_NAME, buf, cap) != 0)
+		snprintf(buf, cap, "-");
+	return buf;
+}
+
 void ops_audit(const struct job *j, struct daemon *d, struct log_batch *b)
 {
+	char name[CONFIG_NAME_MAX + 1];
+
 	/* With implicit rejection the outcome is OK either way: the log cannot tell either. */
 	if (j->ran && j->op->place == OP_PRIVATE)
-		log_audit_batched(&d->log, b, j->peer, wire_op_name(j->opcode), j->key->name,
-				  wire_status_name(j->status));
+		log_audit_batched(&d->log, b, j->peer, wire_op_name(j->opcode),
+				  audit_key(j, name, sizeof(name)), wire_status_name(j->status));
 }
 
 void ops_run(struct job *j, struct worker *w)

@@ -37,7 +37,7 @@ struct op_def {
 };
 
 extern const struct op_def op_info, op_keys, op_pubkey, op_unwrap, op_wrap, op_copp_sign,
-	op_copp_open, op_stats;
+	op_copp_open, op_stats, op_keygen, op_import;
 
 /* NULL for an unknown operation code. */
 const struct op_def *ops_find(uint8_t code);

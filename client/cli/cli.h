@@ -133,5 +133,7 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv);
 int cmd_copp_open(struct cli *cli, int argc, char **argv);
 int cmd_bench(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_keygen(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const struct command commands[] = {
 	{ "copp-open", cmd_copp_open },
 	{ "stats", cmd_stats },
 	{ "bench", cmd_bench },
+	{ "keygen", cmd_keygen },
+	{ "import", cmd_import },
 };
 
 int cli_connect(const struct cli *cli, kt_conn **c)

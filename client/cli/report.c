@@ -23,6 +23,8 @@ static const struct synopsis synopses[] = {
 		       "         [--aes-key HEX] [--status-seq N] [--command-seq N] [-o SIGFILE]" },
 	{ "copp-open", "keytrans [-s SOCKET] [--json] copp-open NAME [-i SIGFILE] [--expect-random HEX]\n"
 		       "         [--strict]" },
+	{ "keygen", "keytrans [-s SOCKET] [--json] keygen NAME [--bits 2048|3072|4096]" },
+	{ "import", "keytrans [-s SOCKET] [--json] import NAME FILE" },
 };
 
 static const char help_tail[] =

@@ -41,9 +41,32 @@ static int run_item(kt_conn *c, struct kt_item *it)
 	return st;
 }
 
-/* Sends INFO, KEYS or PUBKEY and lends the answer's fields. */
-static int call_once(kt_conn *c, uint8_t op, const char *name, int format,
-		     const struct deadline *dl, struct frame *f, struct wire_fields *m, uint32_t *id)
+/* A request's arguments, for the calls that are not items. */
+struct call_args {
+	const char *name;
+	int format;                     /* pubkey */
+	unsigned bits;                  /* keygen */
+	uint64_t exponent;
+	const uint8_t *key;             /* import */
+	size_t key_len;
+};
+
+static size_t encode(kt_conn *c, uint8_t op, uint32_t id, const struct call_args *a)
+{
+	switch (op) {
+	case WIRE_OP_PUBKEY:
+		return req_pubkey(c, id, a->name, a->format);
+	case WIRE_OP_KEYGEN:
+		return req_keygen(c, id, a->name, a->bits, a->exponent);
+	case WIRE_OP_IMPORT:
+		return req_import(c, id, a->name, a->key, a->key_len);
+	}
+	return req_simple(c, op, id);
+}
+
+/* Sends one request that is not an item and lends the answer's fields. */
+static int call_once(kt_conn *c, uint8_t op, const struct call_args *a, const struct deadline *dl,
+		     struct frame *f, struct wire_fields *m, uint32_t *id)
 {
 	size_t len;
 	int st;
@@ -55,7 +78,7 @@ static int call_once(kt_conn *c, uint8_t op, const char *name, int format,
 	*id = pending_add(c, op, NULL);
 	if (*id == 0)
 		return conn_err(c, KT_ERR_NOMEM, "out of memory");
-	len = op == WIRE_OP_PUBKEY ? req_pubkey(c, *id, name, format) : req_simple(c, op, *id);
+	len = encode(c, op, *id, a);
 	if (len == 0) {
 		conn_call_end(c, *id);
 		return KT_ERR_ARG;
@@ -66,21 +89,27 @@ static int call_once(kt_conn *c, uint8_t op, const char *name, int format,
 	return st;
 }
 
-/* call_once, and once more on a new connection if it was lost (run_item). */
-static int call(kt_conn *c, uint8_t op, const char *name, int format, struct frame *f,
+/*
+ * call_once, and once more on a new connection if it was lost (run_item);
+ * never keygen and import, which change the token: a lost answer does not
+ * say whether the key was made.
+ */
+static int call(kt_conn *c, uint8_t op, const struct call_args *a, struct frame *f,
 		struct wire_fields *m, uint32_t *id)
 {
+	int idempotent = op != WIRE_OP_KEYGEN && op != WIRE_OP_IMPORT;
 	struct deadline dl;
 	int st;
 
 	deadline_start(&dl, c->timeout_ms);
-	st = call_once(c, op, name, format, &dl, f, m, id);
+	st = call_once(c, op, a, &dl, f, m, id);
 	if (st == KT_OK)
 		return st;
 	conn_call_end(c, *id);
 	*id = 0;
-	if (conn_may_retry(c, st) && deadline_left(&dl) != 0 && conn_reopen(c) == KT_OK)
-		st = call_once(c, op, name, format, &dl, f, m, id);
+	if (idempotent && conn_may_retry(c, st) && deadline_left(&dl) != 0 &&
+	    conn_reopen(c) == KT_OK)
+		st = call_once(c, op, a, &dl, f, m, id);
 	return st;
 }
 
@@ -94,7 +123,7 @@ int kt_info(kt_conn *c, struct kt_info *out)
 	if (c == NULL || out == NULL)
 		return KT_ERR_ARG;
 	memset(out, 0, sizeof(*out));
-	st = call(c, WIRE_OP_INFO, NULL, 0, &f, &m, &id);
+	st = call(c, WIRE_OP_INFO, &(struct call_args){ 0 }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_info(&m, out, c->err, sizeof(c->err));
 	if (st == KT_OK)
@@ -113,7 +142,7 @@ int kt_stats(kt_conn *c, struct kt_stats *out)
 	if (c == NULL || out == NULL)
 		return KT_ERR_ARG;
 	memset(out, 0, sizeof(*out));
-	st = call(c, WIRE_OP_STATS, NULL, 0, &f, &m, &id);
+	st = call(c, WIRE_OP_STATS, &(struct call_args){ 0 }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_stats(&m, f.body, f.body_len, out, c->err, sizeof(c->err));
 	conn_call_end(c, id);
@@ -131,7 +160,7 @@ int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n)
 		return KT_ERR_ARG;
 	*keys = NULL;
 	*n = 0;
-	st = call(c, WIRE_OP_KEYS, NULL, 0, &f, &m, &id);
+	st = call(c, WIRE_OP_KEYS, &(struct call_args){ 0 }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_keys(&f, keys, n, c->err, sizeof(c->err));
 	conn_call_end(c, id);
@@ -162,13 +191,45 @@ int kt_pubkey(kt_conn *c, const char *name, int format, uint8_t **out, size_t *l
 		return KT_ERR_ARG;
 	*out = NULL;
 	*len = 0;
-	st = call(c, WIRE_OP_PUBKEY, name, format, &f, &m, &id);
+	st = call(c, WIRE_OP_PUBKEY, &(struct call_args){ .name = name, .format = format }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_pubkey(&m, format, &p, &n, c->err, sizeof(c->err));
 	if (st == KT_OK)
 		st = copy_out(c, p, n, out, len);
 	conn_call_end(c, id);
 	return st;
+}
+
+/* keygen and import: the new key's answer. */
+static int new_key(kt_conn *c, uint8_t op, const struct call_args *a, struct kt_new_key *out)
+{
+	struct wire_fields m;
+	struct frame f;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	st = call(c, op, a, &f, &m, &id);
+	if (st == KT_OK)
+		st = resp_new_key(&m, a->name, out, c->err, sizeof(c->err));
+	conn_call_end(c, id);
+	return st;
+}
+
+int kt_keygen(kt_conn *c, const char *name, unsigned bits, uint64_t exponent,
+	      struct kt_new_key *out)
+{
+	return new_key(c, WIRE_OP_KEYGEN,
+		       &(struct call_args){ .name = name, .bits = bits, .exponent = exponent }, out);
+}
+
+int kt_import(kt_conn *c, const char *name, const uint8_t *key, size_t key_len,
+	      struct kt_new_key *out)
+{
+	return new_key(c, WIRE_OP_IMPORT,
+		       &(struct call_args){ .name = name, .key = key, .key_len = key_len }, out);
 }
 
 int kt_unwrap(kt_conn *c, const char *name, const uint8_t *blob, size_t blob_len, int padding,

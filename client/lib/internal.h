@@ -14,6 +14,7 @@ _Static_assert(KT_KEY_MAX == ALG_KEY_MAX, "session key sizes differ");
 #define SIMPLEBLOB_MAX 2060
 _Static_assert(KT_BLOB_MAX >= SIMPLEBLOB_MAX, "kt_item cannot hold a SIMPLEBLOB");
 _Static_assert(KT_NAME_MAX == 64, "NAME field maximum differs");
+_Static_assert(KT_PRIVATE_KEY_MAX == 32768, "PRIVATE_KEY field maximum differs");
 
 #define KT_ERRMSG_MAX 1100
 
@@ -127,6 +128,8 @@ int item_submit(kt_conn *c, struct kt_item *it, const struct deadline *dl, uint3
 size_t req_simple(kt_conn *c, uint8_t op, uint32_t id);
 size_t req_pubkey(kt_conn *c, uint32_t id, const char *name, int format);
 size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it);
+size_t req_keygen(kt_conn *c, uint32_t id, const char *name, unsigned bits, uint64_t exponent);
+size_t req_import(kt_conn *c, uint32_t id, const char *name, const uint8_t *key, size_t len);
 uint8_t item_wire_op(int kind);
 
 /* response.c: decode OK responses; KT_OK or KT_ERR_PROTOCOL with why set. */
@@ -142,6 +145,8 @@ int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why,
 int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
 		char *why, size_t wl);
 int resp_item(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl);
+int resp_new_key(const struct wire_fields *m, const char *name, struct kt_new_key *out, char *why,
+		 size_t wl);
 /* The status and message of a response frame; fields parsed into m when OK. */
 int resp_parse(const struct frame *f, uint8_t op, struct wire_fields *m, char *why, size_t wl);
 

@@ -214,3 +214,32 @@ size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it)
 	}
 	return arg_error(c, "unknown item operation");
 }
+
+size_t req_keygen(kt_conn *c, uint32_t id, const char *name, unsigned bits, uint64_t exponent)
+{
+	struct buf_writer w;
+
+	if (!name_ok(name))
+		return arg_error(c, "key name must be 1 to 64 bytes");
+	begin(c, &w, WIRE_OP_KEYGEN, id);
+	wire_put_str(&w, WIRE_T_NAME, name);
+	if (bits != 0)
+		wire_put_u32(&w, WIRE_T_BITS, bits);
+	if (exponent != 0)
+		wire_put_u64(&w, WIRE_T_EXPONENT, exponent);
+	return finish(c, &w);
+}
+
+size_t req_import(kt_conn *c, uint32_t id, const char *name, const uint8_t *key, size_t len)
+{
+	struct buf_writer w;
+
+	if (!name_ok(name))
+		return arg_error(c, "key name must be 1 to 64 bytes");
+	if (key == NULL || len == 0 || len > KT_PRIVATE_KEY_MAX)
+		return arg_error(c, "private key must be 1 to 32768 bytes");
+	begin(c, &w, WIRE_OP_IMPORT, id);
+	wire_put_str(&w, WIRE_T_NAME, name);
+	wire_put_bytes(&w, WIRE_T_PRIVATE_KEY, key, len);
+	return finish(c, &w);
+}

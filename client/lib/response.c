@@ -345,3 +345,29 @@ int resp_item(const struct wire_fields *m, struct kt_item *it, char *why, size_t
 	}
 	return resp_bad(why, wl, "unknown item operation");
 }
+
+int resp_new_key(const struct wire_fields *m, const char *name, struct kt_new_key *out, char *why,
+		 size_t wl)
+{
+	const struct wire_field *id = &m->f[WIRE_T_ID], *pub = &m->f[WIRE_T_PUBLIC_KEY];
+
+	if (wire_get_str(m, WIRE_T_NAME, out->name, sizeof(out->name)) != 0 ||
+	    strcmp(out->name, name) != 0)
+		return resp_bad(why, wl, "NAME missing or not the one requested");
+	if (wire_get_str(m, WIRE_T_LABEL, out->label, sizeof(out->label)) != 0)
+		return missing(why, wl, WIRE_T_LABEL);
+	if (!id->present || id->len == 0)
+		return missing(why, wl, WIRE_T_ID);
+	if (wire_get_u32(m, WIRE_T_BITS, &out->bits) != 0)
+		return missing(why, wl, WIRE_T_BITS);
+	if (wire_get_u64(m, WIRE_T_EXPONENT, &out->exponent) != 0)
+		return missing(why, wl, WIRE_T_EXPONENT);
+	if (!pub->present || !pubkey_looks_right(pub->p, pub->len, KT_FMT_DER) ||
+	    pub->len > sizeof(out->public_key))
+		return resp_bad(why, wl, "PUBLIC_KEY missing or not a DER public key");
+	memcpy(out->id, id->p, id->len);
+	out->id_len = id->len;
+	memcpy(out->public_key, pub->p, pub->len);
+	out->public_key_len = pub->len;
+	return KT_OK;
+}

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Connection", "KeytransError", "Op", "BatchResults", "Info", "Hsm", "Key", "SessionKey",
-    "Wrapped", "Copp", "Stats", "OpStats", "Pool",
+    "Wrapped", "Copp", "Stats", "OpStats", "Pool", "NewKey",
     "connect", "alg_id", "alg_name", "status_name", "status_text",
     "DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "ALGS",
 ]
@@ -137,7 +137,7 @@ _VERSION = 1
 _HDR = struct.Struct(">IBBHI")          # length, version, op, status, id
 _FRAME_MAX = 65536                      # a whole frame, length field included
 _OPS = {1: "info", 2: "keys", 3: "pubkey", 4: "unwrap", 5: "wrap", 6: "copp-sign",
-        7: "copp-open", 8: "stats"}
+        7: "copp-open", 8: "stats", 9: "keygen", 10: "import"}
 _OP_CODE = {name: code for code, name in _OPS.items()}
 _U8, _U32, _U64, _BYTES, _STR, _GROUP = range(6)
 # tag: (NAME, type, maximum length)
@@ -157,6 +157,7 @@ _TAGS = {
     36: ("LATENCY_BOUNDS", _BYTES, 124), 37: ("LATENCY_BUCKETS", _BYTES, 256),
     38: ("LATENCY_SUM", _U64, 8), 39: ("CONNECTIONS", _U32, 4), 40: ("ACCEPTED", _U64, 8),
     41: ("REFUSED", _U64, 8), 42: ("POOL_ENTRY", _GROUP, 256), 43: ("QUEUED", _U32, 4),
+    50: ("PRIVATE_KEY", _BYTES, 32768),
 }
 _T = {name: tag for tag, (name, _, _) in _TAGS.items()}
 _FIXED = {_U8: 1, _U32: 4, _U64: 8}
@@ -165,6 +166,7 @@ _PUBLIC_KEY_MAX = 60000
 _BLOB_MAX = 2060
 _KEY_MAX = 32
 _NAME_MAX = 64
+_PRIVATE_KEY_MAX = 32768
 
 _FORMATS = {"blob": 0, "pem": 1, "der": 2}
 
@@ -366,6 +368,9 @@ OpStats.__doc__ = ("One operation in stats(): op its code (0: unknown codes), by
                    "cumulative; one more than bounds_us, the last above the last bound).")
 Pool = collections.namedtuple("Pool", "name workers queued in_flight")
 Pool.__doc__ = "A worker pool in stats(): jobs waiting for a worker, and handed to it unanswered."
+NewKey = collections.namedtuple("NewKey", "name label id bits exponent public_key")
+NewKey.__doc__ = ("keygen() and import_key(): the new key's CKA_LABEL and CKA_ID (what its "
+                  "[key NAME] section needs) and its public key, DER SubjectPublicKeyInfo.")
 
 
 def _bad(message):
@@ -687,6 +692,41 @@ def _req_copp_open(name, signature, expect_random=None, strict=False):
     return 7, f, _copp_open_decoder(expect_random)
 
 
+def _dec_new_key(name):
+    def dec(m, body):
+        got = _text(_get(m, "NAME"))
+        if got != name:
+            raise _bad("NAME missing or not the one requested")
+        kid = _get(m, "ID")
+        pub = _get(m, "PUBLIC_KEY")
+        if not kid or len(pub) < 3 or pub[0] != 0x30:
+            raise _bad("PUBLIC_KEY missing or not a DER public key")
+        return NewKey(got, _text(_get(m, "LABEL")), kid, _num(m, "BITS"), _num(m, "EXPONENT"),
+                      pub)
+    return dec
+
+
+def _req_keygen(name, bits=None, exponent=None):
+    n = _name(name)
+    f = _field(_T["NAME"], n)
+    if bits is not None:
+        f += _u32(_T["BITS"], _u32_arg(bits, "bits"))
+    if exponent is not None:
+        if isinstance(exponent, bool) or not isinstance(exponent, int) or \
+                not 0 < exponent < 1 << 64:
+            raise _arg("exponent must be a positive 64-bit number")
+        f += _field(_T["EXPONENT"], struct.pack(">Q", exponent))
+    return 9, f, _dec_new_key(_text(n))
+
+
+def _req_import(name, key):
+    n = _name(name)
+    key = _check_bytes(key, "private key")
+    if not 0 < len(key) <= _PRIVATE_KEY_MAX:
+        raise _arg("private key must be 1 to 32768 bytes")
+    return 10, _field(_T["NAME"], n) + _field(_T["PRIVATE_KEY"], key), _dec_new_key(_text(n))
+
+
 _REQUESTS = {
     "info": _req_info, "keys": _req_keys, "pubkey": _req_pubkey, "unwrap": _req_unwrap,
     "wrap": _req_wrap, "copp_sign": _req_copp_sign, "copp-sign": _req_copp_sign,
@@ -883,6 +923,18 @@ class Connection:
         RANDOM_MISMATCH when expect_random (16 bytes) differs."""
         return self._run(_req_copp_open, name, signature, expect_random, strict)
 
+    def keygen(self, name, bits=None, exponent=None):
+        """NewKey: an RSA key pair generated inside the HSM, never extractable, labelled name
+        (bits 2048, 3072 or 4096, default 2048; exponent default 65537). [daemon] admin
+        peers only. A 4096-bit key may take longer than the default timeout."""
+        return self._run(_req_keygen, name, bits, exponent, retry=False)
+
+    def import_key(self, name, key):
+        """NewKey: the RSA private key in key (bytes: PEM PKCS#1 or PKCS#8, unencrypted; DER
+        PKCS#8 or PKCS#1; or a PRIVATEKEYBLOB) put into the HSM as name. [daemon] admin
+        peers only."""
+        return self._run(_req_import, name, key, retry=False)
+
     def batch(self, ops, depth=DEFAULT_DEPTH):
         """Runs ops (Op objects or tuples (name, args...)) pipelined, up to depth (0: 32) in
         flight. Returns a list with one entry per op, in order: the result, or the
@@ -925,18 +977,19 @@ class Connection:
     def _deadline(self):
         return None if self._timeout_ms == 0 else time.monotonic() + self._timeout_ms / 1000.0
 
-    def _run(self, make, *args):
+    def _run(self, make, *args, retry=True):
         """Submits one request and waits for its answer (kt_*'s run_item). As
         libkeytrans: a call on a connection the daemon closed connects again first,
         and one that failed because the connection was lost (ERR_IO) or the daemon
         is stopping (SHUTTING_DOWN) is sent once more on a new connection, within the
         same time limit, when nothing else is in flight (every operation is
-        idempotent). reconnect = False turns both off."""
+        idempotent, but keygen and import, which change the token: retry=False).
+        reconnect = False turns both off."""
         deadline = self._deadline()      # one limit for sending, waiting and a retry
         try:
             return self._run_once(deadline, make, *args)
         except KeytransError as e:
-            if not self._may_retry(e.code) or \
+            if not retry or not self._may_retry(e.code) or \
                     (deadline is not None and time.monotonic() >= deadline):
                 raise
         self._open(self._path)

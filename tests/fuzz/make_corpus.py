@@ -139,6 +139,11 @@ ec_cert = subprocess.run(['openssl', 'x509', '-in', os.path.join(DATA, 'rsa2048.
                           os.path.join(DATA, 'ec256.pub.pem'), '-preserve_dates', '-outform', 'DER'],
                          check=True, capture_output=True).stdout
 seed('fuzz_keyfile', 'ec256.crt.der', ec_cert)
+# ---- fuzz_privkey: every vector private key as PKCS#8 PEM and as PRIVATEKEYBLOB ----
+for name in KEYS:
+    for suffix in ('.pem', '.priv.blob'):
+        with open(os.path.join(VEC, 'keys', name + suffix), 'rb') as fp:
+            seed('fuzz_privkey', name + suffix, fp.read())
 seed('fuzz_publickeyblob', 'rsa2048.sign.blob',
      pubfiles['rsa2048.pub.blob'][:4] + b'\x00\x24\x00\x00' + pubfiles['rsa2048.pub.blob'][8:])
 

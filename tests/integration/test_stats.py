@@ -89,7 +89,7 @@ def test_counts_after_a_known_run():
     known_run()
     s = PY.stats()
     ops = by_name(s)
-    assert [o.op for o in s.ops] == list(range(9)), [o.op for o in s.ops]
+    assert [o.op for o in s.ops] == list(range(11)), [o.op for o in s.ops]
     for o in s.ops:
         want = EXPECTED.get(o.name, {})
         assert statuses(o) == want, (o.name, statuses(o), want)
@@ -118,7 +118,7 @@ def test_json_shape_and_python_agree():
     assert set(obj) == {"uptime_s", "connections", "accepted", "refused", "latency_bounds_us",
                         "ops", "pools", "hsms"}, sorted(obj)
     assert obj["latency_bounds_us"] == list(before.bounds_us)
-    assert [o["code"] for o in obj["ops"]] == list(range(9))
+    assert [o["code"] for o in obj["ops"]] == list(range(11))
     for o in obj["ops"]:
         assert set(o) == {"op", "code", "count", "statuses", "latency_buckets", "latency_sum_ns"}
         assert sum(o["latency_buckets"]) == o["count"] == sum(o["statuses"].values())
