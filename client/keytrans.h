@@ -151,6 +151,23 @@ int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
 		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
 
 /*
+ * A COPP driver's XML certificate chain (CertificateCollection, leaf first;
+ * docs/formats.md) to its key, done here rather than by the daemon: writes
+ * the leaf's RSA key as a PUBLICKEYBLOB, to give kt_copp_sign as to_pub.
+ * The leaf must hold a 2048-bit key and KeyUsage EncryptKey; the chain's
+ * signatures are not checked. The XML is read without DTD, entities or
+ * network, and may be at most KT_COPP_CERT_MAX bytes. Returns KT_OK,
+ * KT_BAD_PUBLIC_KEY or KT_KEY_SIZE with a sentence in err (errlen bytes),
+ * KT_ERR_ARG or KT_ERR_NOMEM.
+ */
+#define KT_COPP_CERT_MAX (64 * 1024)
+#define KT_COPP_KEY_BLOB_LEN (20 + 256)
+int kt_copp_cert_key(const uint8_t *xml, size_t len, uint8_t blob[KT_COPP_KEY_BLOB_LEN], char *err,
+		     size_t errlen);
+/* 1 when p looks like XML: '<' first, after an optional UTF-8 BOM and white space. */
+int kt_is_xml(const uint8_t *p, size_t len);
+
+/*
  * Pipelining: submit requests without waiting, collect responses as they come
  * (matched by request id). An item, and the buffers its inputs point to, must
  * stay alive until kt_complete returns it or the connection is closed.
