@@ -215,7 +215,7 @@ int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
  * Administration ([daemon] admin peers only; the daemon answers KT_DENIED to
  * others): a new RSA key in the HSM, named name (its CKA_LABEL). The daemon
  * serves it once its [key NAME] section (label, id) is added to the
- * configuration and the daemon restarted.
+ * configuration and the daemon reloaded (SIGHUP) or restarted.
  */
 #define KT_SPKI_MAX 2200        /* a 16384-bit key's DER SubjectPublicKeyInfo fits */
 #define KT_PRIVATE_KEY_MAX 32768
@@ -241,6 +241,23 @@ int kt_keygen(kt_conn *c, const char *name, unsigned bits, uint64_t exponent,
  */
 int kt_import(kt_conn *c, const char *name, const uint8_t *key, size_t key_len,
 	      struct kt_new_key *out);
+
+/*
+ * A COPP driver's XML certificate chain (CertificateCollection, leaf first;
+ * docs/formats.md) to its key, done here rather than by the daemon: writes
+ * the leaf's RSA key as a PUBLICKEYBLOB, to give kt_copp_sign as to_pub.
+ * The leaf must hold a 2048-bit key and KeyUsage EncryptKey; the chain's
+ * signatures are not checked. The XML is read without DTD, entities or
+ * network, and may be at most KT_COPP_CERT_MAX bytes. Returns KT_OK,
+ * KT_BAD_PUBLIC_KEY or KT_KEY_SIZE with a sentence in err (errlen bytes),
+ * KT_ERR_ARG or KT_ERR_NOMEM.
+ */
+#define KT_COPP_CERT_MAX (64 * 1024)
+#define KT_COPP_KEY_BLOB_LEN (20 + 256)
+int kt_copp_cert_key(const uint8_t *xml, size_t len, uint8_t blob[KT_COPP_KEY_BLOB_LEN], char *err,
+		     size_t errlen);
+/* 1 when p looks like XML: '<' first, after an optional UTF-8 BOM and white space. */
+int kt_is_xml(const uint8_t *p, size_t len);
 
 /*
  * Pipelining: submit requests without waiting, collect responses as they come

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define SIG_LEN 256
@@ -89,6 +90,31 @@ static int sign(const struct cli *cli, struct kt_copp_sign_args *a, struct keyre
 	return st;
 }
 
+/*
+ * --to KEYFILE: a driver's XML certificate chain becomes its leaf's key here
+ * (the daemon reads only binary and PEM key formats); any other file goes to
+ * the daemon as it is.
+ */
+static int recipient(const struct cli *cli, const char *path, const uint8_t *file, size_t len,
+		     uint8_t blob[KT_COPP_KEY_BLOB_LEN], struct kt_copp_sign_args *a)
+{
+	char why[300], msg[600];
+	int st;
+
+	a->to_pub = file;
+	a->to_pub_len = len;
+	if (!kt_is_xml(file, len))
+		return EXIT_DONE;
+	st = kt_copp_cert_key(file, len, blob, why, sizeof(why));
+	if (st != KT_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s", io_is_std(path) ? "stdin" : path, why);
+		return cli_fail(cli, st, msg);
+	}
+	a->to_pub = blob;
+	a->to_pub_len = KT_COPP_KEY_BLOB_LEN;
+	return EXIT_DONE;
+}
+
 int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 {
 	struct sign_opts s = { 0 };
@@ -105,7 +131,8 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 	struct kt_copp_sign_args a = { 0 };
 	struct out_file o = { .fd = -1 };
 	struct keyref to_key;
-	uint8_t *pub = NULL;
+	uint8_t *pub = NULL, blob[KT_COPP_KEY_BLOB_LEN];
+	size_t len = 0;
 	int st = args_parse(cli, argc, argv, opts, NULL, 0);
 
 	if (st == EXIT_DONE)
@@ -113,10 +140,11 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 	if (st == EXIT_DONE)
 		st = io_out_open(cli, &o, s.out, 1, 0);
 	if (st == EXIT_DONE && s.to != NULL)
-		st = io_read(cli, s.to, &pub, &a.to_pub_len);
-	if (st == EXIT_DONE && s.to != NULL && a.to_pub_len == 0)
+		st = io_read(cli, s.to, &pub, &len);
+	if (st == EXIT_DONE && s.to != NULL && len == 0)
 		st = cli_usage(cli, "%s is empty", s.to);
-	a.to_pub = pub;
+	if (st == EXIT_DONE && s.to != NULL)
+		st = recipient(cli, s.to, pub, len, blob, &a);
 	if (st == EXIT_DONE)
 		st = sign(cli, &a, &to_key, &o);
 	io_out_close(&o);

@@ -23,13 +23,14 @@ __version__ = "0.1.0"
 __all__ = [
     "Connection", "KeytransError", "Op", "BatchResults", "Info", "Hsm", "Key", "SessionKey",
     "Wrapped", "Copp", "Stats", "OpStats", "Pool", "NewKey",
-    "connect", "alg_id", "alg_name", "status_name", "status_text",
-    "DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "ALGS",
+    "connect", "alg_id", "alg_name", "status_name", "status_text", "copp_cert_key", "is_xml",
+    "DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "ALGS", "COPP_CERT_MAX",
 ]
 
 DEFAULT_SOCKET = "/run/keytransd/keytransd.sock"
 DEFAULT_TIMEOUT = 30.0          # seconds, for each call (batch: for each wait)
 DEFAULT_DEPTH = 32              # requests in flight in batch()
+COPP_CERT_MAX = 64 * 1024       # the largest COPP XML certificate chain read (KT_COPP_CERT_MAX)
 
 # (NAME, code, description): common/keytrans_status.h
 _STATUS_LIST = [
@@ -340,6 +341,162 @@ def _recipient(to_key, to_pub):
     if not 0 < len(pub) <= _PUBLIC_KEY_MAX:
         raise _arg("public key must be 1 to 60000 bytes")
     return _field(_T["PUBLIC_KEY"], pub)
+
+
+# --- COPP XML certificate chains (client/lib/coppcert.c) ---
+
+_NOT_COPP = "not a COPP certificate collection: "
+_XML_SPACE = b" \t\r\n"
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_COPP_BITS = 2048
+
+
+def is_xml(data):
+    """True when data looks like XML: '<' first, after an optional UTF-8 BOM and white space
+    (kt_is_xml)."""
+    data = bytes(data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.lstrip(_XML_SPACE)[:1] == b"<"
+
+
+class _Element:
+    __slots__ = ("name", "children", "text")
+
+    def __init__(self, name):
+        self.name, self.children, self.text = name, [], []
+
+
+class _Doctype(Exception):
+    pass
+
+
+def _not_copp(message):
+    return KeytransError(BAD_PUBLIC_KEY, _NOT_COPP + message)
+
+
+def _base64_ok(t):
+    """Whole groups of the standard alphabet, '=' padding only at the end (client/lib/base64.c)."""
+    body = t.rstrip(b"=")
+    return len(t) % 4 == 0 and len(t) - len(body) <= 2 and all(c in _B64_ALPHABET for c in body)
+
+
+def _xml_tree(xml):
+    """The document element; refuses any DOCTYPE before expat reads what it declares, so no
+    entity is ever expanded or fetched. Names lose their namespace."""
+    # Imported on first use: the client itself needs only the modules at the top.
+    from xml.parsers import expat
+
+    top = _Element(None)
+    stack = [top]
+
+    def start(name, attrs):
+        e = _Element(name.rpartition("}")[2])     # "URI}local": no NameChar is '}'
+        stack[-1].children.append(e)
+        stack.append(e)
+
+    def doctype(*args):
+        raise _Doctype()
+
+    p = expat.ParserCreate(namespace_separator="}")    # an unbound prefix is refused
+    p.StartElementHandler = start
+    p.EndElementHandler = lambda name: stack.pop()
+    p.CharacterDataHandler = lambda data: stack[-1].text.append(data)
+    p.StartDoctypeDeclHandler = doctype
+    p.EntityDeclHandler = doctype
+    try:
+        p.Parse(xml, True)
+    except _Doctype:
+        raise _not_copp("a DOCTYPE (DTD) is not allowed") from None
+    except expat.ExpatError as e:
+        raise _not_copp("XML error at line %d: %s" % (e.lineno, expat.ErrorString(e.code))) \
+            from None
+    return top.children[0]
+
+
+def _only_child(parent, name):
+    """The one child element called name: (element, 1), (None, 0) or (None, -1) for several."""
+    found = [c for c in parent.children if c.name == name]
+    if len(found) == 1:
+        return found[0], 1
+    return None, -1 if found else 0
+
+
+def _walk(node, path):
+    """(element, r, where): r as _only_child's for each step, where the path so far."""
+    r = 1
+    for i, name in enumerate(path):
+        node, r = _only_child(node, name)
+        if r != 1:
+            return None, r, "/".join(path[:i + 1])
+    return node, 1, "/".join(path)
+
+
+def _element_text(e):
+    """An element's text; None when it holds elements too."""
+    return None if e.children else "".join(e.text)
+
+
+def _number(e, what, cap):
+    """A big-endian number from base64 (XML white space skipped), leading zeros dropped."""
+    text = _element_text(e)
+    raw = None
+    if text is not None:
+        t = bytes(b for b in text.encode("utf-8", "surrogateescape") if b not in _XML_SPACE)
+        if _base64_ok(t):
+            import binascii     # on first use, as expat
+            raw = binascii.a2b_base64(t)
+    if raw is None or len(raw) > cap:
+        raise _not_copp("the leaf's %s is not base64 of at most %d bytes" % (what, cap))
+    raw = raw.lstrip(b"\0")
+    if not raw:
+        raise _not_copp("the leaf's %s is zero" % what)
+    return raw
+
+
+def _rsa_field(leaf, field):
+    e, r, where = _walk(leaf, ("Data", "PublicKey", "KeyValue", "RSAKeyValue", field))
+    if r != 1:
+        raise _not_copp("the leaf certificate has %s %s" % ("no" if r == 0 else "more than one",
+                                                             where))
+    return e
+
+
+def _encrypt_key_usage(leaf):
+    e, r, where = _walk(leaf, ("Data", "KeyUsage", "EncryptKey"))
+    if r < 0:
+        raise _not_copp("the leaf certificate has more than one %s" % where)
+    text = _element_text(e) if r == 1 else None
+    if text is None or text.strip(" \t\r\n") != "1":
+        raise KeytransError(BAD_PUBLIC_KEY, "leaf certificate lacks KeyUsage EncryptKey")
+
+
+def copp_cert_key(xml):
+    """A COPP driver's XML certificate chain (CertificateCollection, leaf first) to its leaf's
+    RSA key as a PUBLICKEYBLOB, for copp_sign(to_pub=...), as kt_copp_cert_key() does it.
+    The leaf must hold a 2048-bit key and KeyUsage EncryptKey; signatures are not checked.
+    KeytransError BAD_PUBLIC_KEY or KEY_SIZE says what is wrong."""
+    xml = _check_bytes(xml, "certificate chain")
+    if not 0 < len(xml) <= COPP_CERT_MAX:
+        raise _not_copp("%d bytes; 1 to %d are accepted" % (len(xml), COPP_CERT_MAX))
+    root = _xml_tree(xml)
+    if root.name != "CertificateCollection":
+        raise _not_copp("the root element is <%s>, not <CertificateCollection>" % root.name[:40])
+    leaf = next((c for c in root.children if c.name == "Certificate"), None)
+    if leaf is None:
+        raise _not_copp("it holds no Certificate")
+    mod, exp = _rsa_field(leaf, "Modulus"), _rsa_field(leaf, "Exponent")
+    n, e = _number(mod, "Modulus", 2048), _number(exp, "Exponent", 8)
+    bits = (len(n) - 1) * 8 + n[0].bit_length()
+    if bits != _COPP_BITS:
+        raise KeytransError(KEY_SIZE, "leaf certificate's key is %d-bit; COPP needs %d"
+                            % (bits, _COPP_BITS))
+    if len(e) > 4:
+        raise KeytransError(BAD_PUBLIC_KEY,
+                            "leaf certificate's public exponent is longer than 32 bits")
+    _encrypt_key_usage(leaf)
+    return struct.pack("<BBHI4sII", 6, 2, 0, 0xa400, b"RSA1", _COPP_BITS,
+                       int.from_bytes(e, "big")) + n[::-1]
 
 
 # --- results ---
@@ -657,6 +814,8 @@ def _req_wrap(alg, key=None, bits=None, to_key=None, to_pub=None, oaep=False):
 
 def _req_copp_sign(random, to_key=None, to_pub=None, aes_key=None, status_seq=None,
                    command_seq=None):
+    if to_key is None and isinstance(to_pub, (bytes, bytearray, memoryview)) and is_xml(to_pub):
+        to_pub = copp_cert_key(to_pub)      # the daemon reads no XML
     f = _recipient(to_key, to_pub)
     random = _check_bytes(random, "random")
     if len(random) != 16:
@@ -914,7 +1073,8 @@ class Connection:
     def copp_sign(self, random, to_key=None, to_pub=None, aes_key=None, status_seq=None,
                   command_seq=None):
         """Copp(signature, random, aes_key, status_seq, command_seq) for a COPP session to an
-        RSA-2048 key; what is not given is drawn by the daemon."""
+        RSA-2048 key; what is not given is drawn by the daemon. to_pub may also be the
+        driver's XML certificate chain: its leaf's key is taken here (copp_cert_key())."""
         return self._run(_req_copp_sign, random, to_key, to_pub, aes_key, status_seq,
                          command_seq)
 
@@ -957,7 +1117,8 @@ class Connection:
                     e = self._submit(self._deadline(), _build, ops[i])
                 except KeytransError as err:
                     results[i] = err
-                    if err.code in (ERR_ARG, ERR_NOMEM):
+                    # Refused before sending (a COPP certificate chain's key too): this op only.
+                    if err.code in (ERR_ARG, ERR_NOMEM, BAD_PUBLIC_KEY, KEY_SIZE):
                         continue
                     return self._batch_fail(results, running, nxt, err)
                 running[e.id] = (i, e)

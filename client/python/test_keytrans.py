@@ -4,7 +4,9 @@ every method, every error kind, pipelining, every vector line, wrap/unwrap round
 
 Run by meson (test 'python-client'), which sets KT_VECTORS, KT_KEYTRANSD and PYTHONPATH
 (client/python, tests/integration, tests/conformance)."""
+import base64
 import hashlib
+import json
 import os
 import re
 import socket
@@ -487,6 +489,108 @@ def test_copp_sign_then_open():
             raises("ERR_ARG", c.copp_sign, **kw)
 
 
+def copp_xml(name):
+    return data(os.path.join("copp", name))
+
+
+NOT_COPP = "not a COPP certificate collection: "
+XML_ERROR = NOT_COPP + "XML error at line "
+COPP_XML_FILES = [
+    ("leaf1024.xml", "KEY_SIZE", "leaf certificate's key is 1024-bit; COPP needs 2048"),
+    ("leaf4096.xml", "KEY_SIZE", "leaf certificate's key is 4096-bit; COPP needs 2048"),
+    ("no_encryptkey.xml", "BAD_PUBLIC_KEY", "leaf certificate lacks KeyUsage EncryptKey"),
+    ("malformed.xml", "BAD_PUBLIC_KEY", XML_ERROR),
+    ("xxe.xml", "BAD_PUBLIC_KEY", NOT_COPP + "a DOCTYPE (DTD) is not allowed"),
+    ("billion_laughs.xml", "BAD_PUBLIC_KEY", NOT_COPP + "a DOCTYPE (DTD) is not allowed"),
+]
+
+
+def leaf_xml(rsa, usage="<EncryptKey>1</EncryptKey>"):
+    return ("<CertificateCollection><Certificate><Data><PublicKey><KeyValue><RSAKeyValue>%s"
+            "</RSAKeyValue></KeyValue></PublicKey><KeyUsage>%s</KeyUsage></Data></Certificate>"
+            "</CertificateCollection>" % (rsa, usage)).encode()
+
+
+def copp_xml_inline():
+    """(xml, code, message) for each refusal of the structure."""
+    n = base64.b64encode(pub("rsa2048")[20:][::-1]).decode()
+    rsa = "<Modulus>%s</Modulus><Exponent>AQAB</Exponent>" % n
+    no = NOT_COPP + "the leaf certificate has "
+    return [
+        (b"<Certificate/>", "BAD_PUBLIC_KEY",
+         NOT_COPP + "the root element is <Certificate>, not <CertificateCollection>"),
+        (b"<CertificateCollection><x/></CertificateCollection>", "BAD_PUBLIC_KEY",
+         NOT_COPP + "it holds no Certificate"),
+        (b"<CertificateCollection><Certificate/></CertificateCollection>", "BAD_PUBLIC_KEY",
+         no + "no Data"),
+        (leaf_xml("<Exponent>AQAB</Exponent>"), "BAD_PUBLIC_KEY",
+         no + "no Data/PublicKey/KeyValue/RSAKeyValue/Modulus"),
+        (leaf_xml(rsa + "<Exponent>AQAB</Exponent>"), "BAD_PUBLIC_KEY",
+         no + "more than one Data/PublicKey/KeyValue/RSAKeyValue/Exponent"),
+        (leaf_xml(rsa.replace("</Modulus>", "*</Modulus>")), "BAD_PUBLIC_KEY",
+         NOT_COPP + "the leaf's Modulus is not base64 of at most 2048 bytes"),
+        (leaf_xml(rsa.replace("AQAB", "AAAA")), "BAD_PUBLIC_KEY",
+         NOT_COPP + "the leaf's Exponent is zero"),
+        (leaf_xml(rsa.replace("AQAB", "AQAAAAE=")), "BAD_PUBLIC_KEY",
+         "leaf certificate's public exponent is longer than 32 bits"),
+        (leaf_xml("<Modulus>AQAB</Modulus><Exponent>AQAB</Exponent>"), "KEY_SIZE",
+         "leaf certificate's key is 17-bit; COPP needs 2048"),
+        (leaf_xml(rsa, "<EncryptKey>0</EncryptKey>"), "BAD_PUBLIC_KEY",
+         "leaf certificate lacks KeyUsage EncryptKey"),
+        (leaf_xml(rsa, "<EncryptKey>1</EncryptKey>" * 2), "BAD_PUBLIC_KEY",
+         no + "more than one Data/KeyUsage/EncryptKey"),
+        (b"<CertificateCollection>&leak;</CertificateCollection>", "BAD_PUBLIC_KEY", XML_ERROR),
+        (b" <", "BAD_PUBLIC_KEY", XML_ERROR),
+        (b"<" + b" " * keytrans.COPP_CERT_MAX, "BAD_PUBLIC_KEY",
+         NOT_COPP + "65537 bytes; 1 to 65536 are accepted"),
+    ]
+
+
+def c_copp_refusal(xml):
+    """(code, message) from the C library, through keytrans copp-sign --to -."""
+    r = subprocess.run([os.environ["KT_CLI"], "-s", D.socket, "--json", "copp-sign", "--to", "-",
+                        "--random", RND.hex()], input=xml, capture_output=True, timeout=60)
+    obj = json.loads(r.stdout)
+    assert r.returncode == 1 and obj["message"].startswith("stdin: "), (r.returncode, obj)
+    return obj["error"], obj["message"][len("stdin: "):]
+
+
+def test_copp_cert_chain():
+    """copp_cert_key() and copp_sign(to_pub=XML) as kt_copp_cert_key() and the CLI do it."""
+    for name in ("leaf2048.xml", "leaf2048_ns.xml"):
+        assert keytrans.is_xml(copp_xml(name))
+        assert keytrans.copp_cert_key(copp_xml(name)) == pub("rsa2048"), name
+        assert keytrans.copp_cert_key(memoryview(copp_xml(name))) == pub("rsa2048"), name
+    cases = [(copp_xml(n), code, m) for n, code, m in COPP_XML_FILES] + copp_xml_inline()
+    for xml, code, message in cases:
+        e = raises(code, keytrans.copp_cert_key, xml)
+        assert e.message.startswith(message), (e.message, message)
+        if not message.startswith(XML_ERROR):   # expat's and libxml2's words differ
+            assert e.message == message, (e.message, message)
+        if len(xml) <= keytrans.COPP_CERT_MAX:
+            c_code, c_message = c_copp_refusal(xml)
+            assert c_code == code and c_message.startswith(message), (c_code, c_message)
+            assert c_message == e.message or message.startswith(XML_ERROR), (c_message, e)
+    raises("ERR_ARG", keytrans.copp_cert_key, "<CertificateCollection/>")
+    assert not keytrans.is_xml(pub("rsa2048")) and not keytrans.is_xml(b"\xef\xbb\xbf \n")
+    assert keytrans.is_xml(b"\xef\xbb\xbf \r\n<")
+    with conn() as c:
+        for xml in (copp_xml("leaf2048.xml"), bytearray(copp_xml("leaf2048_ns.xml"))):
+            s = c.copp_sign(RND, to_pub=xml, status_seq=3)
+            o = c.copp_open("rsa2048", s.signature, RND, strict=True)
+            assert o[1:] == s[1:] and s.status_seq == 3, (o, s)
+        raises("KEY_SIZE", c.copp_sign, RND, to_pub=copp_xml("leaf1024.xml"),
+               message="^leaf certificate's key is 1024-bit; COPP needs 2048$")
+        raises("BAD_PUBLIC_KEY", c.copp_sign, RND, to_pub=copp_xml("no_encryptkey.xml"),
+               message="EncryptKey")
+        # In a batch, a refused chain fails its own op only.
+        r = c.batch([Op("copp_sign", RND, to_pub=copp_xml("leaf1024.xml")),
+                     Op("copp_sign", RND, to_pub=copp_xml("leaf2048.xml"))])
+        assert r.error is None and isinstance(r[0], KeytransError) and r[0].name == "KEY_SIZE"
+        assert isinstance(r[1], keytrans.Copp), r
+        assert c.copp_open("rsa2048", r[1].signature, RND)[1:] == r[1][1:]
+
+
 def test_denied_as_another_user():
     """What a peer without access gets: DENIED, also for names that match no key."""
     if os.geteuid() != 0:
@@ -815,7 +919,8 @@ def main():
                        test_timeouts, test_info_and_keys, test_pubkey_formats,
                        test_unwrap_every_vector, test_negative_vectors, test_copp_vectors,
                        test_wrap_round_trips, test_wrap_refusals, test_unwrap_refusals,
-                       test_copp_sign_then_open, test_denied_as_another_user,
+                       test_copp_sign_then_open, test_copp_cert_chain,
+                       test_denied_as_another_user,
                        test_malformed_answers, test_well_formed_fakes, test_batch_every_vector,
                        test_batch_mixed, test_batch_out_of_order_answers, test_batch_failures,
                        test_batch_deep_against_daemon, test_threads_each_with_a_connection])

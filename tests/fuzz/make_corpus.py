@@ -103,7 +103,8 @@ pubfiles = {}
 for k in KEYS + ['wine1024']:
     for ext in ('pub.blob', 'pub.pem', 'priv.blob'):
         pubfiles[k + '.' + ext] = read(os.path.join(VEC, 'keys', k + '.' + ext))
-datafiles = {n: read(os.path.join(DATA, n)) for n in sorted(os.listdir(DATA)) if n != 'README.md'}
+datafiles = {n: read(os.path.join(DATA, n)) for n in sorted(os.listdir(DATA))
+             if os.path.isfile(os.path.join(DATA, n)) and n != 'README.md'}
 
 # ---- fuzz_simpleblob: [mode + 3 * key] then the mode's bytes ----
 for i, (k, pad, alg, key, blob) in enumerate(simpleblobs):
@@ -146,6 +147,12 @@ for name in KEYS:
             seed('fuzz_privkey', name + suffix, fp.read())
 seed('fuzz_publickeyblob', 'rsa2048.sign.blob',
      pubfiles['rsa2048.pub.blob'][:4] + b'\x00\x24\x00\x00' + pubfiles['rsa2048.pub.blob'][8:])
+
+# ---- fuzz_coppcert: the COPP XML certificate chains of tests/data/copp ----
+COPP_XML = os.path.join(DATA, 'copp')
+for n in sorted(os.listdir(COPP_XML)):
+    if n.endswith('.xml'):
+        seed('fuzz_coppcert', n, read(os.path.join(COPP_XML, n)))
 
 # ---- fuzz_copp: a signature, or the raw RSA result of one ----
 for i, (k, r, a, s, c, sig) in enumerate(copps):

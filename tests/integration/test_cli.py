@@ -10,7 +10,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, Workspace, read_vector_lines, run_tests, vectors
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data", "copp"))
+from harness import Daemon, Workspace, read_vector_lines, run_tests, vectors  # noqa: E402
+import make_copp_xml  # noqa: E402
 
 # ALG_ID -> (CALG name, shortest key, longest key) as in docs/formats.md.
 ALGS = {0x6602: ("CALG_RC2", 5, 16), 0x6801: ("CALG_RC4", 5, 16), 0x6601: ("CALG_DES", 8, 8),
@@ -667,6 +669,85 @@ def test_copp_sign_then_open():
         {k: v for k, v in obj2.items() if k != "signature"}
 
 
+def copp_xml_file(name):
+    return data_file(os.path.join("copp", name))
+
+
+def test_copp_sign_to_xml_chain():
+    """--to takes a driver's XML certificate chain: the leaf's key, read by the CLI."""
+    blob_path = tmpfile(stem="pub")
+    ok("pubkey", "rsa2048", "--format", "blob", "-o", blob_path)
+    made = tmpfile(make_copp_xml.chain(read(blob_path)), "chain")     # from the token's key
+    for path in (made, copp_xml_file("leaf2048.xml"), copp_xml_file("leaf2048_ns.xml"), "-"):
+        rnd = os.urandom(16)
+        sig_path = tmpfile(stem="sig")
+        xml = read(copp_xml_file("leaf2048.xml")) if path == "-" else None
+        obj = js("copp-sign", "--to", path, "--random", rnd.hex(), "--status-seq", "9",
+                 "-o", sig_path, input=xml)
+        sig = read(sig_path)
+        aes = hexfield(obj, "aes_key", 16)
+        assert openssl_decrypt("rsa2048", sig[::-1], False) == \
+            copp_plaintext(rnd, aes, 9, obj["command_seq"])[::-1], path
+        want = {"random": rnd.hex(), "aes_key": aes.hex(), "status_seq": 9,
+                "command_seq": obj["command_seq"]}
+        assert js("copp-open", "rsa2048", "-i", sig_path, "--expect-random", rnd.hex()) == want
+    # Human output as for any other recipient file.
+    r = ok("copp-sign", "--to", made, "--random", bytes(16).hex())
+    assert len(r.stdout) == 256 and set(human_fields(r.stderr.decode())) == \
+        {"aes_key", "status_seq", "command_seq"}
+
+
+def test_copp_sign_xml_refusals():
+    rnd = bytes(16).hex()
+    cases = [
+        ("leaf1024.xml", "KEY_SIZE", "leaf certificate's key is 1024-bit; COPP needs 2048"),
+        ("leaf4096.xml", "KEY_SIZE", "leaf certificate's key is 4096-bit; COPP needs 2048"),
+        ("no_encryptkey.xml", "BAD_PUBLIC_KEY", "leaf certificate lacks KeyUsage EncryptKey"),
+        ("malformed.xml", "BAD_PUBLIC_KEY", "not a COPP certificate collection: XML error at line"),
+        ("xxe.xml", "BAD_PUBLIC_KEY", "not a COPP certificate collection: a DOCTYPE (DTD) is not "
+                                      "allowed"),
+        ("billion_laughs.xml", "BAD_PUBLIC_KEY", "not a COPP certificate collection: a DOCTYPE "
+                                                 "(DTD) is not allowed"),
+    ]
+    for name, code, message in cases:
+        path = copp_xml_file(name)
+        o = err("copp-sign", "--to", path, "--random", rnd, rc=1, code=code)
+        assert o["message"].startswith(path + ": " + message), o
+        r = human_err("copp-sign", "--to", path, "--random", rnd, rc=1, code=code + ": ")
+        assert r.stderr.decode().startswith("keytrans: %s: %s: %s" % (code, path, message)), \
+            r.stderr
+        assert r.stderr.decode().count("\n") == 1, r.stderr
+    o = err("copp-sign", "--to", "-", "--random", rnd, rc=1, code="KEY_SIZE",
+            input=read(copp_xml_file("leaf1024.xml")))
+    assert o["message"].startswith("stdin: leaf certificate's key is 1024-bit"), o
+    # An external DTD and entity on a local port: refused, and never fetched.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(4)
+        lsn.setblocking(False)
+        url = "http://127.0.0.1:%d/copp" % lsn.getsockname()[1]
+        prologs = ['<!DOCTYPE CertificateCollection SYSTEM "%s.dtd">\n' % url,
+                   '<!DOCTYPE CertificateCollection [<!ENTITY %% p SYSTEM "%s.ent"> %%p;]>\n' % url]
+        for prolog in prologs:
+            xml = make_copp_xml.chain(read(pub_blob_file("rsa2048")), prolog=prolog)
+            o = err("copp-sign", "--to", tmpfile(xml, "xxe"), "--random", rnd, rc=1,
+                    code="BAD_PUBLIC_KEY")
+            assert "a DOCTYPE (DTD) is not allowed" in o["message"], o
+        try:
+            lsn.accept()
+            raise AssertionError("the XML parser connected to " + url)
+        except BlockingIOError:
+            pass
+    # An encoding libxml2 cannot switch to: one line on stderr, libxml2 itself prints nothing.
+    path = tmpfile(b'<?xml version="1.0" encoding="UTF-32"?>\x04   <CertificateCollection/>', "enc")
+    r = human_err("copp-sign", "--to", path, "--random", rnd, rc=1, code="BAD_PUBLIC_KEY: ")
+    assert r.stderr.decode().count("\n") == 1 and "not a COPP certificate collection: XML error" \
+        in r.stderr.decode(), r.stderr
+    # XML is recognised only by its first character: other files still go to the daemon.
+    err("copp-sign", "--to", tmpfile(b"\xef\xbb\xbf  \n", "bom"), "--random", rnd, rc=1,
+        code="BAD_PUBLIC_KEY")
+
+
 def test_copp_open_vectors():
     lines = read_vector_lines("copp.txt")
     assert len(lines) == 3
@@ -803,7 +884,8 @@ def main():
                        test_unwrap_usage_errors, test_wrap_every_alg_padding_size,
                        test_wrap_alg_spellings, test_wrap_recipient_files,
                        test_wrap_generate_bits_and_key_out, test_wrap_key_blob,
-                       test_wrap_refusals, test_copp_sign_then_open, test_copp_open_vectors,
+                       test_wrap_refusals, test_copp_sign_then_open, test_copp_sign_to_xml_chain,
+                       test_copp_sign_xml_refusals, test_copp_open_vectors,
                        test_copp_refusals, test_usage_errors_and_help, test_socket_selection])
         finally:
             if D.alive():

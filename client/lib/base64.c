@@ -1,0 +1,89 @@
+#include "base64.h"
+
+#include "buf.h"
+
+#define PAD 64          /* sextet() for '=' */
+#define SKIP 65         /* sextet() for white space */
+#define BAD 66
+
+static int sextet(uint8_t ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	if (ch == '=')
+		return PAD;
+	if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+		return SKIP;
+	return BAD;
+}
+
+/* The next four significant characters; 0 at a clean end of text, 1 for a group, -1 if bad. */
+static int next_group(struct buf_reader *r, int q[4])
+{
+	int n = 0;
+	uint8_t ch;
+
+	while (n < 4 && buf_get_u8(r, &ch) == 0) {
+		int v = sextet(ch);
+
+		if (v == BAD)
+			return -1;
+		if (v != SKIP)
+			q[n++] = v;
+	}
+	if (n == 0)
+		return 0;
+	return n == 4 ? 1 : -1;
+}
+
+/* Bytes a group holds (1..3), or -1: padding only at the group's tail, "xx==" or "xxx=". */
+static int group_bytes(const int q[4])
+{
+	if (q[0] == PAD || q[1] == PAD)
+		return -1;
+	if (q[2] == PAD)
+		return q[3] == PAD ? 1 : -1;
+	return q[3] == PAD ? 2 : 3;
+}
+
+static int put_group(struct buf_writer *w, const int q[4], int n)
+{
+	uint32_t v = (uint32_t)q[0] << 18 | (uint32_t)q[1] << 12;
+
+	if (n > 1)
+		v |= (uint32_t)q[2] << 6;
+	if (n > 2)
+		v |= (uint32_t)q[3];
+	buf_put_u8(w, (uint8_t)(v >> 16));
+	if (n > 1)
+		buf_put_u8(w, (uint8_t)(v >> 8));
+	if (n > 2)
+		buf_put_u8(w, (uint8_t)v);
+	return w->err ? -1 : 0;
+}
+
+long base64_decode(const char *text, size_t len, uint8_t *out, size_t cap)
+{
+	struct buf_reader r;
+	struct buf_writer w;
+	int q[4], got, n = 3;
+
+	buf_reader_init(&r, text, len);
+	buf_writer_init(&w, out, cap);
+	while ((got = next_group(&r, q)) == 1) {
+		if (n < 3)
+			return -1;      /* a padded group was not the last */
+		n = group_bytes(q);
+		if (n < 0 || put_group(&w, q, n) != 0)
+			return -1;
+	}
+	return got == 0 ? (long)w.len : -1;
+}
