@@ -25,6 +25,9 @@ static const struct synopsis synopses[] = {
 		       "         [--strict]" },
 	{ "keygen", "keytrans [-s SOCKET] [--json] keygen NAME [--bits 2048|3072|4096]" },
 	{ "import", "keytrans [-s SOCKET] [--json] import NAME FILE" },
+	{ "bench", "keytrans [-s SOCKET] [--json] bench [--op unwrap|unwrap-oaep|wrap|wrap-generate|\n"
+		   "         copp-sign|copp-open|pubkey] [--key NAME | --to KEYFILE] [--alg ALG]\n"
+		   "         [-c CONNECTIONS] [-P PIPELINE] [-d SECONDS | -n REQUESTS]" },
 };
 
 static const char help_tail[] =

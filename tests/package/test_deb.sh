@@ -305,14 +305,14 @@ echo "   info, keys, pubkey (pem, blob), wrap/unwrap (PKCS#1 to the HSM key, OAE
 echo "   implicit rejection and --strict, copp-sign/copp-open: all as expected"
 
 # ---- 4. the README's program, built against libkeytrans-dev ----
-say "first_call.c from README.md, cc \$(pkg-config --cflags --libs libkeytrans)"
+say "first_call.c from README.md, cc \$(pkg-config --cflags --libs keytrans)"
 awk '/^```c$/ { getline first; if (first ~ /^\/\* first_call\.c/) { on = 1; print first }; next }
 	on && /^```$/ { exit } on { print }' "$src/README.md" >first_call.c
 [ -s first_call.c ] || die "README.md has no \`\`\`c block starting with /* first_call.c"
-[ "$(pkg-config --modversion libkeytrans)" = "$version" ] ||
-	die "pkg-config --modversion libkeytrans: $(pkg-config --modversion libkeytrans)"
+[ "$(pkg-config --modversion keytrans)" = "$version" ] ||
+	die "pkg-config --modversion keytrans: $(pkg-config --modversion keytrans)"
 # shellcheck disable=SC2046
-cc -Wall -Wextra -Werror -o first_call first_call.c $(pkg-config --cflags --libs libkeytrans)
+cc -Wall -Wextra -Werror -o first_call first_call.c $(pkg-config --cflags --libs keytrans)
 lib=$(ldd ./first_call | awk '/libkeytrans\.so\.0/ { print $3 }')
 dpkg -S "$(readlink -f "$lib")" | grep -q '^libkeytrans0:' || die "first_call uses $lib, not libkeytrans0's"
 KEYTRANS_SOCKET=$sock ./first_call | tee first_call.txt | sed 's/^/   /'
