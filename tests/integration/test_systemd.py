@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Conn, Daemon, Token, Workspace, run_tests
+from harness import Conn, Daemon, Token, Workspace, frame, run_tests
 
 TOKEN = None
 ROOT = None
@@ -115,6 +115,23 @@ def test_socket_activation():
         log.close()
     # The socket belongs to systemd: the daemon leaves it in place.
     assert os.path.exists(path)
+    # A restart: a client that connects between the two processes is queued and served
+    # by the next one, with the request it sent meanwhile.
+    queued = Conn(path)
+    queued.send(frame("info", rid=7))
+    log = open(d.log_path, "ab")
+    proc = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f -c "$1"',
+         os.environ["KT_KEYTRANSD"], d.config],
+        env=d.env, stdout=log, stderr=log, close_fds=False,
+        preexec_fn=lambda: pass_as_fd3(fd))
+    try:
+        r = queued.recv()
+        assert r.status == 0 and r.id == 7, r.message()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()
     listener.close()
 
 
