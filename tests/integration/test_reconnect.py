@@ -1,4 +1,4 @@
-"""Clients reconnect and retry: libkeytrans (through ctypes) and the Python client.
+"""Clients reconnect and retry: libkeytrans (through kt_driver) and the Python client.
 
 A relay between the client and keytransd stands in for the daemon's restarts:
 it can drop every open connection, or drop a connection when the next request
@@ -8,9 +8,9 @@ once; kt_set_reconnect(0) / reconnect = False and kt_close turn both off; the
 retry comes out of the call's own time limit. The last case restarts the real
 daemon between two calls on one connection.
 """
-import ctypes
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -18,22 +18,6 @@ import harness
 from harness import Daemon, Workspace, run_tests
 
 import keytrans
-
-LIB = ctypes.CDLL(os.environ["KT_LIBKEYTRANS"])
-LIB.kt_conn_new.restype = ctypes.c_void_p
-for name in ("kt_connect", "kt_info", "kt_unwrap"):
-    getattr(LIB, name).restype = ctypes.c_int
-LIB.kt_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-LIB.kt_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-LIB.kt_unwrap.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
-                          ctypes.c_int, ctypes.c_void_p]
-LIB.kt_set_reconnect.argtypes = [ctypes.c_void_p, ctypes.c_int]
-LIB.kt_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
-LIB.kt_close.argtypes = [ctypes.c_void_p]
-LIB.kt_conn_free.argtypes = [ctypes.c_void_p]
-LIB.kt_errmsg.argtypes = [ctypes.c_void_p]
-LIB.kt_errmsg.restype = ctypes.c_char_p
-LIB.kt_status_name.restype = ctypes.c_char_p
 
 BLOB, KEY = [(bytes.fromhex(v[4]), bytes.fromhex(v[3]))
              for v in harness.read_vector_lines("simpleblob.txt")
@@ -114,39 +98,44 @@ class Relay:
 
 
 class CConn:
-    """libkeytrans through ctypes: status names back, as the Python client raises."""
+    """libkeytrans, through tests/integration/kt_driver (one command per line), so that
+    the C library runs as it is built, sanitizers included. Calls return status names."""
 
     def __init__(self, path, timeout_ms=10000):
-        self.c = LIB.kt_conn_new()
-        LIB.kt_set_timeout(self.c, timeout_ms)
-        st = LIB.kt_connect(self.c, path.encode())
-        assert st == 0, self.err()
+        self.p = subprocess.Popen([os.environ["KT_DRIVER"]], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.last = ""
+        assert self.cmd("timeout %d" % timeout_ms) == "OK"
+        assert self.cmd("connect " + path) == "OK", self.last
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        self.last = self.p.stdout.readline().strip()
+        assert self.last, "kt_driver died"
+        return self.last.split(" ", 1)[0]
 
     def err(self):
-        return LIB.kt_errmsg(self.c).decode()
+        return self.last
 
     def info(self):
-        out = ctypes.create_string_buffer(1 << 16)
-        st = LIB.kt_info(self.c, out)
-        return LIB.kt_status_name(st).decode()
+        return self.cmd("info")
 
     def unwrap(self):
-        out = ctypes.create_string_buffer(4096)
-        st = LIB.kt_unwrap(self.c, b"rsa2048", BLOB, len(BLOB), 0, out)
-        if st == 0:
-            # struct kt_session_key: alg_id (u32), key_len (size_t), key bytes.
-            key_len = ctypes.c_size_t.from_buffer(out, 8).value
-            assert out.raw[16:16 + key_len] == KEY
-        return LIB.kt_status_name(st).decode()
+        st = self.cmd("unwrap rsa2048 " + BLOB.hex())
+        if st == "OK":
+            assert self.last.split()[1] == KEY.hex(), self.last
+        return st
 
     def set_reconnect(self, on):
-        LIB.kt_set_reconnect(self.c, on)
+        self.cmd("reconnect %d" % on)
 
     def close(self):
-        LIB.kt_close(self.c)
+        self.cmd("close")
 
     def free(self):
-        LIB.kt_conn_free(self.c)
+        self.p.stdin.close()
+        assert self.p.wait(30) == 0
 
 
 class PyConn:
