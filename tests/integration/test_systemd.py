@@ -86,6 +86,18 @@ def pass_as_fd3(fd):
     os.set_inheritable(3, True)
 
 
+def start_activated(d, listener):
+    """keytransd as systemd starts it: listener's socket as fd 3, LISTEN_PID/LISTEN_FDS."""
+    fd = listener.fileno()
+    log = open(d.log_path, "ab")
+    proc = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f -c "$1"',
+         os.environ["KT_KEYTRANSD"], d.config],
+        env=d.env, stdout=log, stderr=log, close_fds=False,
+        preexec_fn=lambda: pass_as_fd3(fd))
+    return proc, log
+
+
 def test_socket_activation():
     root = new_root("activation")
     d = Daemon(root, TOKEN, start=False)
@@ -95,13 +107,7 @@ def test_socket_activation():
     listener.listen(16)
     # A client that connects before the daemon exists is queued by the kernel, not lost.
     early = Conn(path)
-    fd = listener.fileno()
-    log = open(d.log_path, "ab")
-    proc = subprocess.Popen(
-        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f -c "$1"',
-         os.environ["KT_KEYTRANSD"], d.config],
-        env=d.env, stdout=log, stderr=log, close_fds=False,
-        preexec_fn=lambda: pass_as_fd3(fd))
+    proc, log = start_activated(d, listener)
     try:
         r = early.call("info")
         assert r.status == 0, r.message()
@@ -119,12 +125,7 @@ def test_socket_activation():
     # by the next one, with the request it sent meanwhile.
     queued = Conn(path)
     queued.send(frame("info", rid=7))
-    log = open(d.log_path, "ab")
-    proc = subprocess.Popen(
-        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f -c "$1"',
-         os.environ["KT_KEYTRANSD"], d.config],
-        env=d.env, stdout=log, stderr=log, close_fds=False,
-        preexec_fn=lambda: pass_as_fd3(fd))
+    proc, log = start_activated(d, listener)
     try:
         r = queued.recv()
         assert r.status == 0 and r.id == 7, r.message()

@@ -152,7 +152,7 @@ has keytrans usr/sbin/keytransd usr/bin/keytrans etc/keytrans/keytransd.conf \
 	usr/share/doc/keytrans/systemd.md usr/share/doc/keytrans/copyright
 has libkeytrans0 "usr/lib/[^/]+/libkeytrans\.so\.0" "usr/lib/[^/]+/libkeytrans\.so\.0\.1\.0"
 has libkeytrans-dev usr/include/keytrans.h usr/include/keytrans_status.h \
-	"usr/lib/[^/]+/libkeytrans\.so" "usr/lib/[^/]+/pkgconfig/libkeytrans\.pc" \
+	"usr/lib/[^/]+/libkeytrans\.so" "usr/lib/[^/]+/pkgconfig/keytrans\.pc" \
 	usr/share/man/man3/libkeytrans.3.gz usr/share/man/man3/kt_unwrap.3.gz
 has python3-keytrans usr/lib/python3/dist-packages/keytrans.py
 if command -v lintian >/dev/null; then
