@@ -256,7 +256,11 @@ int kt_import(kt_conn *c, const char *name, const uint8_t *key, size_t key_len,
 #define KT_COPP_KEY_BLOB_LEN (20 + 256)
 int kt_copp_cert_key(const uint8_t *xml, size_t len, uint8_t blob[KT_COPP_KEY_BLOB_LEN], char *err,
 		     size_t errlen);
-/* 1 when p looks like XML: '<' first, after an optional UTF-8 BOM and white space. */
+/*
+ * 1 when p looks like XML: '<' first, after an optional UTF-8 BOM and white space.
+ * kt_copp_sign does this test itself and reads such a to_pub with kt_copp_cert_key
+ * (its errors are the call's).
+ */
 int kt_is_xml(const uint8_t *p, size_t len);
 
 /*

@@ -41,9 +41,10 @@ int item_submit(kt_conn *c, struct kt_item *it, const struct deadline *dl, uint3
 	if (*id == 0)
 		return it->status = conn_err(c, KT_ERR_NOMEM, "out of memory");
 	it->status = KT_ERR_IO;         /* until the response arrives */
+	c->req_status = 0;
 	len = req_item(c, *id, it);
 	if (len == 0)
-		return drop_entry(c, *id, it, KT_ERR_ARG);
+		return drop_entry(c, *id, it, c->req_status ? c->req_status : KT_ERR_ARG);
 	keep_given_key(it);
 	st = conn_send(c, c->tx, len, dl);
 	wipe(c->tx, len);

@@ -44,6 +44,7 @@ struct kt_conn {
 	uint8_t *tx;            /* WIRE_FRAME_MAX bytes */
 	char path[108];         /* the socket of the last kt_connect ("": kt_close'd) */
 	int reconnect;          /* kt_set_reconnect */
+	int req_status;         /* why a req_* encoder failed when not KT_ERR_ARG (else 0) */
 	char err[KT_ERRMSG_MAX];
 };
 

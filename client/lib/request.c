@@ -145,13 +145,27 @@ static size_t req_wrap(kt_conn *c, uint32_t id, const struct kt_wrap_args *a)
 static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_args *a)
 {
 	const unsigned all = KT_COPP_AES_KEY | KT_COPP_STATUS_SEQ | KT_COPP_COMMAND_SEQ;
+	uint8_t blob[KT_COPP_KEY_BLOB_LEN];
+	const uint8_t *pub = a->to_pub;
+	size_t pub_len = a->to_pub_len;
 	struct buf_writer w;
 	const char *bad;
+	int st;
 
 	if (a->flags & ~all)
 		return arg_error(c, "unknown COPP flags");
+	/* A driver's XML certificate chain becomes its leaf's key here: the daemon reads no XML. */
+	if (a->to_key == NULL && pub != NULL && kt_is_xml(pub, pub_len)) {
+		st = kt_copp_cert_key(pub, pub_len, blob, c->err, sizeof(c->err));
+		if (st != KT_OK) {
+			c->req_status = st;
+			return 0;
+		}
+		pub = blob;
+		pub_len = sizeof(blob);
+	}
 	begin(c, &w, WIRE_OP_COPP_SIGN, id);
-	bad = put_recipient(&w, a->to_key, a->to_pub, a->to_pub_len);
+	bad = put_recipient(&w, a->to_key, pub, pub_len);
 	if (bad != NULL)
 		return arg_error(c, bad);
 	wire_put_bytes(&w, WIRE_T_RANDOM, a->random, sizeof(a->random));

@@ -762,6 +762,36 @@ static void test_wrap_then_unwrap(void **state)
 	kt_conn_free(c);
 }
 
+/* A driver's XML certificate chain as to_pub (tests/data/copp, leaf = rsa2048's key). */
+static void copp_sign_xml_file(kt_conn *c, const char *file, int want, const char *msg)
+{
+	char path[4096];
+	struct kt_copp_sign_args a = { 0 };
+	struct kt_copp s, o;
+	uint8_t *xml;
+
+	snprintf(path, sizeof(path), "%s/%s", getenv("KT_COPP_DATA"), file);
+	xml = read_file(path, &a.to_pub_len);
+	assert_non_null(xml);
+	a.to_pub = xml;
+	fill_random(a.random, 16);
+	assert_int_equal(kt_copp_sign(c, &a, &s), want);
+	if (want == KT_OK)
+		assert_int_equal(kt_copp_open(c, "rsa2048", s.signature, a.random, &o), KT_OK);
+	else
+		assert_non_null(strstr(kt_errmsg(c), msg));
+	free(xml);
+}
+
+static void copp_sign_to_xml(kt_conn *c)
+{
+	copp_sign_xml_file(c, "leaf2048.xml", KT_OK, NULL);
+	copp_sign_xml_file(c, "leaf2048_ns.xml", KT_OK, NULL);
+	copp_sign_xml_file(c, "leaf1024.xml", KT_KEY_SIZE, "leaf certificate's key is 1024-bit");
+	copp_sign_xml_file(c, "no_encryptkey.xml", KT_BAD_PUBLIC_KEY, "lacks KeyUsage EncryptKey");
+	copp_sign_xml_file(c, "xxe.xml", KT_BAD_PUBLIC_KEY, "not a COPP certificate collection");
+}
+
 static void test_copp(void **state)
 {
 	kt_conn *c = connected();
@@ -838,6 +868,7 @@ static void test_copp(void **state)
 		assert_int_equal(kt_copp_sign(c, &a, &o), KT_ERR_ARG);
 		assert_int_equal(kt_copp_open(c, "rsa2048", NULL, NULL, &o), KT_ERR_ARG);
 	}
+	copp_sign_to_xml(c);
 	kt_conn_free(c);
 }
 
