@@ -301,6 +301,35 @@ def test_refused_connections_counted():
         c.close()
 
 
+def test_queue_depth_under_load():
+    """While 32 unwraps are in flight on one connection (2 HSM workers), the hsm pool
+    shows them queued and in flight; afterwards both are back to 0 and the unwraps are
+    counted."""
+    import threading
+    blob = PY.wrap("AES_128", to_key="rsa2048").blob
+    before = by_name(PY.stats())["unwrap"].count
+    done = []
+    load = keytrans.connect(D.socket)
+    t = threading.Thread(target=lambda: done.append(
+        load.batch([keytrans.Op("unwrap", "rsa2048", blob)] * 400, depth=32)))
+    t.start()
+    seen_queued = seen_in_flight = 0
+    while t.is_alive():
+        pool = {p.name: p for p in PY.stats().pools}["hsm"]
+        assert pool.workers == 2, pool
+        seen_queued = max(seen_queued, pool.queued)
+        seen_in_flight = max(seen_in_flight, pool.in_flight)
+        time.sleep(0.005)
+    t.join()
+    load.close()
+    assert all(not isinstance(r, Exception) for r in done[0]), done[0][:3]
+    assert seen_in_flight >= 16 and seen_queued >= 8, (seen_queued, seen_in_flight)
+    s = PY.stats()
+    pool = {p.name: p for p in s.pools}["hsm"]
+    assert pool.queued == 0 and pool.in_flight == 0, pool
+    assert by_name(s)["unwrap"].count == before + 400
+
+
 def main():
     global D, PY, RAW
     with Workspace() as root:
@@ -310,7 +339,7 @@ def main():
             RAW = Conn(D.socket)
             run_tests([test_counts_after_a_known_run, test_json_shape_and_python_agree,
                        test_text, test_usage, test_prometheus_strict, test_parser_refuses,
-                       test_refused_connections_counted])
+                       test_refused_connections_counted, test_queue_depth_under_load])
         finally:
             D.stop()
 
