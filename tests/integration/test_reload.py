@@ -3,6 +3,7 @@ refused with the running configuration kept, restart-only settings reported,
 and connections and requests in flight carried through every reload.
 """
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -220,10 +221,50 @@ def test_requests_in_flight_see_no_failure_across_reloads():
         d.stop()
 
 
+def drop_key(d, name):
+    """Removes [key name] from d's file, keeping everything else (its [hsm] included)."""
+    text = open(d.config).read()
+    text = re.sub(r"\[key %s\]\n(?:[^\[].*\n)*" % re.escape(name), "", text)
+    with open(d.config + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(d.config + ".tmp", d.config)
+
+
+def test_reload_while_the_hsm_is_out_of_service():
+    from test_reliability import Faulty
+    with Workspace() as ws:
+        f = Faulty(ws, extra_daemon="hsm_retry_max = 1")
+        try:
+            with f.conn() as c:
+                assert "rsa1024" in names(c)
+            f.rules("* rv=CKR_DEVICE_REMOVED\n")
+            assert f.unwrap()[0] == "HSM_UNAVAILABLE"
+            # Rules alone need no HSM: applied at once.
+            with open(f.d.config, "a") as cf:
+                cf.write("allow_pubkey = *\n")      # lands in the last [key] section
+            assert "(rules)" in reload(f.d)
+            # A new key list cannot be checked against an HSM: refused, old keys kept.
+            drop_key(f.d, "rsa1024")
+            line = reload(f.d, "reload refused")
+            assert "no HSM in service" in line, line
+            f.rules("")
+            f.wait_ok(10)
+            with f.conn() as c:
+                assert "rsa1024" in names(c)
+            line = reload(f.d)
+            assert "removed: rsa1024" in line, line
+            with f.conn() as c:
+                assert "rsa1024" not in names(c)
+            assert f.unwrap()[0] == "OK"
+        finally:
+            f.d.stop()
+
+
 if __name__ == "__main__":
     run_tests([test_keys_added_and_removed_on_an_open_connection,
                test_key_put_into_the_token_after_start_is_served_after_reload,
                test_new_rules_apply_to_the_next_request,
                test_bad_file_is_refused_and_the_old_one_stays,
                test_restart_only_settings_are_reported_and_kept,
-               test_requests_in_flight_see_no_failure_across_reloads])
+               test_requests_in_flight_see_no_failure_across_reloads,
+               test_reload_while_the_hsm_is_out_of_service])
