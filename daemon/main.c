@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "crash.h"
 #include "daemon.h"
 #include "backend.h"
 #include "gen.h"
@@ -413,6 +414,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	crash_handler_install();
 	/* A restart (daemon_restart) is already in the background: no second fork. */
 	if (!o.foreground && !restarted)
 		ready_fd = daemonize();

@@ -788,28 +788,43 @@ static bool func_matches(const struct rule *r, int func)
 	return r->func == func || r->func == FP_ANY;
 }
 
+/*
+ * The lookups below call the real module too, so they hold fp_calls shared like
+ * any forwarded call: SoftHSM crashes when C_GetSessionInfo runs while another
+ * thread's reset closes that session (seen in the soak test).
+ */
 static bool slot_of(enum fp_scope kind, CK_ULONG scope, CK_SLOT_ID *slot)
 {
 	CK_SESSION_INFO si;
+	CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED;
 
 	if (kind == FP_SLOT) {
 		*slot = scope;
 		return true;
 	}
-	if (kind == FP_SESSION && fp_real->C_GetSessionInfo != NULL &&
-	    fp_real->C_GetSessionInfo(scope, &si) == CKR_OK) {
-		*slot = si.slotID;
-		return true;
-	}
-	return false;
+	if (kind != FP_SESSION || fp_real->C_GetSessionInfo == NULL)
+		return false;
+	pthread_rwlock_rdlock(&fp_calls);
+	rv = fp_real->C_GetSessionInfo(scope, &si);
+	pthread_rwlock_unlock(&fp_calls);
+	if (rv != CKR_OK)
+		return false;
+	*slot = si.slotID;
+	return true;
 }
 
 static bool token_of(CK_SLOT_ID slot, char label[33])
 {
 	CK_TOKEN_INFO ti;
 	size_t n = sizeof(ti.label);
+	CK_RV rv;
 
-	if (fp_real->C_GetTokenInfo == NULL || fp_real->C_GetTokenInfo(slot, &ti) != CKR_OK)
+	if (fp_real->C_GetTokenInfo == NULL)
+		return false;
+	pthread_rwlock_rdlock(&fp_calls);
+	rv = fp_real->C_GetTokenInfo(slot, &ti);
+	pthread_rwlock_unlock(&fp_calls);
+	if (rv != CKR_OK)
 		return false;
 	while (n > 0 && (ti.label[n - 1] == ' ' || ti.label[n - 1] == '\0'))
 		n--;
@@ -915,9 +930,11 @@ static void reset_sessions(enum fp_scope kind, CK_ULONG scope)
 		pthread_rwlock_unlock(&fp_calls);
 		return;
 	}
-	if (fp_real->C_GetSlotList == NULL || fp_real->C_GetSlotList(CK_FALSE, slots, &n) != CKR_OK)
+	if (fp_real->C_GetSlotList == NULL)
 		return;
 	pthread_rwlock_wrlock(&fp_calls);
+	if (fp_real->C_GetSlotList(CK_FALSE, slots, &n) != CKR_OK)
+		n = 0;
 	for (CK_ULONG i = 0; i < n; i++)
 		fp_real->C_CloseAllSessions(slots[i]);
 	pthread_rwlock_unlock(&fp_calls);
