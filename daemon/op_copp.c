@@ -123,16 +123,12 @@ static int decrypt(struct job *j, struct worker *w, const uint8_t c[COPP_SIG_LEN
 	uint8_t em[COPP_SIG_LEN];
 	struct unpadded synth;
 	size_t len;
-	int st = backend_decrypt(w, j->key, c, COPP_SIG_LEN, em, &len, j->msg, sizeof(j->msg));
+	int rc = ops_private_decrypt(j, w, c, COPP_SIG_LEN, em, &len);
 
 	out->good = 0;
 	out->len = 0;
-	if (st == KT_UNWRAP_FAILED)
-		return 0;
-	if (st != KT_OK) {
-		j->status = st;
-		return -1;
-	}
+	if (rc <= 0)
+		return rc;
 	if (j->key->conf->mechanism == MECH_PKCS) {
 		if (len == COPP_MSG_LEN) {
 			memcpy(out->msg, em, COPP_MSG_LEN);

@@ -66,16 +66,12 @@ static int decrypt(struct job *j, struct worker *w, const struct simpleblob *sb,
 	uint8_t em[RSA_MAX_BYTES];
 	struct unpadded synth;
 	size_t len;
-	int st = backend_decrypt(w, j->key, sb->c, sb->k, em, &len, j->msg, sizeof(j->msg));
+	int rc = ops_private_decrypt(j, w, sb->c, sb->k, em, &len);
 
 	out->good = 0;
 	out->len = 0;
-	if (st == KT_UNWRAP_FAILED)
-		return 0;
-	if (st != KT_OK) {
-		j->status = st;
-		return -1;
-	}
+	if (rc <= 0)
+		return rc;
 	if (j->key->conf->mechanism == MECH_PKCS) {
 		if (alg_len_ok(sb->alg, len)) {
 			memcpy(out->msg, em, len);

@@ -199,3 +199,17 @@ int req_bytes(struct job *j, unsigned tag, size_t len, int required)
 	}
 	return 0;
 }
+
+int ops_private_decrypt(struct job *j, struct worker *w, const uint8_t *c, size_t clen,
+			uint8_t *em, size_t *len)
+{
+	int st = backend_decrypt(w, j->key, c, clen, em, len, j->msg, sizeof(j->msg));
+
+	if (st == KT_UNWRAP_FAILED)
+		return 0;
+	if (st != KT_OK) {
+		j->status = st;
+		return -1;
+	}
+	return 1;
+}

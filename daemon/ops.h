@@ -78,5 +78,13 @@ void put_hsm_entries(struct job *j, struct daemon *d);
 
 /* 1 when the peer may use the key for at least one operation (it is listed to them). */
 int key_visible(const struct daemon *d, const struct key *k, const struct peer *p);
+/*
+ * Worker side, unwrap and copp-open: the HSM's private operation on j's key
+ * over c. 1 with the result in em (*len bytes); 0 when the HSM refused the
+ * padding (rsa_mechanism = pkcs); -1 when the job failed (status and message
+ * set: HSM unavailable or in error).
+ */
+int ops_private_decrypt(struct job *j, struct worker *w, const uint8_t *c, size_t clen,
+			uint8_t *em, size_t *len);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alg.h"        /* alg_by_name: the spellings the CLI accepts */
+#include "hex.h"
 #include "keytrans.h"
 
 #define MAX_KV 32
@@ -74,25 +75,14 @@ static long num(const struct kase *k, const char *key, long dflt)
 	return x;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A bytes value: hex, "-" (empty) or "@FILE". */
 static uint8_t *bytes_of(const struct kase *k, const char *v, size_t *len)
 {
 	uint8_t *p;
+	long n;
 
 	if (v[0] == '@') {
 		FILE *f = fopen(v + 1, "rb");
-		long n;
 
 		if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0)
 			die("%s: cannot read %s", k->id, v + 1);
@@ -106,17 +96,11 @@ static uint8_t *bytes_of(const struct kase *k, const char *v, size_t *len)
 	}
 	if (strcmp(v, "-") == 0)
 		v = "";
-	*len = strlen(v) / 2;
-	p = malloc(*len + 1);
-	if (p == NULL || strlen(v) % 2 != 0)
+	p = malloc(strlen(v) / 2 + 1);
+	n = p != NULL ? hex_decode(v, p, strlen(v) / 2) : -1;
+	if (n < 0)
 		die("%s: bad hex %s", k->id, v);
-	for (size_t i = 0; i < *len; i++) {
-		int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			die("%s: bad hex %s", k->id, v);
-		p[i] = (uint8_t)(hi << 4 | lo);
-	}
+	*len = (size_t)n;
 	return p;
 }
 

@@ -3,7 +3,7 @@
  * (test_reconnect.py) that must run the C library in every build, sanitizers
  * included (a sanitized library cannot be loaded into Python with ctypes).
  *
- *   connect PATH | timeout MS | reconnect 0|1 | info | unwrap NAME HEXBLOB | close
+ *   connect PATH | timeout MS | reconnect 0|1 | info | unwrap NAME HEXBLOB | keygen NAME | close
  *
  * Each command prints one line: the status name, then for a successful
  * unwrap the key in hex, and for a failure the library's message.
@@ -59,6 +59,7 @@ int main(void)
 	static char line[16384];
 	kt_conn *c = kt_conn_new();
 	struct kt_info info;
+	struct kt_new_key newkey;
 
 	if (c == NULL)
 		return 1;
@@ -74,6 +75,8 @@ int main(void)
 			report(c, kt_info(c, &info));
 		else if (strncmp(line, "unwrap ", 7) == 0)
 			unwrap(c, line + 7);
+		else if (strncmp(line, "keygen ", 7) == 0)
+			report(c, kt_keygen(c, line + 7, 0, 0, &newkey));
 		else if (strcmp(line, "close") == 0)
 			kt_close(c), printf("OK\n");
 		else

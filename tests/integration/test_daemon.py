@@ -1,6 +1,7 @@
 """keytransd as a process: configuration check, start-up errors, background mode,
 socket handling and the graceful stop."""
 import os
+import re
 import signal
 import socket
 import stat
@@ -207,6 +208,24 @@ def test_sigint_idle():
     c.close()
 
 
+def test_fatal_signal_leaves_a_backtrace():
+    """Core dumps are off, so a crash must say where it happened: keytransd's handler
+    writes the signal and a backtrace to stderr (sanitizer builds leave it to the
+    sanitizer, whose report must appear instead)."""
+    d = Daemon(new_root("crash"), TOKEN)
+    d.proc.send_signal(signal.SIGSEGV)
+    rc = d.proc.wait(30)
+    d.proc = None
+    d.log.close()
+    log = d.log_text()
+    if "AddressSanitizer" in log:
+        assert rc != 0 and "SEGV" in log, (rc, log[-2000:])
+        return
+    assert rc == -signal.SIGSEGV, rc     # it still dies of the signal
+    assert "keytransd: fatal signal SIGSEGV; backtrace" in log, log[-2000:]
+    assert re.search(r"keytransd\(\+0x[0-9a-f]+\)", log), log[-2000:]
+
+
 def main():
     global TOKEN, ROOT
     with Workspace() as root:
@@ -215,7 +234,7 @@ def main():
         run_tests([test_config_check, test_wrong_pin, test_missing_key, test_absent_token,
                    test_bad_module, test_background_mode, test_socket_handling,
                    test_sigterm_finishes_in_flight, test_sigterm_with_backlog,
-                   test_sigint_idle])
+                   test_sigint_idle, test_fatal_signal_leaves_a_backtrace])
 
 
 if __name__ == "__main__":

@@ -127,6 +127,9 @@ class CConn:
             assert self.last.split()[1] == KEY.hex(), self.last
         return st
 
+    def keygen(self, name):
+        return self.cmd("keygen " + name)
+
     def set_reconnect(self, on):
         self.cmd("reconnect %d" % on)
 
@@ -157,6 +160,9 @@ class PyConn:
         def go():
             assert self.c.unwrap("rsa2048", BLOB).key == KEY
         return self._status(go)
+
+    def keygen(self, name):
+        return self._status(self.c.keygen, name)
 
     def set_reconnect(self, on):
         self.c.reconnect = bool(on)
@@ -242,6 +248,19 @@ def test_reconnect_off_and_close_keep_the_connection_closed(relay, kind):
     c.free()
 
 
+@with_relay
+def test_keygen_is_never_sent_twice(relay, kind):
+    # A lost answer does not say whether the key was made: the caller decides.
+    c = kind(relay.path)
+    assert c.info() == "OK"
+    relay.drop_next(1)
+    assert c.keygen("never-" + kind.__name__) == "ERR_IO"
+    assert relay.accepted == 1, relay.accepted
+    # The next call connects again as usual.
+    assert c.info() == "OK" and relay.accepted == 2, relay.accepted
+    c.free()
+
+
 def test_daemon_restart_between_calls():
     with Workspace() as ws:
         d = Daemon(ws)
@@ -263,4 +282,5 @@ if __name__ == "__main__":
                test_call_lost_mid_way_is_sent_once_more,
                test_retry_happens_once_only,
                test_reconnect_off_and_close_keep_the_connection_closed,
+               test_keygen_is_never_sent_twice,
                test_daemon_restart_between_calls])

@@ -41,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define MAX_FILE 16384   /* a 4096-bit PRIVATEKEYBLOB is 2324 bytes */
 #define MAX_RSA 1024     /* bytes of modulus: up to 8192 bits */
 #define MAX_OUT 8192     /* characters of one result */
@@ -80,46 +82,26 @@ static int read_file(const char *path, BYTE *data, DWORD *len)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
+/* The project's hex codec (common/hex.c, compiled in). */
 static int parse_hex(const char *s, BYTE *data, DWORD max, DWORD *len)
 {
-	size_t n = strlen(s);
-	if (n % 2 || n / 2 > max)
+	long n = hex_decode(s, data, max);
+
+	if (n < 0)
 		return fail_usage("bad hex", s);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return fail_usage("bad hex", s);
-		data[i] = (BYTE)(hi << 4 | lo);
-	}
-	*len = (DWORD)(n / 2);
+	*len = (DWORD)n;
 	return 0;
 }
 
 /* Appends " HEX" (no space when out is empty) to out. */
 static int append_hex(char *out, const BYTE *data, DWORD len)
 {
-	static const char digits[] = "0123456789abcdef";
 	size_t o = strlen(out);
 	if (o + 1 + 2 * (size_t)len + 1 > MAX_OUT)
 		return fail_usage("result too long", NULL);
 	if (o)
 		out[o++] = ' ';
-	for (DWORD i = 0; i < len; i++) {
-		out[o++] = digits[data[i] >> 4];
-		out[o++] = digits[data[i] & 15];
-	}
-	out[o] = 0;
+	hex_encode(data, len, out + o);
 	return 0;
 }
 
