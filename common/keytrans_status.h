@@ -34,7 +34,8 @@
 	X(SHUTTING_DOWN,    22, "daemon is shutting down") \
 	X(DENIED,           23, "not allowed for this peer") \
 	X(TIMEOUT,          24, "request not served in time") \
-	X(HSM_UNAVAILABLE,  25, "no HSM in service; try again later")
+	X(HSM_UNAVAILABLE,  25, "no HSM in service; try again later") \
+	X(NOT_SUPPORTED,    26, "the HSM does not support this operation")
 
 /* X(NAME, code, description): errors raised by libkeytrans itself. */
 #define KT_LOCAL_STATUS_LIST(X) \

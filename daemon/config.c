@@ -40,7 +40,7 @@ enum {
 	SEEN_SOCKET = 1, SEEN_MODE = 2, SEEN_WORKERS = 4, SEEN_MODULE = 8, SEEN_TOKEN = 16,
 	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128, SEEN_MECH = 256, SEEN_PUBLIC_OPS = 512,
 	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
-	SEEN_ADMIN = 1 << 14,
+	SEEN_ADMIN = 1 << 14, SEEN_SENSITIVE = 1 << 15,
 	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
 	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
@@ -212,8 +212,21 @@ static int token_uri(struct parse *p, struct hsm_conf *h, const char *value)
 	return 1;
 }
 
+/* require_sensitive = yes | no */
+static int sensitive_setting(struct parse *p, const char *name, const char *value, int *out)
+{
+	if (!once(p, SEEN_SENSITIVE, name))
+		return 0;
+	if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+		return error(p, "%s must be yes or no, not \"%s\"", name, value);
+	*out = strcmp(value, "yes") == 0;
+	return 1;
+}
+
 static int hsm_setting(struct parse *p, struct hsm_conf *h, const char *name, const char *value)
 {
+	if (strcmp(name, "require_sensitive") == 0)
+		return sensitive_setting(p, name, value, &h->require_sensitive);
 	if (strcmp(name, "module") == 0)
 		return given_once(p, SEEN_MODULE, SEEN_MODULE_PATH, name,
 				  "module: the token URI's module-path names the module already; keep one") &&
@@ -293,6 +306,8 @@ static int key_setting(struct parse *p, struct key_conf *k, const char *name, co
 		k->id_len = (size_t)n;
 		return 1;
 	}
+	if (strcmp(name, "require_sensitive") == 0)
+		return sensitive_setting(p, name, value, &k->require_sensitive);
 	if (strcmp(name, "rsa_mechanism") == 0) {
 		if (!once(p, SEEN_MECH, name))
 			return 0;
@@ -357,6 +372,7 @@ static int enter_key_section(struct parse *p, const char *name)
 	c->keys = keys;
 	memset(&keys[c->nkeys], 0, sizeof(*keys));
 	strcpy(keys[c->nkeys].name, name);
+	keys[c->nkeys].require_sensitive = -1;
 	c->nkeys++;
 	return 1;
 }

@@ -46,6 +46,7 @@ struct key_conf {
 	char token[CONFIG_TOKEN_MAX + 1];   /* the token its uri names, "" : any */
 	struct token_attrs token_attrs;     /* checked against each HSM's token */
 	int uri_line;                       /* of its uri, for messages; 0 : none */
+	int require_sensitive;              /* yes 1, no 0, not given -1 ([hsm]'s applies) */
 };
 
 /* One HSM: an [hsm] or [hsm NAME] section. Several hold the same keys. */
@@ -55,6 +56,7 @@ struct hsm_conf {
 	char token[CONFIG_TOKEN_MAX + 1];   /* its label */
 	struct token_attrs token_attrs;     /* from a token URI */
 	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
+	int require_sensitive;              /* refuse keys that may leave the HSM */
 };
 
 /* Limits that hold under abuse ([daemon] section). */

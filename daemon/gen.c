@@ -39,7 +39,7 @@ static int same_key(const struct key_conf *a, const struct key_conf *b)
 {
 	return strcmp(a->name, b->name) == 0 && strcmp(a->label, b->label) == 0 &&
 	       a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0 &&
-	       a->mechanism == b->mechanism;
+	       a->mechanism == b->mechanism && a->require_sensitive == b->require_sensitive;
 }
 
 int gen_same_keys(const struct config *a, const struct config *b)
@@ -50,4 +50,16 @@ int gen_same_keys(const struct config *a, const struct config *b)
 		if (!same_key(&a->keys[i], &b->keys[i]))
 			return 0;
 	return 1;
+}
+
+const struct keytab *gen_keys(const struct gen *g)
+{
+	static const struct keytab none = { NULL, 0, 0 };
+
+	return gen_ready(g) ? &g->keys : &none;
+}
+
+int gen_ready(const struct gen *g)
+{
+	return atomic_load(&((struct gen *)g)->ready);
 }

@@ -11,6 +11,8 @@
 #ifndef KT_GEN_H
 #define KT_GEN_H
 
+#include <stdatomic.h>
+
 #include "config.h"
 #include "keytab.h"
 
@@ -20,7 +22,17 @@ struct gen {
 	unsigned long keyset;   /* the same number while the key list (names, labels, ids,
 				   mechanisms, in order) stays the same */
 	int refs;
+	atomic_int ready;       /* keys is filled (0 while the daemon waits for its first HSM) */
 };
+
+/*
+ * The key table, or an empty one while no HSM has filled it: the daemon
+ * serves from its start, and the supervisor thread fills the table of the
+ * first generation when the first HSM comes (release store of ready).
+ */
+const struct keytab *gen_keys(const struct gen *g);
+/* 1 once the key table is filled. */
+int gen_ready(const struct gen *g);
 
 /* A generation with conf loaded from path (no keys yet); NULL with err. */
 struct gen *gen_load(const char *path, char *err, size_t errlen);

@@ -7,6 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "ckr.h"
+
 #define IR_LABEL "keytrans implicit rejection v1"
 
 /*
@@ -18,6 +20,7 @@
  */
 static int ir_secret(struct key *k, EVP_PKEY *priv, char *err, size_t errlen)
 {
+	char rv[64];
 	uint8_t *m = OPENSSL_secure_zalloc(2 * RSA_MAX_BYTES), *s;
 	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(priv);
 	unsigned long ckr = 0;
@@ -42,16 +45,25 @@ static int ir_secret(struct key *k, EVP_PKEY *priv, char *err, size_t errlen)
 		memcpy(m + 32 * i, block, k->k - 32 * i < 32 ? k->k - 32 * i : 32);
 	}
 	m[0] = 0;
-	if (hsm_rsa_raw(ctx, m, k->k, s, &ckr) != 0 ||
-	    EVP_Digest(s, k->k, k->ir_key, NULL, EVP_sha256(), NULL) != 1)
+	if (hsm_rsa_raw(ctx, m, k->k, s, &ckr) != 0) {
+		/* Only a refusal of the mechanism is about the configuration; the rest may pass. */
+		if (ckr_is_refusal(ckr))
+			snprintf(err, errlen, "[key %s]: the HSM refuses raw RSA (%s): set rsa_mechanism = "
+				 "pkcs for this key", k->name, ckr_describe(ckr, rv, sizeof(rv)));
+		else
+			snprintf(err, errlen, "[key %s]: deriving the implicit-rejection secret failed: %s%s",
+				 k->name, ckr_describe(ckr, rv, sizeof(rv)),
+				 ckr_is_resource(ckr) ? ", a resource error in the HSM" : "");
+		rc = ckr_is_refusal(ckr) ? -1 : KEYTAB_RETRY;
+		goto done;
+	}
+	if (EVP_Digest(s, k->k, k->ir_key, NULL, EVP_sha256(), NULL) != 1)
 		goto done;
 	k->has_ir = 1;
 	rc = 0;
 done:
-	if (rc != 0)
-		snprintf(err, errlen, "[key %s]: cannot derive the implicit-rejection secret (%s); "
-			 "an HSM that forbids raw RSA needs rsa_mechanism = pkcs", k->name,
-			 hsm_ckr_name(ckr));
+	if (rc == -1 && !ckr_is_refusal(ckr))
+		snprintf(err, errlen, "[key %s]: cannot derive the implicit-rejection secret", k->name);
 	EVP_PKEY_CTX_free(ctx);
 	OPENSSL_secure_clear_free(m, 2 * RSA_MAX_BYTES);
 	return rc;
@@ -60,6 +72,8 @@ done:
 int keytab_load(struct keytab *t, const struct config *c, unsigned long keyset,
 		const struct hsm_key *found, char *err, size_t errlen)
 {
+	int rc = -1;
+
 	t->n = 0;
 	t->cap = c->nkeys ? c->nkeys : 1;
 	t->keys = OPENSSL_secure_zalloc(t->cap * sizeof(*t->keys));
@@ -79,19 +93,20 @@ int keytab_load(struct keytab *t, const struct config *c, unsigned long keyset,
 		snprintf(k->label, sizeof(k->label), "%s", found[i].label);
 		memcpy(k->id, found[i].id, found[i].id_len);
 		k->id_len = found[i].id_len;
+		hsm_key_exposed(&found[i], k->exposed, sizeof(k->exposed));
 		t->n++;
 		if (rsa_pub_numbers(k->pub, k->n, &k->k, &k->e) != 0 || k->k * 8 < RSA_MIN_BITS) {
 			snprintf(err, errlen, "[key %s]: RSA keys of %d to %d bits are supported",
 				 k->name, RSA_MIN_BITS, RSA_MAX_BITS);
 			goto fail;
 		}
-		if (k->conf->mechanism == MECH_RAW && ir_secret(k, found[i].priv, err, errlen) != 0)
+		if (k->conf->mechanism == MECH_RAW && (rc = ir_secret(k, found[i].priv, err, errlen)) != 0)
 			goto fail;
 	}
 	return 0;
 fail:
 	keytab_free(t);
-	return -1;
+	return rc;
 }
 
 int keytab_clone(struct keytab *dst, const struct keytab *src, const struct config *c)

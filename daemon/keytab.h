@@ -26,6 +26,7 @@ struct key {
 	uint8_t n[RSA_MAX_BYTES];       /* modulus, big-endian */
 	size_t k;                       /* modulus bytes */
 	uint64_t e;
+	char exposed[80];               /* "" or how the private key can leave the HSM */
 	int has_ir;                     /* implicit rejection available (raw mechanism) */
 	uint8_t ir_key[IR_KEY_LEN];     /* its secret: see ir_secret() */
 };
@@ -37,10 +38,12 @@ struct keytab {
 	size_t cap;                     /* allocated */
 };
 
+#define KEYTAB_RETRY (-2)      /* the HSM failed: building again may pass */
+
 /*
  * Builds the table from the keys one HSM holds (found[i] for c->keys[i]) and
  * derives each raw-mechanism key's implicit-rejection secret with that HSM;
- * -1 with err naming the key.
+ * -1 (a configuration error) or KEYTAB_RETRY, with err naming the key.
  */
 int keytab_load(struct keytab *t, const struct config *c, unsigned long keyset,
 		const struct hsm_key *found, char *err, size_t errlen);

@@ -369,10 +369,17 @@ static int run(struct daemon *d)
 		rc = -1;
 	if (rc == 0) {
 		log_info(&d->log, "ready: %zu keys, %zu of %zu HSMs in service, %d HSM workers, socket %s",
-			 d->gen->keys.n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
+			 gen_keys(d->gen)->n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
 			 server_activated(d->server) ? "from systemd" : d->conf.socket);
-		sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->gen->keys.n,
-			   d->conf.hsms[0].token);
+		if (gen_ready(d->gen)) {
+			sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->gen->keys.n,
+				   d->conf.hsms[0].token);
+		} else {
+			char why[256];
+
+			backends_why(&d->hsms, why, sizeof(why));
+			sd_notifyf(0, "READY=1\nSTATUS=waiting for an HSM: %s", why);
+		}
 		rc = loop(d);
 	}
 	for (i = 0; i < 3; i++)

@@ -65,7 +65,7 @@ static int req_new_name(struct job *j, struct daemon *d, char *name, size_t cap)
 			 "(it becomes the key's label and its [key NAME] section)", wire_op_name(j->opcode));
 		return -1;
 	}
-	if (keytab_find(&j->gen->keys, name) != NULL) {
+	if (keytab_find(gen_keys(j->gen), name) != NULL) {
 		job_fail(j, KT_BAD_REQUEST, "a key named \"%s\" is configured already", name);
 		return -1;
 	}

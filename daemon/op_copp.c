@@ -123,7 +123,7 @@ static int decrypt(struct job *j, struct worker *w, const uint8_t c[COPP_SIG_LEN
 	uint8_t em[COPP_SIG_LEN];
 	struct unpadded synth;
 	size_t len;
-	int rc = ops_private_decrypt(j, w, c, COPP_SIG_LEN, em, &len);
+	int rc = ops_private_decrypt(j, w, 0, c, COPP_SIG_LEN, em, &len);
 
 	out->good = 0;
 	out->len = 0;

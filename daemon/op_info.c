@@ -20,21 +20,43 @@ void req_no_fields(struct job *j, struct daemon *d)
 		}
 }
 
-/* "implicit rejection is off for keys a, b": the visible keys with rsa_mechanism = pkcs. */
+/* Appends "HEAD a, b" for the visible keys that pick() chooses; "; " between parts. */
+static size_t list_keys(struct job *j, struct daemon *d, int (*pick)(const struct key *),
+			const char *head, char *out, size_t len, size_t used)
+{
+	int first = 1;
+
+	for (size_t i = 0; i < gen_keys(j->gen)->n && used < len; i++) {
+		const struct key *k = &gen_keys(j->gen)->keys[i];
+
+		if (!pick(k) || !key_visible(d, k, j->peer))
+			continue;
+		used += (size_t)snprintf(out + used, len - used, "%s%s%s", first && used ? "; " : "",
+					 first ? head : ", ", k->name);
+		first = 0;
+	}
+	return used;
+}
+
+static int no_ir(const struct key *k)
+{
+	return !k->has_ir;
+}
+
+static int exposed(const struct key *k)
+{
+	return k->exposed[0] != '\0';
+}
+
+/* What an operator should know about the visible keys: no implicit rejection, keys that can leave the HSM. */
 static void put_notice(struct job *j, struct daemon *d)
 {
 	char notice[1024];
-	size_t used = 0;
+	size_t used = list_keys(j, d, no_ir, "implicit rejection is off (rsa_mechanism = pkcs) for: ",
+				notice, sizeof(notice), 0);
 
-	for (size_t i = 0; i < j->gen->keys.n; i++) {
-		const struct key *k = &j->gen->keys.keys[i];
-
-		if (k->has_ir || !key_visible(d, k, j->peer) || used >= sizeof(notice))
-			continue;
-		used += (size_t)snprintf(notice + used, sizeof(notice) - used, "%s%s",
-					 used ? ", " : "implicit rejection is off (rsa_mechanism = pkcs) for: ",
-					 k->name);
-	}
+	used = list_keys(j, d, exposed, "private key can leave the HSM (CKA_EXTRACTABLE or not "
+			 "CKA_SENSITIVE) for: ", notice, sizeof(notice), used);
 	if (used > 0)
 		wire_put_str(&j->reply, WIRE_T_NOTICE, notice);
 }
@@ -63,8 +85,8 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 	uint32_t visible = 0;
 
 	(void)w;
-	for (size_t i = 0; i < j->gen->keys.n; i++)
-		visible += (uint32_t)key_visible(d, &j->gen->keys.keys[i], j->peer);
+	for (size_t i = 0; i < gen_keys(j->gen)->n; i++)
+		visible += (uint32_t)key_visible(d, &gen_keys(j->gen)->keys[i], j->peer);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
 	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, d->conf.hsms[0].token);
@@ -83,8 +105,8 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 		job_fail(j, KT_INTERNAL, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < j->gen->keys.n; i++) {
-		const struct key *k = &j->gen->keys.keys[i];
+	for (size_t i = 0; i < gen_keys(j->gen)->n; i++) {
+		const struct key *k = &gen_keys(j->gen)->keys[i];
 		size_t at;
 
 		if (!key_visible(d, k, j->peer))
@@ -98,6 +120,8 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 		wire_put_u32(&j->reply, WIRE_T_BITS, (uint32_t)(k->k * 8));
 		wire_put_u64(&j->reply, WIRE_T_EXPONENT, k->e);
 		wire_put_str(&j->reply, WIRE_T_MECHANISM, k->conf->mechanism == MECH_PKCS ? "pkcs" : "raw");
+		if (k->exposed[0] != '\0')
+			wire_put_str(&j->reply, WIRE_T_NOTICE, k->exposed);
 		wire_group_end(&j->reply, at);
 	}
 }

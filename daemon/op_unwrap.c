@@ -41,11 +41,6 @@ static void unwrap_check(struct job *j, struct daemon *d)
 		job_fail(j, KT_BAD_REQUEST, "unwrap needs a BLOB");
 		return;
 	}
-	if (pad == RSA_PAD_OAEP && j->key->conf->mechanism == MECH_PKCS) {
-		job_fail(j, KT_BAD_REQUEST, "key %s has rsa_mechanism = pkcs: PKCS#1 v1.5 only",
-			 j->key->name);
-		return;
-	}
 	if (parse_blob(j, &sb) != 0)
 		return;
 	if (sb.alg->max_len > rsa_pad_capacity(pad, sb.k))
@@ -66,7 +61,7 @@ static int decrypt(struct job *j, struct worker *w, const struct simpleblob *sb,
 	uint8_t em[RSA_MAX_BYTES];
 	struct unpadded synth;
 	size_t len;
-	int rc = ops_private_decrypt(j, w, sb->c, sb->k, em, &len);
+	int rc = ops_private_decrypt(j, w, pad == RSA_PAD_OAEP, sb->c, sb->k, em, &len);
 
 	out->good = 0;
 	out->len = 0;

@@ -115,8 +115,16 @@ int req_key(struct job *j, struct daemon *d, enum acl_op op)
 	}
 	/* NAME's length was bounded (64) and checked for NUL bytes when the fields were parsed. */
 	wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name));
-	k = keytab_find(&j->gen->keys, name);
-	if (k == NULL && sees_every_key(d, &j->gen->keys, j->peer)) {
+	if (!gen_ready(j->gen)) {
+		char why[256];
+
+		backends_why(&d->hsms, why, sizeof(why));
+		job_fail(j, KT_HSM_UNAVAILABLE, "no HSM has been in service since keytransd started, "
+			 "so its keys are not known yet (%s); try again later", why);
+		return -1;
+	}
+	k = keytab_find(gen_keys(j->gen), name);
+	if (k == NULL && sees_every_key(d, gen_keys(j->gen), j->peer)) {
 		job_fail(j, KT_UNKNOWN_KEY, "no key named \"%s\"", name);
 		return -1;
 	}
@@ -200,10 +208,10 @@ int req_bytes(struct job *j, unsigned tag, size_t len, int required)
 	return 0;
 }
 
-int ops_private_decrypt(struct job *j, struct worker *w, const uint8_t *c, size_t clen,
-			uint8_t *em, size_t *len)
+int ops_private_decrypt(struct job *j, struct worker *w, int oaep, const uint8_t *c,
+			size_t clen, uint8_t *em, size_t *len)
 {
-	int st = backend_decrypt(w, j->key, c, clen, em, len, j->msg, sizeof(j->msg));
+	int st = backend_decrypt(w, j->key, oaep, c, clen, em, len, j->msg, sizeof(j->msg));
 
 	if (st == KT_UNWRAP_FAILED)
 		return 0;

@@ -84,7 +84,7 @@ int key_visible(const struct daemon *d, const struct key *k, const struct peer *
  * padding (rsa_mechanism = pkcs); -1 when the job failed (status and message
  * set: HSM unavailable or in error).
  */
-int ops_private_decrypt(struct job *j, struct worker *w, const uint8_t *c, size_t clen,
-			uint8_t *em, size_t *len);
+int ops_private_decrypt(struct job *j, struct worker *w, int oaep, const uint8_t *c,
+			size_t clen, uint8_t *em, size_t *len);
 
 #endif

@@ -130,6 +130,12 @@ void reload_start(struct daemon *d)
 		return;
 	}
 	note_restart_only(d, &g->conf);
+	if (!gen_ready(d->gen)) {
+		gen_release(g);
+		refused(d, "no HSM has been in service since the start, so the keys are not loaded "
+			"yet; reload once one is");
+		return;
+	}
 	if (gen_same_keys(&d->gen->conf, &g->conf)) {
 		/* Same keys: only rules change, no HSM work. */
 		g->keyset = d->gen->keyset;
@@ -138,6 +144,7 @@ void reload_start(struct daemon *d)
 			refused(d, "out of memory");
 			return;
 		}
+		atomic_store(&g->ready, 1);
 		reloaded(d, g, "rules");
 		return;
 	}

@@ -8,7 +8,12 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <openssl/rsa.h>
+#include <p11-kit/pkcs11.h>
 
+#include <systemd/sd-daemon.h>
+
+#include "ckr.h"
 #include "daemon.h"
 #include "gen.h"
 #include "hsm.h"
@@ -47,20 +52,24 @@ static void teardown(struct backend *b)
 {
 	struct hsm *h;
 	EVP_PKEY **priv;
+	unsigned long *obj;
 	size_t n;
 
 	pthread_mutex_lock(&b->mu);
 	h = b->hsm;
 	priv = b->priv;
+	obj = b->obj;
 	n = b->npriv;
 	b->hsm = NULL;
 	b->priv = NULL;
+	b->obj = NULL;
 	b->npriv = 0;
 	b->spec = NULL;
 	pthread_mutex_unlock(&b->mu);
 	for (size_t i = 0; i < n; i++)
 		EVP_PKEY_free(priv[i]);
 	free(priv);
+	free(obj);
 	hsm_close(h);
 }
 
@@ -98,31 +107,61 @@ static void spec_free(struct backend_keys *k)
 }
 
 /*
- * Finds every key of spec in h: priv[i]. The first HSM to show a key sets
- * its public half (found[i], when asked, keeps the rest); the others must
- * hold the same.
+ * A key that may leave the HSM (CKA_EXTRACTABLE = TRUE or CKA_SENSITIVE =
+ * FALSE): refused where require_sensitive = yes (the key's, else its
+ * [hsm]'s), else a warning. -1 when refused.
+ */
+static int check_hygiene(struct backend *b, const struct key_conf *kc, const struct hsm_key *hk,
+			 char *err, size_t errlen)
+{
+	char sec[CONFIG_NAME_MAX + 8], what[80];
+	int required = kc->require_sensitive >= 0 ? kc->require_sensitive : b->conf->require_sensitive;
+
+	if (hsm_key_exposed(hk, what, sizeof(what)) == 0)
+		return 0;
+	if (required) {
+		snprintf(err, errlen, "%s [key %s]: the private key can leave the HSM (%s) and "
+			 "require_sensitive = yes", section(b, sec, sizeof(sec)), kc->name, what);
+		return -1;
+	}
+	log_warn(b->log, "%s [key %s]: the private key can leave the HSM (%s); "
+		 "require_sensitive = yes would refuse it", section(b, sec, sizeof(sec)), kc->name, what);
+	return 0;
+}
+
+/*
+ * Finds every key of spec in h: priv[i] and obj[i]. The first HSM to show a
+ * key sets its public half (found[i], when asked, keeps the rest); the
+ * others must hold the same. 0, BACKENDS_CONFIG (a key missing, differing or
+ * refused) or BACKENDS_RETRY (the HSM failed while listing).
  */
 static int find_keys(struct backend *b, struct hsm *h, struct backend_keys *spec, EVP_PKEY **priv,
-		     struct hsm_key *found, char *err, size_t errlen)
+		     unsigned long *obj, struct hsm_key *found, char *err, size_t errlen)
 {
 	char sec[CONFIG_NAME_MAX + 8], why[512];
 
 	for (size_t i = 0; i < spec->n; i++) {
 		struct hsm_key hk;
+		int rc = hsm_find_key(h, &spec->conf[i], &hk, why, sizeof(why));
 
-		if (hsm_find_key(h, &spec->conf[i], &hk, why, sizeof(why)) != 0) {
+		if (rc != 0) {
 			snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);
-			return -1;
+			return rc == HSM_FATAL ? BACKENDS_CONFIG : BACKENDS_RETRY;
 		}
 		if (spec->pub[i] != NULL && EVP_PKEY_eq(spec->pub[i], hk.pub) != 1) {
 			snprintf(err, errlen, "%s [key %s]: not the same key as in the other HSMs",
 				 section(b, sec, sizeof(sec)), spec->conf[i].name);
 			hsm_key_release(&hk);
-			return -1;
+			return BACKENDS_CONFIG;
+		}
+		if (check_hygiene(b, &spec->conf[i], &hk, err, errlen) != 0) {
+			hsm_key_release(&hk);
+			return BACKENDS_CONFIG;
 		}
 		if (spec->pub[i] == NULL && EVP_PKEY_up_ref(hk.pub) == 1)
 			spec->pub[i] = hk.pub;
 		priv[i] = hk.priv;
+		obj[i] = hk.obj;
 		hk.priv = NULL;
 		if (found != NULL) {
 			found[i] = hk;      /* the caller releases the public half ... */
@@ -152,14 +191,16 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 {
 	char sec[CONFIG_NAME_MAX + 8], why[512];
 	EVP_PKEY **priv = calloc(spec->n ? spec->n : 1, sizeof(*priv));
+	unsigned long *obj = calloc(spec->n ? spec->n : 1, sizeof(*obj));
 	struct hsm *h = NULL;
 	char *pin;
 	int rc;
 
 	pin = pin_read(b->conf, why, sizeof(why));
-	if (priv == NULL || pin == NULL) {
+	if (priv == NULL || obj == NULL || pin == NULL) {
 		snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), pin ? "out of memory" : why);
 		free(priv);
+		free(obj);
 		pin_free(pin);
 		return BACKENDS_CONFIG;
 	}
@@ -169,16 +210,20 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 	if (rc != 0) {
 		snprintf(err, errlen, "%s %s", section(b, sec, sizeof(sec)), why);
 		free(priv);
+		free(obj);
 		return rc == HSM_FATAL ? BACKENDS_CONFIG : BACKENDS_RETRY;
 	}
-	if (find_keys(b, h, spec, priv, found, err, errlen) != 0) {
+	rc = find_keys(b, h, spec, priv, obj, found, err, errlen);
+	if (rc != 0) {
 		drop_keys(priv, spec->n);
+		free(obj);
 		hsm_close(h);
-		return BACKENDS_CONFIG;
+		return rc;
 	}
 	pthread_mutex_lock(&b->mu);
 	b->hsm = h;
 	b->priv = priv;
+	b->obj = obj;
 	b->npriv = spec->n;
 	b->spec = spec;
 	b->up_since_us = now_us();
@@ -223,12 +268,17 @@ static int build_for(struct backend *b, struct backend_keys *spec, struct gen *g
 	}
 	rc = build(b, spec, found, err, errlen);
 	if (rc == 0 && found != NULL) {
-		if (keytab_load(&g->keys, &g->conf, spec->keyset, found, err, errlen) != 0)
-			rc = BACKENDS_CONFIG;
-		else
+		rc = keytab_load(&g->keys, &g->conf, spec->keyset, found, err, errlen);
+		if (rc == 0) {
 			*have_table = 1;
+			atomic_store(&g->ready, 1);
+		} else {
+			rc = rc == KEYTAB_RETRY ? BACKENDS_RETRY : BACKENDS_CONFIG;
+		}
 	}
 	found_free(found, found != NULL ? spec->n : 0);
+	if (rc != 0 && atomic_exchange(&b->up, 0))
+		teardown(b);        /* built, but the table could not be filled with it */
 	return rc;
 }
 
@@ -236,7 +286,7 @@ int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *er
 		  size_t errlen)
 {
 	const struct config *c = &d->conf;
-	int have_table = 0, rc = BACKENDS_RETRY;
+	int have_table = 0, rc;
 
 	memset(bs, 0, sizeof(*bs));
 	pthread_mutex_init(&bs->mu, NULL);
@@ -249,13 +299,15 @@ int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *er
 		snprintf(err, errlen, "out of memory");
 		return BACKENDS_RETRY;
 	}
-	for (; bs->n < c->nhsms; bs->n++) {
-		struct backend *b = &bs->b[bs->n];
+	for (size_t i = 0; i < c->nhsms; i++) {
+		struct backend *b = &bs->b[i];
 		char why[1024];
 
-		b->conf = &c->hsms[bs->n];
+		b->conf = &c->hsms[i];
+		b->log = &d->log;
 		b->backoff_ms = FIRST_BACKOFF_MS;
 		pthread_mutex_init(&b->mu, NULL);
+		bs->n = i + 1;      /* counted before it opens anything: backends_close closes it */
 		rc = build_for(b, bs->spec, g, &have_table, why, sizeof(why));
 		if (rc == BACKENDS_CONFIG) {
 			snprintf(err, errlen, "%s", why);
@@ -268,7 +320,12 @@ int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *er
 			note_down(b, why, FIRST_BACKOFF_MS);
 		}
 	}
-	return have_table ? 0 : BACKENDS_RETRY;
+	if (!have_table) {
+		/* Serve anyway (HSM_UNAVAILABLE meanwhile): the supervisor fills g's table later. */
+		bs->waiting = g;
+		log_warn(&d->log, "no HSM in service yet: waiting for one (%s)", err);
+	}
+	return 0;
 }
 
 void backend_status(struct backend *b, struct backend_status *out)
@@ -281,6 +338,17 @@ void backend_status(struct backend *b, struct backend_status *out)
 	out->faults = b->faults;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", b->last_error);
 	pthread_mutex_unlock(&b->mu);
+}
+
+void backends_why(struct backends *bs, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < bs->n && buf[0] == '\0'; i++) {
+		pthread_mutex_lock(&bs->b[i].mu);
+		if (!atomic_load(&bs->b[i].up))
+			snprintf(buf, len, "%s", bs->b[i].last_error);
+		pthread_mutex_unlock(&bs->b[i].mu);
+	}
 }
 
 size_t backends_up(struct backends *bs)
@@ -418,9 +486,9 @@ static int unavailable(struct backends *bs, char *msg, size_t msglen)
 
 static void fault(struct backends *bs, struct backend *b, const char *what, unsigned long ckr)
 {
-	char why[200];
+	char why[200], rv[64];
 
-	snprintf(why, sizeof(why), "%s failed with %s (0x%lx)", what, hsm_ckr_name(ckr), ckr);
+	snprintf(why, sizeof(why), "%s failed with %s", what, ckr_describe(ckr, rv, sizeof(rv)));
 	backend_fail(bs, b, why);
 }
 
@@ -442,19 +510,84 @@ static int slot_of(const struct backend *b, const struct key *k)
 	return -1;
 }
 
-int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, size_t in_len,
-		    uint8_t *out, size_t *out_len, char *msg, size_t msglen)
+/*
+ * Is the HSM sound after C_Decrypt refused a ciphertext with a code that may
+ * mean either bad data or a fault (SoftHSM answers a bad PKCS#1 padding with
+ * CKR_GENERAL_ERROR, tpm2-pkcs11 a lost TPM context the same way)? It is if it
+ * decrypts a ciphertext made here with the key's public half. 1 when sound.
+ */
+static int sound(struct backend *b, int slot, EVP_PKEY *pub, enum hsm_padding pad)
+{
+	static const uint8_t probe[16] = "keytrans probe";
+	uint8_t c[RSA_MAX_BYTES], m[RSA_MAX_BYTES];
+	size_t clen = sizeof(c), mlen = 0;
+	struct hsm_failure why;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+	int ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0 &&
+		 EVP_PKEY_CTX_set_rsa_padding(ctx, pad == HSM_PAD_OAEP ? RSA_PKCS1_OAEP_PADDING
+									: RSA_PKCS1_PADDING) > 0 &&
+		 EVP_PKEY_encrypt(ctx, c, &clen, probe, sizeof(probe)) > 0;
+
+	EVP_PKEY_CTX_free(ctx);
+	ok = ok && hsm_decrypt(b->hsm, b->obj[slot], pad, c, clen, m, &mlen, &why) == 0 &&
+	     mlen == sizeof(probe) && memcmp(m, probe, mlen) == 0;
+	OPENSSL_cleanse(m, sizeof(m));
+	return ok;
+}
+
+enum outcome { DONE, FAULT, DATA, REFUSED };
+
+/*
+ * rsa_mechanism = pkcs: the HSM removes the padding. A refused ciphertext
+ * is bad data when the code says so, or when the HSM proves sound right
+ * after; a refused mechanism is the configuration's problem; anything else
+ * is a fault. Each call has a session of its own, so a failure cannot leave
+ * an operation active for the next request.
+ */
+static enum outcome decrypt_pkcs(struct backend *b, int slot, const struct key *k, int oaep,
+				 const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len,
+				 unsigned long *ckr)
+{
+	enum hsm_padding pad = oaep ? HSM_PAD_OAEP : HSM_PAD_PKCS1;
+	struct hsm_failure why;
+
+	if (hsm_decrypt(b->hsm, b->obj[slot], pad, in, in_len, out, out_len, &why) == 0)
+		return DONE;
+	*ckr = why.ckr;
+	if (why.step == HSM_STEP_INIT && ckr_is_refusal(why.ckr))
+		return REFUSED;
+	if (why.step == HSM_STEP_DECRYPT &&
+	    (ckr_is_data_error(why.ckr) || sound(b, slot, k->pub, pad)))
+		return DATA;
+	return FAULT;
+}
+
+/* The raw mechanism cannot fail on any input below the modulus: every failure is a fault. */
+static enum outcome decrypt_raw(struct backend *b, int slot, const uint8_t *in, size_t in_len,
+				uint8_t *out, size_t *out_len, unsigned long *ckr)
+{
+	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(b->priv[slot]);
+	int rc = ctx != NULL ? hsm_rsa_raw(ctx, in, in_len, out, ckr) : -1;
+
+	EVP_PKEY_CTX_free(ctx);
+	*out_len = in_len;
+	return rc == 0 ? DONE : FAULT;
+}
+
+int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8_t *in,
+		    size_t in_len, uint8_t *out, size_t *out_len, char *msg, size_t msglen)
 {
 	struct backends *bs = &w->d->hsms;
 	int pkcs = k->conf->mechanism == MECH_PKCS;
 	const struct backend *avoid = NULL;
+	char rv[64];
 
 	/* Tried once more on another HSM after a fault: the operation has no side effect. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct backend *b = lease(bs, avoid);
-		EVP_PKEY_CTX *ctx;
 		unsigned long ckr = 0;
-		int rc = -1, slot;
+		enum outcome o;
+		int slot;
 
 		if (b == NULL)
 			return unavailable(bs, msg, msglen);
@@ -464,30 +597,28 @@ int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, si
 				 k->name);
 			return KT_UNKNOWN_KEY;
 		}
-		ctx = pkcs ? hsm_pkcs_ctx_new(b->priv[slot]) : hsm_raw_ctx_new(b->priv[slot]);
 		call_begin(w, b);
-		if (ctx != NULL)
-			rc = pkcs ? hsm_rsa_pkcs(ctx, in, in_len, out, out_len, &ckr)
-				  : hsm_rsa_raw(ctx, in, in_len, out, &ckr);
+		o = pkcs ? decrypt_pkcs(b, slot, k, oaep, in, in_len, out, out_len, &ckr)
+			 : decrypt_raw(b, slot, in, in_len, out, out_len, &ckr);
 		call_end(w);
-		EVP_PKEY_CTX_free(ctx);
 		release(b);
-		if (rc == 0) {
-			if (!pkcs)
-				*out_len = in_len;
+		switch (o) {
+		case DONE:
 			return KT_OK;
-		}
-		if (hsm_ckr_is_fault(ckr)) {
+		case DATA:
+			return KT_UNWRAP_FAILED;
+		case REFUSED:
+			log_err(&w->d->log, "[hsm %s] key %s: the HSM refuses %s: %s", b->conf->name,
+				k->name, oaep ? "CKM_RSA_PKCS_OAEP" : "CKM_RSA_PKCS",
+				ckr_describe(ckr, rv, sizeof(rv)));
+			snprintf(msg, msglen, "the HSM refuses %s for key %s (%s)",
+				 oaep ? "OAEP (CKM_RSA_PKCS_OAEP)" : "CKM_RSA_PKCS", k->name, ckr_name(ckr));
+			return KT_HSM_ERROR;
+		case FAULT:
 			fault(bs, b, "the RSA operation", ckr);
 			avoid = b;
-			continue;
+			break;
 		}
-		if (pkcs)
-			return KT_UNWRAP_FAILED;        /* with CKM_RSA_PKCS the HSM checks the padding */
-		log_err(&w->d->log, "[hsm %s] key %s: HSM error %s (0x%lx)", b->conf->name, k->name,
-			hsm_ckr_name(ckr), ckr);
-		snprintf(msg, msglen, "the HSM failed the RSA operation (%s)", hsm_ckr_name(ckr));
-		return KT_HSM_ERROR;
 	}
 	return unavailable(bs, msg, msglen);
 }
@@ -510,12 +641,13 @@ int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t m
 		release(b);
 		if (rc == 0)
 			return KT_OK;
-		if (hsm_ckr_is_fault(ckr)) {
+		/* A token without a generator says so; any other failure is the HSM's. */
+		if (ckr != CKR_RANDOM_NO_RNG && ckr != CKR_FUNCTION_NOT_SUPPORTED) {
 			fault(bs, b, "the random generator", ckr);
 			avoid = b;
 			continue;
 		}
-		snprintf(msg, msglen, "the HSM's random generator failed (%s)", hsm_ckr_name(ckr));
+		snprintf(msg, msglen, "the HSM has no random generator (%s)", ckr_name(ckr));
 		return KT_HSM_ERROR;
 	}
 	return unavailable(bs, msg, msglen);
@@ -541,10 +673,13 @@ int backend_admin(struct worker *w, int64_t extra_s, backend_admin_fn *fn, void 
 		return KT_OK;
 	if (rc == HSM_TAKEN)
 		return KT_BAD_REQUEST;
-	if (hsm_ckr_is_fault(ckr))
-		fault(bs, b, "an administrative call", ckr);
+	/*
+	 * Never a reason to take the HSM out of service: a module refusing a
+	 * template or a session state says nothing of its health, and a real
+	 * fault shows in the next private-key operation.
+	 */
 	log_err(&w->d->log, "[hsm %s]: %s", b->conf->name, msg);
-	return KT_HSM_ERROR;
+	return rc == HSM_UNSUPPORTED ? KT_NOT_SUPPORTED : KT_HSM_ERROR;
 }
 
 /* The oldest PKCS#11 call in progress among the pool's workers. */
@@ -593,6 +728,11 @@ int backends_stuck(struct backends *bs)
  */
 void backends_watch(struct backends *bs)
 {
+	if (atomic_exchange(&bs->announce, 0)) {
+		log_info(&bs->d->log, "serving %zu keys: the first HSM came into service",
+			 bs->d->gen->keys.n);
+		sd_notifyf(0, "STATUS=serving %zu keys", bs->d->gen->keys.n);
+	}
 	int64_t limit = bs->d->conf.limits.hsm_call_timeout * 1000000;
 	struct backend *on;
 	int rebuilding;
@@ -613,6 +753,26 @@ void backends_watch(struct backends *bs)
 	}
 }
 
+/*
+ * Builds b again for the keys in force; while the daemon waits for its first
+ * HSM, this also fills the waiting generation's key table.
+ */
+static int rebuild(struct backends *bs, struct backend *b, char *err, size_t errlen)
+{
+	int have_table = 0, rc;
+
+	if (bs->waiting == NULL)
+		return build(b, bs->spec, NULL, err, errlen);
+	rc = build_for(b, bs->spec, bs->waiting, &have_table, err, errlen);
+	if (rc == 0) {
+		bs->waiting = NULL;
+		atomic_store(&bs->announce, 1);     /* the loop says it is serving now */
+	} else {
+		sd_notifyf(0, "STATUS=waiting for an HSM: %s", err);
+	}
+	return rc;
+}
+
 /* Brings b back: tear down, build again; on failure wait twice as long next time. */
 static void recover(struct backends *bs, struct backend *b)
 {
@@ -623,7 +783,7 @@ static void recover(struct backends *bs, struct backend *b)
 	teardown(b);
 	atomic_store(&bs->building, b);
 	atomic_store(&bs->build_since_us, now_us());
-	rc = build(b, bs->spec, NULL, err, sizeof(err));
+	rc = rebuild(bs, b, err, sizeof(err));
 	atomic_store(&bs->build_since_us, 0);
 	if (rc == 0) {
 		pthread_mutex_lock(&b->mu);

@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ckr.h"
 #include "hsm.h"
 #include "hsm_p11.h"
 #include "privkey.h"
@@ -55,23 +56,51 @@ static void add_common(struct tmpl *t, const CK_OBJECT_CLASS *class, const char 
 	add(t, CKA_ID, id, HSM_ID_LEN);
 }
 
-/* The private half never leaves the HSM, and decrypts (raw RSA) only. */
-static void add_private_policy(struct tmpl *t)
+/*
+ * The private half never leaves the HSM, and decrypts (raw RSA) only. Some
+ * modules refuse parts of that in a key-pair template (tpm2-pkcs11 refuses
+ * CKA_SIGN = FALSE, and CKA_ENCRYPT or CKA_VERIFY in the public half): the
+ * short form keeps what matters (sensitive, not extractable, decrypts) and
+ * leaves the rest to the module's defaults.
+ */
+static void add_private_policy(struct tmpl *t, int full)
 {
 	add_bool(t, CKA_PRIVATE, 1);
 	add_bool(t, CKA_SENSITIVE, 1);
 	add_bool(t, CKA_EXTRACTABLE, 0);
 	add_bool(t, CKA_DECRYPT, 1);
-	add_bool(t, CKA_SIGN, 0);
-	add_bool(t, CKA_UNWRAP, 0);
+	if (full) {
+		add_bool(t, CKA_SIGN, 0);
+		add_bool(t, CKA_UNWRAP, 0);
+	}
 }
 
-static void add_public_policy(struct tmpl *t)
+static void add_public_policy(struct tmpl *t, int full)
 {
-	add_bool(t, CKA_PRIVATE, 0);
-	add_bool(t, CKA_ENCRYPT, 1);
-	add_bool(t, CKA_VERIFY, 1);
-	add_bool(t, CKA_WRAP, 0);
+	if (full) {
+		add_bool(t, CKA_PRIVATE, 0);
+		add_bool(t, CKA_ENCRYPT, 1);
+		add_bool(t, CKA_VERIFY, 1);
+		add_bool(t, CKA_WRAP, 0);
+	}
+}
+
+/* The codes with which modules refuse a template (tpm2-pkcs11: CKR_GENERAL_ERROR). */
+static int template_refused(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_TEMPLATE_INCONSISTENT:
+	case CKR_TEMPLATE_INCOMPLETE:
+	case CKR_ATTRIBUTE_TYPE_INVALID:
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+	case CKR_ATTRIBUTE_READ_ONLY:
+	case CKR_ACTION_PROHIBITED:
+	case CKR_FUNCTION_NOT_SUPPORTED:
+	case CKR_GENERAL_ERROR:
+	case CKR_FUNCTION_FAILED:
+		return 1;
+	}
+	return 0;
 }
 
 static int step_failed(struct session *s, CK_RV rv, const char *step)
@@ -170,7 +199,7 @@ static size_t exponent_bytes(uint64_t e, uint8_t out[8])
 	return 8 - skip;
 }
 
-static int generate(struct session *s, const char *label, unsigned bits, uint64_t e,
+static int generate(struct session *s, const char *label, unsigned bits, uint64_t e, int full,
 		    struct hsm_new_key *out)
 {
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
@@ -182,11 +211,11 @@ static int generate(struct session *s, const char *label, unsigned bits, uint64_
 	CK_RV rv;
 
 	add_common(&pub, NULL, label, out->id);
-	add_public_policy(&pub);
+	add_public_policy(&pub, full);
 	add(&pub, CKA_MODULUS_BITS, &modulus_bits, sizeof(modulus_bits));
 	add(&pub, CKA_PUBLIC_EXPONENT, eb, elen);
 	add_common(&priv, NULL, label, out->id);
-	add_private_policy(&priv);
+	add_private_policy(&priv, full);
 	rv = s->f->C_GenerateKeyPair(s->s, &mech, pub.a, pub.n, priv.a, priv.n, &hpub, &hpriv);
 	if (rv != CKR_OK)
 		return step_failed(s, rv, "C_GenerateKeyPair");
@@ -203,11 +232,12 @@ static int finish(struct session *s, int rc, unsigned long *ckr, char *err, size
 {
 	if (s->open)
 		s->f->C_CloseSession(s->s);
+	char rv[64];
+
 	*ckr = 0;
-	if (rc == -1) {
+	if (rc == -1 || rc == HSM_UNSUPPORTED) {
 		*ckr = s->rv;
-		snprintf(err, errlen, "%s failed: %s (0x%lx)", s->step, hsm_ckr_name(s->rv),
-			 (unsigned long)s->rv);
+		snprintf(err, errlen, "%s failed: %s", s->step, ckr_describe(s->rv, rv, sizeof(rv)));
 	}
 	return rc;
 }
@@ -224,7 +254,13 @@ int hsm_generate_rsa(struct hsm *h, const char *label, unsigned bits, uint64_t e
 	if (rc == 0)
 		rc = fresh_id(&s, out->id);
 	if (rc == 0)
-		rc = generate(&s, label, bits, e, out);
+		rc = generate(&s, label, bits, e, 1, out);
+	if (rc == -1 && s.step != NULL && strcmp(s.step, "C_GenerateKeyPair") == 0 &&
+	    template_refused(s.rv))
+		rc = generate(&s, label, bits, e, 0, out);
+	if (rc == -1 && s.step != NULL && strcmp(s.step, "C_GenerateKeyPair") == 0 &&
+	    (template_refused(s.rv) || ckr_is_refusal(s.rv)))
+		rc = HSM_UNSUPPORTED;
 	return finish(&s, rc, ckr, err, errlen);
 }
 
@@ -267,16 +303,18 @@ static int create(struct session *s, const char *label, const struct rsa_parts *
 	CK_RV rv;
 
 	add_common(&priv, &class_private, label, id);
-	add_private_policy(&priv);
+	add_private_policy(&priv, 1);
 	for (int i = 0; i < RSA_NPARTS; i++)
 		add(&priv, number_attr[i], p->num[i].b, p->num[i].len);
 	add_common(&pub, &class_public, label, id);
-	add_public_policy(&pub);
+	add_public_policy(&pub, 1);
 	add(&pub, CKA_MODULUS, p->num[RSA_N].b, p->num[RSA_N].len);
 	add(&pub, CKA_PUBLIC_EXPONENT, p->num[RSA_E].b, p->num[RSA_E].len);
 	rv = s->f->C_CreateObject(s->s, priv.a, priv.n, &hpriv);
-	if (rv != CKR_OK)
-		return step_failed(s, rv, "C_CreateObject (private key)");
+	if (rv != CKR_OK) {
+		step_failed(s, rv, "C_CreateObject (private key)");
+		return template_refused(rv) ? HSM_UNSUPPORTED : -1;
+	}
 	rv = s->f->C_CreateObject(s->s, pub.a, pub.n, &hpub);
 	if (rv != CKR_OK) {
 		destroy(s, hpriv);

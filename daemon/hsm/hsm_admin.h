@@ -20,6 +20,7 @@ struct rsa_parts;
 
 #define HSM_ID_LEN 8
 #define HSM_TAKEN (-3)  /* the label or the id is in the token already (err says which) */
+#define HSM_UNSUPPORTED (-4)    /* the module refuses the key's template (err says how) */
 
 /* What was created. */
 struct hsm_new_key {

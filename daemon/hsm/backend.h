@@ -23,6 +23,7 @@
 
 struct daemon;
 struct event;
+struct logger;
 struct gen;
 struct hsm;
 struct key;
@@ -39,11 +40,13 @@ struct backend_keys {
 
 struct backend {
 	const struct hsm_conf *conf;
+	struct logger *log;
 	atomic_int up;                  /* in service */
 	atomic_int users;               /* workers inside an operation on it */
 	pthread_mutex_t mu;             /* the fields below */
 	struct hsm *hsm;                /* NULL while out of service */
 	EVP_PKEY **priv;                /* per key of spec; NULL while out of service */
+	unsigned long *obj;             /* the keys' object handles, for hsm_decrypt */
 	size_t npriv;
 	const struct backend_keys *spec;    /* the key list priv follows */
 	char last_error[256];
@@ -65,6 +68,8 @@ struct backends {
 	_Atomic int64_t build_since_us;     /* the supervisor is rebuilding an HSM since (0: not) ... */
 	struct backend *_Atomic building;   /* ... this one (backends_watch checks both) */
 	struct backend_keys *spec;          /* supervisor (and open/close): the keys to find */
+	struct gen *waiting;                /* supervisor: no HSM has filled this table yet */
+	atomic_int announce;                /* the supervisor filled it: the loop tells */
 	atomic_int paused;                  /* a reload rebuilds the HSMs: leases wait */
 	pthread_cond_t resumed;             /* with mu */
 	struct gen *reload_gen;             /* a reload asked for (with mu) ... */
@@ -80,8 +85,9 @@ struct backends {
 /*
  * Logs into every HSM and builds g's key table from the first one in
  * service; the others must hold the same keys. HSMs that cannot be reached
- * yet start out of service (and are retried) as long as one is in service.
- * 0, or BACKENDS_RETRY / BACKENDS_CONFIG with a sentence in err.
+ * yet start out of service and are retried; when none can, g waits
+ * (gen_ready is 0) until the supervisor fills its table from the first HSM
+ * that comes. 0, or BACKENDS_RETRY / BACKENDS_CONFIG with a sentence in err.
  */
 int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *err,
 		  size_t errlen);
@@ -101,6 +107,8 @@ int backends_start(struct backends *bs);
 void backends_stop(struct backends *bs);
 /* Stops the supervisor and logs out of everything (the pools have stopped). */
 void backends_close(struct backends *bs);
+/* Why the first HSM out of service is out of it ("" when all are in service). */
+void backends_why(struct backends *bs, char *buf, size_t len);
 /* How many HSMs are in service. */
 size_t backends_up(struct backends *bs);
 /* 0 when private-key work would fail at once (nothing in service, no reload running). */
@@ -117,14 +125,14 @@ void backends_watch(struct backends *bs);
 
 /*
  * Worker side. The private operation on key k in an HSM in service: raw RSA
- * or, for rsa_mechanism = pkcs, PKCS#1 v1.5 decryption; out receives k bytes
- * (raw) or the message and *out_len. After a fault the request is tried once
- * more on another HSM in service. Returns KT_OK, KT_HSM_UNAVAILABLE,
- * KT_HSM_ERROR, or (pkcs only) KT_UNWRAP_FAILED for a decryption failure,
- * with a sentence in msg.
+ * or, for rsa_mechanism = pkcs, PKCS#1 v1.5 (or, with oaep, OAEP)
+ * decryption by the HSM; out receives k bytes (raw) or the message and
+ * *out_len. After a fault the request is tried once more on another HSM in
+ * service. Returns KT_OK, KT_HSM_UNAVAILABLE, KT_HSM_ERROR, or (pkcs only)
+ * KT_UNWRAP_FAILED for a decryption failure, with a sentence in msg.
  */
-int backend_decrypt(struct worker *w, const struct key *k, const uint8_t *in, size_t in_len,
-		    uint8_t *out, size_t *out_len, char *msg, size_t msglen);
+int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8_t *in,
+		    size_t in_len, uint8_t *out, size_t *out_len, char *msg, size_t msglen);
 /* n bytes from the random generator of an HSM in service; KT status as above. */
 int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t msglen);
 

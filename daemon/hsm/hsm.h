@@ -23,9 +23,11 @@ struct hsm_key {
 	char label[CONFIG_LABEL_MAX + 1];   /* CKA_LABEL as the token has it */
 	uint8_t id[CONFIG_ID_MAX];          /* CKA_ID */
 	size_t id_len;
+	unsigned long obj;                  /* its object handle, for hsm_decrypt */
+	int sensitive, extractable;         /* CKA_SENSITIVE, CKA_EXTRACTABLE: 1, 0, -1 unknown */
 };
 
-#define HSM_FATAL (-2)   /* retrying cannot help: no such module, wrong or locked PIN */
+#define HSM_FATAL (-2)   /* retrying cannot help: no such module, wrong or locked PIN, no such key */
 
 /*
  * Loads module, finds the initialised token labelled token (and matching the
@@ -42,30 +44,34 @@ const char *hsm_token_label(const struct hsm *h);
 int hsm_find_key(struct hsm *h, const struct key_conf *kc, struct hsm_key *out,
 		 char *err, size_t errlen);
 void hsm_key_release(struct hsm_key *k);
+/* 1 with "CKA_EXTRACTABLE = TRUE" and/or "CKA_SENSITIVE = FALSE" in what when k can leave the HSM; else 0 and "". */
+int hsm_key_exposed(const struct hsm_key *k, char *what, size_t len);
 
 /* A context for raw RSA with priv (CKM_RSA_X_509); a worker keeps one per key. */
 EVP_PKEY_CTX *hsm_raw_ctx_new(EVP_PKEY *priv);
-/* The same for PKCS#1 v1.5 decryption in the HSM (CKM_RSA_PKCS). */
-EVP_PKEY_CTX *hsm_pkcs_ctx_new(EVP_PKEY *priv);
 /*
  * The raw RSA private operation on the k-byte big-endian value in. Returns 0,
  * or -1 with the PKCS#11 return value in *ckr (0 if none was reported).
  */
 int hsm_rsa_raw(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, unsigned long *ckr);
+
+enum hsm_padding { HSM_PAD_PKCS1, HSM_PAD_OAEP };
+enum hsm_step { HSM_STEP_SESSION, HSM_STEP_INIT, HSM_STEP_DECRYPT };
+/* Where a call failed, and with what. */
+struct hsm_failure {
+	enum hsm_step step;
+	unsigned long ckr;
+};
 /*
- * PKCS#1 v1.5 decryption in the HSM: *out_len receives the message length
- * (out holds k bytes). 0, or -1 with *ckr; a bad padding is an error too.
+ * Decryption with the HSM's own padding check (rsa_mechanism = pkcs):
+ * CKM_RSA_PKCS, or CKM_RSA_PKCS_OAEP with SHA-1, MGF1-SHA-1 and no label,
+ * with the key object obj, on a session opened for the call and closed after
+ * it. out holds k bytes; *out_len receives the message length. 0, or -1 with
+ * the step that failed and its code in why.
  */
-int hsm_rsa_pkcs(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, size_t *out_len,
-		 unsigned long *ckr);
-/*
- * 1 when ckr means the HSM, its session or its login failed (rather than the
- * data): with CKM_RSA_PKCS only these may be told apart from bad padding.
- */
-int hsm_ckr_is_fault(unsigned long ckr);
+int hsm_decrypt(struct hsm *h, unsigned long obj, enum hsm_padding pad, const uint8_t *in,
+		size_t k, uint8_t *out, size_t *out_len, struct hsm_failure *why);
 /* n bytes from the token's random generator. 0, or -1 with *ckr. */
 int hsm_random(struct hsm *h, uint8_t *out, size_t n, unsigned long *ckr);
-/* "CKR_DEVICE_ERROR" for logs. */
-const char *hsm_ckr_name(unsigned long ckr);
 
 #endif
