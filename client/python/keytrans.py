@@ -60,6 +60,7 @@ _STATUS_LIST = [
     ("DENIED", 23, "not allowed for this peer"),
     ("TIMEOUT", 24, "request not served in time"),
     ("HSM_UNAVAILABLE", 25, "no HSM in service; try again later"),
+    ("NOT_SUPPORTED", 26, "the HSM does not support this operation"),
     ("ERR_CONNECT", -1, "daemon unreachable"),
     ("ERR_IO", -2, "connection to the daemon failed"),
     ("ERR_PROTOCOL", -3, "malformed response from the daemon"),
@@ -96,6 +97,7 @@ SHUTTING_DOWN = 22
 DENIED = 23
 TIMEOUT = 24
 HSM_UNAVAILABLE = 25
+NOT_SUPPORTED = 26
 ERR_CONNECT = -1
 ERR_IO = -2
 ERR_PROTOCOL = -3
@@ -507,8 +509,10 @@ Info.__doc__ = ("info(): key_count counts the keys this peer may use; notice is 
                 "hsms the daemon's HSMs (at most 16).")
 Hsm = collections.namedtuple("Hsm", "name token_label state in_flight faults last_error")
 Hsm.__doc__ = "One HSM in info(): state 'up' or 'down'; last_error '' when none."
-Key = collections.namedtuple("Key", "name label id bits exponent mechanism")
-Key.__doc__ = "One key of keys(): label '' and id b'' when the token object has none."
+Key = collections.namedtuple("Key", "name label id bits exponent mechanism notice",
+                             defaults=("",))
+Key.__doc__ = ("One key of keys(): label '' and id b'' when the token object has none; notice "
+               "'' or how the private key can leave the HSM.")
 SessionKey = collections.namedtuple("SessionKey", "alg_id key")
 Wrapped = collections.namedtuple("Wrapped", "blob key")
 Wrapped.__doc__ = "wrap(): the SIMPLEBLOB and the session key (given or generated)."
@@ -671,7 +675,7 @@ def _dec_keys(m, body):
         label = _opt_text(e, "LABEL")
         kid = e.get(_T["ID"], b"")
         keys.append(Key(name, label, kid, _num(e, "BITS"), _num(e, "EXPONENT"),
-                        _opt_text(e, "MECHANISM")))
+                        _opt_text(e, "MECHANISM"), _opt_text(e, "NOTICE")))
     return keys
 
 

@@ -21,6 +21,7 @@ struct hsm {
 	PKCS11_SLOT *slot;
 	CK_SLOT_ID slot_id;
 	char token[CONFIG_TOKEN_MAX + 1];
+	int loaded;                     /* libp11 loaded and initialised the module */
 	void *lib;                      /* our reference to the module (taken before libp11's) */
 	CK_FUNCTION_LIST_PTR f;         /* the functions of libp11's own instance of it */
 };
@@ -162,10 +163,9 @@ static int initialise(struct hsm *h, const char *module, char *err, size_t errle
 	if (PKCS11_CTX_load(h->ctx, module) != 0) {
 		snprintf(err, errlen, "PKCS#11 module %s did not initialise: %s", module,
 			 explain(take_ckr(), why, sizeof(why)));
-		PKCS11_CTX_free(h->ctx);
-		h->ctx = NULL;
 		return -1;
 	}
+	h->loaded = 1;
 	h->f = libp11_functions(h->ctx, h->lib);
 	if (h->f == NULL) {
 		snprintf(err, errlen, "cannot find the functions libp11 loaded from %s "
@@ -255,13 +255,14 @@ void hsm_close(struct hsm *h)
 {
 	if (h == NULL)
 		return;
-	if (h->ctx != NULL) {
+	if (h->loaded) {
 		if (h->slots != NULL)
 			PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
 		/* C_Finalize: every session of this instance goes with it. */
 		PKCS11_CTX_unload(h->ctx);
-		PKCS11_CTX_free(h->ctx);
 	}
+	if (h->ctx != NULL)
+		PKCS11_CTX_free(h->ctx);
 	if (h->lib != NULL)
 		dlclose(h->lib);
 	free(h);

@@ -10,8 +10,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (PIN, Conn, Daemon, Token, Workspace, field, frame, read_vector_lines,
-                     run_tests, u8)
+from harness import (KEYS, PIN, Conn, Daemon, Token, Workspace, field, frame,
+                     read_vector_lines, run_tests, u8)
+
+import keytrans
 
 TOKEN = None  # one token shared by the tests (they only read it)
 EX_CONFIG = 78   # a start that retrying cannot fix (RestartPreventExitStatus= in the unit)
@@ -75,11 +77,33 @@ def test_missing_key():
 
 
 def test_absent_token():
+    """A token that is not there yet may appear: keytransd starts, says why it waits,
+    answers HSM_UNAVAILABLE, and serves once the token is initialised."""
     d = Daemon(new_root("token"), TOKEN, start=False)
     text = open(d.config).read().replace("token = " + TOKEN.label, "token = elsewhere")
     with open(d.config, "w") as f:
         f.write(text)
-    failed_start(d, expect='token "elsewhere" not found', status=1)   # it may yet appear
+    d.start()
+    try:
+        assert 'token "elsewhere" not found' in d.log_text(), d.log_text()
+        with keytrans.Connection(d.socket) as c:
+            h = c.info().hsms[0]
+            assert h.state == "down" and 'token "elsewhere" not found' in h.last_error, h
+            try:
+                c.unwrap("rsa2048", bytes(12))
+                raise AssertionError("answered without a token")
+            except keytrans.KeytransError as e:
+                assert e.name == "HSM_UNAVAILABLE", e
+        TOKEN.add_token("elsewhere")
+        deadline = time.monotonic() + 10
+        while "serving" not in d.log_text():
+            assert time.monotonic() < deadline, d.log_text()
+            time.sleep(0.1)
+        with keytrans.Connection(d.socket) as c:
+            assert c.info().hsms[0].state == "up"
+            assert len(c.keys()) == len(KEYS)
+    finally:
+        d.stop()
 
 
 def test_bad_module():
@@ -87,7 +111,7 @@ def test_bad_module():
     text = open(d.config).read().replace("/usr/lib/softhsm/libsofthsm2.so", "/nonexistent.so")
     with open(d.config, "w") as f:
         f.write(text)
-    failed_start(d, expect="/nonexistent.so")
+    failed_start(d, expect="cannot load PKCS#11 module /nonexistent.so")
 
 
 def pid_of(config):

@@ -763,7 +763,7 @@ static void test_status_names(void **state)
 	size_t n = sizeof(all) / sizeof(all[0]), wire_codes = 0;
 
 	(void)state;
-	assert_int_equal(n, 32);
+	assert_int_equal(n, 33);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(wire_status_name(all[i].code), all[i].name);
 		assert_string_equal(wire_status_text(all[i].code), all[i].text);
@@ -776,7 +776,7 @@ static void test_status_names(void **state)
 			assert_string_not_equal(all[i].text, all[j].text);
 		}
 	}
-	assert_int_equal(wire_codes, 26);
+	assert_int_equal(wire_codes, 27);
 	/* Known by value. */
 	assert_string_equal(wire_status_name(KT_OK), "OK");
 	assert_string_equal(wire_status_name(14), "UNWRAP_FAILED");
@@ -789,11 +789,12 @@ static void test_status_names(void **state)
 	assert_string_equal(wire_status_name(23), "DENIED");
 	assert_string_equal(wire_status_name(24), "TIMEOUT");
 	assert_string_equal(wire_status_name(25), "HSM_UNAVAILABLE");
-	assert_string_equal(wire_status_name(26), "UNKNOWN");
+	assert_string_equal(wire_status_name(26), "NOT_SUPPORTED");
+	assert_string_equal(wire_status_name(27), "UNKNOWN");
 	assert_string_equal(wire_status_name(-7), "UNKNOWN");
 	assert_string_equal(wire_status_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_status_name(-2147483647 - 1), "UNKNOWN");
-	assert_string_equal(wire_status_text(26), "unknown status");
+	assert_string_equal(wire_status_text(27), "unknown status");
 	assert_string_equal(wire_status_text(-7), "unknown status");
 	assert_string_equal(wire_status_text(65535), "unknown status");
 }
