@@ -41,6 +41,7 @@ enum {
 	SEEN_PIN = 32, SEEN_LABEL = 64, SEEN_ID = 128, SEEN_MECH = 256, SEEN_PUBLIC_OPS = 512,
 	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
 	SEEN_ADMIN = 1 << 14, SEEN_SENSITIVE = 1 << 15,
+	SEEN_SERIALIZE = 1 << 13,       /* [hsm] only: shares a bit with a [key] rule */
 	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
 	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
@@ -59,7 +60,7 @@ static const struct {
 	{ "job_memory", offsetof(struct limits, job_memory), 256, 1 << 20, 4096 },
 	{ "job_memory_per_uid", offsetof(struct limits, job_memory_per_uid), 16, 1 << 20, 1024 },
 	{ "hsm_call_timeout", offsetof(struct limits, hsm_call_timeout), 1, 3600, 10 },
-	{ "hsm_retry_max", offsetof(struct limits, hsm_retry_max), 1, 3600, 60 },
+	{ "hsm_retry_max", offsetof(struct limits, hsm_retry_max), 1, 3600, 4 },
 };
 #define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
 
@@ -227,6 +228,19 @@ static int hsm_setting(struct parse *p, struct hsm_conf *h, const char *name, co
 {
 	if (strcmp(name, "require_sensitive") == 0)
 		return sensitive_setting(p, name, value, &h->require_sensitive);
+	if (strcmp(name, "serialize") == 0) {
+		if (!once(p, SEEN_SERIALIZE, name))
+			return 0;
+		if (strcmp(value, "auto") == 0)
+			h->serialize = SERIALIZE_AUTO;
+		else if (strcmp(value, "yes") == 0)
+			h->serialize = SERIALIZE_YES;
+		else if (strcmp(value, "no") == 0)
+			h->serialize = SERIALIZE_NO;
+		else
+			return error(p, "serialize must be auto, yes or no, not \"%s\"", value);
+		return 1;
+	}
 	if (strcmp(name, "module") == 0)
 		return given_once(p, SEEN_MODULE, SEEN_MODULE_PATH, name,
 				  "module: the token URI's module-path names the module already; keep one") &&

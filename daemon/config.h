@@ -57,6 +57,7 @@ struct hsm_conf {
 	struct token_attrs token_attrs;     /* from a token URI */
 	char pin_file[PATH_MAX];            /* "" : $CREDENTIALS_DIRECTORY/pin */
 	int require_sensitive;              /* refuse keys that may leave the HSM */
+	enum { SERIALIZE_AUTO, SERIALIZE_YES, SERIALIZE_NO } serialize;    /* one call at a time */
 };
 
 /* Limits that hold under abuse ([daemon] section). */

@@ -447,7 +447,7 @@ def test_unwrap_refusals():
         raises("BLOB_LENGTH", c.unwrap, "rsa2048", b"", message="0 bytes")
         raises("BLOB_LENGTH", c.unwrap, "rsa4096", ZERO_BLOB, message="needs exactly 524")
         raises("BLOB_LENGTH", c.unwrap, "rsa2048", ZERO_BLOB[:12] + bytes(2048))
-        raises("BAD_REQUEST", c.unwrap, "pkcs2048", ZERO_BLOB, oaep=True, message="rsa_mechanism")
+        raises("UNWRAP_FAILED", c.unwrap, "pkcs2048", ZERO_BLOB, oaep=True)   # CKM_RSA_PKCS_OAEP
         raises("ERR_ARG", c.unwrap, "rsa2048", ZERO_BLOB[:12] + bytes(2049),
                message="^SIMPLEBLOB must be at most 2060 bytes$")
         raises("ERR_ARG", c.unwrap, "rsa2048", ZERO_BLOB, oaep=2, message="^unknown padding$")
@@ -726,14 +726,14 @@ def test_malformed_answers():
 def test_well_formed_fakes():
     with keytrans.Connection(FAKES["good"]) as c:
         assert c.info() == ("fake", "fake-token", 1, 1, 1, "", ())
-        assert c.keys() == [("fake", "", b"", 2048, 65537, "raw")]
+        assert c.keys() == [("fake", "", b"", 2048, 65537, "raw", "")]
         assert c.pubkey("x", "der") == b"\x30\x03\x02\x01\x00"
         w = c.wrap(0x6610, to_key="x")
         assert len(w.key) == 32 and len(w.blob) == 268
     with keytrans.Connection(FAKES["keys_full"]) as c:
         keys = c.keys()
-        assert keys[0] == ("k1", "label one", b"\x01\xff", 2048, 65537, "raw")
-        assert keys[1] == ("k2", "", b"", 4096, 3, "")       # MECHANISM absent: ""
+        assert keys[0] == ("k1", "label one", b"\x01\xff", 2048, 65537, "raw", "")
+        assert keys[1] == ("k2", "", b"", 4096, 3, "", "")   # MECHANISM, NOTICE absent: ""
         assert keys[2].id == b""
     with keytrans.Connection(FAKES["info_hsms"]) as c:
         i = c.info()

@@ -186,6 +186,19 @@ static void drop_keys(EVP_PKEY **priv, size_t n)
  * BACKENDS_CONFIG. On a failure spec keeps no public half of this HSM's
  * unless it was the first to show it (the caller decides what a failure means).
  */
+/* Whether calls into b's module must go one at a time: its [hsm] says, or quirks.c knows. */
+static void set_serial(struct backend *b, struct hsm *h)
+{
+	char sec[CONFIG_NAME_MAX + 8];
+	const char *why = hsm_serialize_why(h);
+
+	b->serial = b->conf->serialize == SERIALIZE_YES ||
+		    (b->conf->serialize == SERIALIZE_AUTO && why != NULL);
+	if (b->conf->serialize == SERIALIZE_AUTO && why != NULL)
+		log_info(b->log, "%s %s (serialize = no would allow concurrent calls)",
+			 section(b, sec, sizeof(sec)), why);
+}
+
 static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *found, char *err,
 		 size_t errlen)
 {
@@ -213,6 +226,7 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 		free(obj);
 		return rc == HSM_FATAL ? BACKENDS_CONFIG : BACKENDS_RETRY;
 	}
+	set_serial(b, h);
 	rc = find_keys(b, h, spec, priv, obj, found, err, errlen);
 	if (rc != 0) {
 		drop_keys(priv, spec->n);
@@ -307,6 +321,7 @@ int backends_open(struct backends *bs, struct daemon *d, struct gen *g, char *er
 		b->log = &d->log;
 		b->backoff_ms = FIRST_BACKOFF_MS;
 		pthread_mutex_init(&b->mu, NULL);
+		pthread_mutex_init(&b->call_mu, NULL);
 		bs->n = i + 1;      /* counted before it opens anything: backends_close closes it */
 		rc = build_for(b, bs->spec, g, &have_table, why, sizeof(why));
 		if (rc == BACKENDS_CONFIG) {
@@ -463,15 +478,22 @@ static void release(struct backend *b)
 	atomic_fetch_sub(&b->users, 1);
 }
 
+/* The time waited for a serialised module is not counted as a call that hangs. */
 static void call_begin(struct worker *w, struct backend *b)
 {
+	if (b->serial)
+		pthread_mutex_lock(&b->call_mu);
 	atomic_store(&w->call_on, b);
 	atomic_store(&w->call_since_us, now_us());
 }
 
 static void call_end(struct worker *w)
 {
+	struct backend *b = atomic_load(&w->call_on);
+
 	atomic_store(&w->call_since_us, 0);
+	if (b->serial)
+		pthread_mutex_unlock(&b->call_mu);
 }
 
 static int unavailable(struct backends *bs, char *msg, size_t msglen)
@@ -1000,6 +1022,7 @@ void backends_close(struct backends *bs)
 	for (size_t i = 0; i < bs->n; i++) {
 		teardown(&bs->b[i]);
 		pthread_mutex_destroy(&bs->b[i].mu);
+		pthread_mutex_destroy(&bs->b[i].call_mu);
 	}
 	free(bs->b);
 	bs->b = NULL;

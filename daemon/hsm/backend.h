@@ -43,6 +43,8 @@ struct backend {
 	struct logger *log;
 	atomic_int up;                  /* in service */
 	atomic_int users;               /* workers inside an operation on it */
+	int serial;                     /* one PKCS#11 call at a time (set while it is built) */
+	pthread_mutex_t call_mu;        /* held through each call when serial */
 	pthread_mutex_t mu;             /* the fields below */
 	struct hsm *hsm;                /* NULL while out of service */
 	EVP_PKEY **priv;                /* per key of spec; NULL while out of service */

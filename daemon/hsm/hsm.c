@@ -12,6 +12,7 @@
 
 #include "ckr.h"
 #include "hsm_p11.h"
+#include "quirks.h"
 #include "rsa_pub.h"
 
 struct hsm {
@@ -24,6 +25,7 @@ struct hsm {
 	int loaded;                     /* libp11 loaded and initialised the module */
 	void *lib;                      /* our reference to the module (taken before libp11's) */
 	CK_FUNCTION_LIST_PTR f;         /* the functions of libp11's own instance of it */
+	struct hsm_quirks quirks;
 };
 
 /* The CK_RV of the newest libp11 error on this thread's queue (0 if none); clears the queue. */
@@ -172,6 +174,7 @@ static int initialise(struct hsm *h, const char *module, char *err, size_t errle
 			 "(an unsupported libp11 version?)", module);
 		return HSM_FATAL;
 	}
+	hsm_quirks_detect(h->f, &h->quirks);
 	return 0;
 }
 
@@ -272,6 +275,11 @@ CK_FUNCTION_LIST_PTR hsm_functions(const struct hsm *h, CK_SLOT_ID *slot)
 {
 	*slot = h->slot_id;
 	return h->f;
+}
+
+const char *hsm_serialize_why(const struct hsm *h)
+{
+	return h->quirks.serialize ? h->quirks.why : NULL;
 }
 
 const char *hsm_token_label(const struct hsm *h)

@@ -39,6 +39,8 @@ int hsm_open(const char *module, const char *token, const struct token_attrs *at
 	     const char *pin, struct hsm **out, char *err, size_t errlen);
 void hsm_close(struct hsm *h);
 const char *hsm_token_label(const struct hsm *h);
+/* Why calls into this module must be serialised (quirks.c), or NULL when they need not be. */
+const char *hsm_serialize_why(const struct hsm *h);
 
 /* Finds the one RSA private key matching kc's label and/or id (and the token its uri names). */
 int hsm_find_key(struct hsm *h, const struct key_conf *kc, struct hsm_key *out,

@@ -59,9 +59,10 @@ static void add_common(struct tmpl *t, const CK_OBJECT_CLASS *class, const char 
 /*
  * The private half never leaves the HSM, and decrypts (raw RSA) only. Some
  * modules refuse parts of that in a key-pair template (tpm2-pkcs11 refuses
- * CKA_SIGN = FALSE, and CKA_ENCRYPT or CKA_VERIFY in the public half): the
- * short form keeps what matters (sensitive, not extractable, decrypts) and
- * leaves the rest to the module's defaults.
+ * CKA_ENCRYPT and CKA_VERIFY in the public half): keygen then tries without
+ * the public half's usage, then with the short private form too, which keeps
+ * what matters (sensitive, not extractable, decrypts) and leaves the rest to
+ * the module's defaults.
  */
 static void add_private_policy(struct tmpl *t, int full)
 {
@@ -199,8 +200,10 @@ static size_t exponent_bytes(uint64_t e, uint8_t out[8])
 	return 8 - skip;
 }
 
-static int generate(struct session *s, const char *label, unsigned bits, uint64_t e, int full,
-		    struct hsm_new_key *out)
+enum template_level { TEMPLATE_FULL, TEMPLATE_NO_PUBLIC_USAGE, TEMPLATE_SHORT, TEMPLATE_LEVELS };
+
+static int generate(struct session *s, const char *label, unsigned bits, uint64_t e,
+		    enum template_level level, struct hsm_new_key *out)
 {
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
 	CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
@@ -211,11 +214,11 @@ static int generate(struct session *s, const char *label, unsigned bits, uint64_
 	CK_RV rv;
 
 	add_common(&pub, NULL, label, out->id);
-	add_public_policy(&pub, full);
+	add_public_policy(&pub, level == TEMPLATE_FULL);
 	add(&pub, CKA_MODULUS_BITS, &modulus_bits, sizeof(modulus_bits));
 	add(&pub, CKA_PUBLIC_EXPONENT, eb, elen);
 	add_common(&priv, NULL, label, out->id);
-	add_private_policy(&priv, full);
+	add_private_policy(&priv, level != TEMPLATE_SHORT);
 	rv = s->f->C_GenerateKeyPair(s->s, &mech, pub.a, pub.n, priv.a, priv.n, &hpub, &hpriv);
 	if (rv != CKR_OK)
 		return step_failed(s, rv, "C_GenerateKeyPair");
@@ -242,6 +245,13 @@ static int finish(struct session *s, int rc, unsigned long *ckr, char *err, size
 	return rc;
 }
 
+/* C_GenerateKeyPair failed with a code by which modules refuse a template. */
+static int generate_refused(const struct session *s)
+{
+	return s->step != NULL && strcmp(s->step, "C_GenerateKeyPair") == 0 &&
+	       template_refused(s->rv);
+}
+
 int hsm_generate_rsa(struct hsm *h, const char *label, unsigned bits, uint64_t e,
 		     struct hsm_new_key *out, unsigned long *ckr, char *err, size_t errlen)
 {
@@ -253,14 +263,15 @@ int hsm_generate_rsa(struct hsm *h, const char *label, unsigned bits, uint64_t e
 		rc = label_free(&s, h, label, err, errlen);
 	if (rc == 0)
 		rc = fresh_id(&s, out->id);
-	if (rc == 0)
-		rc = generate(&s, label, bits, e, 1, out);
-	if (rc == -1 && s.step != NULL && strcmp(s.step, "C_GenerateKeyPair") == 0 &&
-	    template_refused(s.rv))
-		rc = generate(&s, label, bits, e, 0, out);
-	if (rc == -1 && s.step != NULL && strcmp(s.step, "C_GenerateKeyPair") == 0 &&
-	    (template_refused(s.rv) || ckr_is_refusal(s.rv)))
-		rc = HSM_UNSUPPORTED;
+	if (rc == 0) {
+		enum template_level level = TEMPLATE_FULL;
+
+		while ((rc = generate(&s, label, bits, e, level, out)) != 0 && generate_refused(&s) &&
+		       ++level < TEMPLATE_LEVELS)
+			;
+		if (rc == -1 && (generate_refused(&s) || ckr_is_refusal(s.rv)))
+			rc = HSM_UNSUPPORTED;
+	}
 	return finish(&s, rc, ckr, err, errlen);
 }
 

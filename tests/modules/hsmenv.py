@@ -32,6 +32,12 @@ def vectors(*parts):
     return os.path.join(os.environ["KT_VECTORS"], *parts)
 
 
+def read_vectors(name):
+    """The lines of a vector file, split, without comments."""
+    with open(vectors(name)) as f:
+        return [line.split() for line in f if line.strip() and not line.startswith("#")]
+
+
 class HsmEnv:
     name = "?"
     module = ""

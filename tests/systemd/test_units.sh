@@ -4,8 +4,11 @@
 #     overall exposure of at most 1.0 (always run; systemd-analyze must exist);
 #  2. the units pass `systemd-analyze verify` (in a scratch root, so that
 #     /usr/sbin/keytransd need not be installed);
-#  3. keytrans.sysusers and keytrans.tmpfiles pass systemd-sysusers and
-#     systemd-tmpfiles (applied to a scratch root when run as root).
+#  3. the same two for keytransd.service with each drop-in of DIR/modules/
+#     (*.conf, docs/hsm-modules.md) applied on its own, each at most 1.0 too;
+#  4. keytrans.sysusers and keytrans.tmpfiles pass systemd-sysusers and
+#     systemd-tmpfiles (applied to a scratch root when run as root), and so
+#     do the modules' sysusers files (DIR/modules/*.sysusers).
 # Usage: test_units.sh [DIR]
 set -uo pipefail
 
@@ -31,23 +34,6 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 echo "# $(systemd-analyze --version | head -1)"
 
-# 1. Exposure.
-out=$(systemd-analyze security --offline=true --no-pager "$service" 2>&1)
-rc=$?
-score=$(printf '%s\n' "$out" |
-	sed -n 's/.*Overall exposure level for keytransd\.service: *\([0-9][0-9]*\.[0-9]*\).*/\1/p')
-if [ -z "$score" ]; then
-	printf '%s\n' "$out"
-	echo "FAIL: no 'Overall exposure level' in the output of systemd-analyze security (exit $rc)"
-	exit 1
-fi
-echo "exposure: $score (limit $max)"
-# What still counts against the unit, for the record.
-printf '%s\n' "$out" | grep '✗' | sed 's/^/  /'
-if awk -v s="$score" -v m="$max" 'BEGIN { exit !(s > m) }'; then
-	fail "overall exposure $score is above $max"
-fi
-
 # Settings the daemon depends on, which a change chasing a better score could break.
 get() { sed -n "s/^[[:space:]]*$1=//p" "$2" | tail -1; }
 case $(get PrivateUsers "$service") in
@@ -68,42 +54,110 @@ fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-# 2. systemd-analyze verify, in a scratch root holding the system's units (for
-# sysinit.target and the like), ours and a stand-in /usr/sbin/keytransd.
-root=$scratch/root
-mkdir -p "$root/usr/sbin" "$root/usr/lib/systemd" "$root/etc/systemd/system"
-printf '#!/bin/sh\nexit 0\n' >"$root/usr/sbin/keytransd"
-chmod 755 "$root/usr/sbin/keytransd"
+# A scratch root for systemd-analyze: the system's units (for sysinit.target
+# and the like), ours, the drop-ins given (into keytransd.service.d/) and a
+# stand-in /usr/sbin/keytransd (verify checks that executables exist).
+sysunits=$scratch/system
 for d in /usr/lib/systemd/system /lib/systemd/system; do
-	[ -d "$d" ] && { cp -a "$d" "$root/usr/lib/systemd/" && break; }
+	[ -d "$d" ] && { cp -a "$d" "$sysunits" && break; }
 done
-cp "$service" "$socket" "$root/etc/systemd/system/"
-out=$(systemd-analyze verify --man=no --recursive-errors=no --root="$root" \
-	keytransd.socket keytransd.service 2>&1)
-rc=$?
-if printf '%s\n' "$out" | grep -qiE "unrecognized option|failed to connect to bus|failed to initialize manager"; then
-	printf '%s\n' "$out" | sed 's/^/  /'
-	echo "NOTE: systemd-analyze verify cannot run here without a running manager: verify skipped"
-elif [ $rc -ne 0 ] || [ -n "$out" ]; then
-	printf '%s\n' "$out" | sed "s|$root/etc/systemd/system/|systemd/|g; s/^/  /"
-	fail "systemd-analyze verify (exit $rc)"
-else
-	echo "verify: keytransd.socket keytransd.service OK"
-fi
+make_root() { # make_root ROOT [DROP-IN...]
+	local root=$1
+	shift
+	mkdir -p "$root/usr/sbin" "$root/usr/lib/systemd" "$root/etc/systemd/system/keytransd.service.d"
+	printf '#!/bin/sh\nexit 0\n' >"$root/usr/sbin/keytransd"
+	chmod 755 "$root/usr/sbin/keytransd"
+	[ -d "$sysunits" ] && cp -a "$sysunits" "$root/usr/lib/systemd/system"
+	cp "$service" "$socket" "$root/etc/systemd/system/"
+	[ $# -eq 0 ] || cp "$@" "$root/etc/systemd/system/keytransd.service.d/"
+}
 
-# 3. sysusers.d and tmpfiles.d. The scratch root starts with this system's
+# The overall exposure of keytransd.service in ROOT, printed and checked
+# against $max; the items that count against it are printed too, those
+# already counted against the unit alone ($base_items) left out.
+base_items=""
+exposure() { # exposure ROOT WHAT
+	local out rc score items
+	out=$(systemd-analyze security --offline=true --root="$1" --no-pager keytransd.service 2>&1)
+	rc=$?
+	score=$(printf '%s\n' "$out" |
+		sed -n 's/.*Overall exposure level for keytransd\.service: *\([0-9][0-9]*\.[0-9]*\).*/\1/p')
+	if [ -z "$score" ]; then
+		printf '%s\n' "$out" | sed 's/^/  /'
+		fail "$2: no 'Overall exposure level' in the output of systemd-analyze security (exit $rc)"
+		return 1
+	fi
+	echo "exposure$3: $score (limit $max)"
+	# One space between words: the column widths vary with the longest text.
+	items=$(printf '%s\n' "$out" | grep '✗' | tr -s ' ')
+	if [ -z "$base_items" ]; then
+		base_items=$items
+		printf '%s\n' "$items" | sed 's/^/  /'
+	else
+		printf '%s\n' "$items" | grep -vxF -- "$base_items" | sed 's/^/  + /'
+	fi
+	if awk -v s="$score" -v m="$max" 'BEGIN { exit !(s > m) }'; then
+		fail "$2: overall exposure $score is above $max"
+	fi
+}
+
+# systemd-analyze verify of both units in ROOT.
+verify() { # verify ROOT WHAT
+	local out rc
+	out=$(systemd-analyze verify --man=no --recursive-errors=no --root="$1" \
+		keytransd.socket keytransd.service 2>&1)
+	rc=$?
+	if printf '%s\n' "$out" | grep -qiE "unrecognized option|failed to connect to bus|failed to initialize manager"; then
+		printf '%s\n' "$out" | sed 's/^/  /'
+		echo "NOTE: systemd-analyze verify cannot run here without a running manager: verify skipped"
+	elif [ $rc -ne 0 ] || [ -n "$out" ]; then
+		printf '%s\n' "$out" | sed "s|$1/etc/systemd/system/|systemd/|g; s/^/  /"
+		fail "$2: systemd-analyze verify (exit $rc)"
+	else
+		echo "verify: $2 OK"
+	fi
+}
+
+# 1, 2. The units as shipped.
+make_root "$scratch/root"
+exposure "$scratch/root" keytransd.service "" || exit 1
+verify "$scratch/root" "keytransd.socket keytransd.service"
+
+# 3. Each module's drop-in on its own, as docs/hsm-modules.md installs it.
+modules=$dir/modules
+for dropin in "$modules"/*.conf; do
+	[ -f "$dropin" ] || continue
+	name=modules/$(basename "$dropin")
+	case $(get PrivateUsers "$dropin") in
+	'' | no | false | off | 0) ;;
+	*) fail "$name: PrivateUsers= would map every peer to nobody" ;;
+	esac
+	root=$scratch/root-$(basename "$dropin" .conf)
+	make_root "$root" "$dropin"
+	exposure "$root" "keytransd.service + $name" " with $name"
+	verify "$root" "keytransd.service + $name"
+done
+
+# 4. sysusers.d and tmpfiles.d. The scratch root starts with this system's
 # users and groups (softhsm, if SoftHSM is installed).
 root=$scratch/sysroot
 mkdir -p "$root/etc"
 cp /etc/passwd /etc/group "$root/etc/" 2>/dev/null
-out=$(systemd-sysusers --dry-run --root="$root" "$dir/keytrans.sysusers" 2>&1)
-rc=$?
-if [ $rc -ne 0 ] || printf '%s\n' "$out" | grep -qiE "ignoring|failed|invalid"; then
-	printf '%s\n' "$out" | sed 's/^/  /'
-	fail "systemd-sysusers --dry-run (exit $rc)"
-fi
+module_sysusers=()
+for f in "$modules"/*.sysusers; do
+	[ -f "$f" ] && module_sysusers+=("$f")
+done
+for f in "$dir/keytrans.sysusers" "${module_sysusers[@]}"; do
+	# A module's file comes after keytrans.sysusers, as it is installed.
+	out=$(systemd-sysusers --dry-run --root="$root" "$dir/keytrans.sysusers" "$f" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] || printf '%s\n' "$out" | grep -qiE "ignoring|failed|invalid"; then
+		printf '%s\n' "$out" | sed 's/^/  /'
+		fail "systemd-sysusers --dry-run $(basename "$f") (exit $rc)"
+	fi
+done
 if [ "$(id -u)" -ne 0 ]; then
-	echo "NOTE: not root: keytrans.sysusers checked with --dry-run only; keytrans.tmpfiles not applied"
+	echo "NOTE: not root: the sysusers files checked with --dry-run only; keytrans.tmpfiles not applied"
 else
 	cp /etc/shadow /etc/gshadow "$root/etc/" 2>/dev/null
 	# As an administrator might have left them: tmpfiles must put them right.
@@ -125,6 +179,19 @@ else
 		[ "$got" = "$2 $3 $4" ] || fail "$1 is '${got:-missing}', want mode/uid/gid '$2 $3 $4'"
 	done
 	[ $failed -eq 0 ] && echo "sysusers, tmpfiles: OK (user keytrans $kt_uid:$kt_gid; /etc/keytrans, its files, /run/keytransd)"
+	# Each module's memberships (m lines), applied on top.
+	for f in "${module_sysusers[@]}"; do
+		name=$(basename "$f")
+		out=$(systemd-sysusers --root="$root" "$f" 2>&1) ||
+			{ printf '%s\n' "$out" | sed 's/^/  /'; fail "systemd-sysusers $name"; continue; }
+		while read -r user group; do
+			if grep -qE "^$group:[^:]*:[0-9]+:(.*,)?$user(,.*)?\$" "$root/etc/group"; then
+				echo "sysusers: $name: $user is a member of $group"
+			else
+				fail "$name: $user is not a member of $group: $(grep "^$group:" "$root/etc/group")"
+			fi
+		done < <(sed -n 's/^m[[:space:]]\+\([^[:space:]]\+\)[[:space:]]\+\([^[:space:]]\+\).*/\1 \2/p' "$f")
+	done
 fi
 
 if [ $failed -ne 0 ]; then

@@ -413,7 +413,7 @@ static void test_several_hsms(void **state)
 	assert_int_equal(f->c.nhsms, 1);
 	assert_string_equal(f->c.hsms[0].name, "hsm");
 	assert_int_equal(f->c.limits.hsm_call_timeout, 10);
-	assert_int_equal(f->c.limits.hsm_retry_max, 60);
+	assert_int_equal(f->c.limits.hsm_retry_max, 4);
 	config_free(&f->c);
 	assert_bad_file(f, HSM "[hsm b]\ntoken = tb\n", "[hsm b] module is missing");
 	assert_bad_file(f, "[hsm b]\nmodule = b.so\n", "[hsm b] token is missing");

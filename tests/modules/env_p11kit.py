@@ -1,0 +1,180 @@
+"""p11-kit remoting: a SoftHSM token exported by `p11-kit server` on a Unix
+socket, used through the client module p11-kit-client.so.
+
+The server (`p11-kit server -f -n ROOT/p11kit/server.sock --provider libsofthsm2.so
+pkcs11:token=kt-mod`) forks one p11-kit-remote per connection, and that child
+keeps serving its client after the server is gone; so the server is started in
+a session of its own and the whole process group is killed to stop it. The
+token is a SoftHsmEnv in ROOT/softhsm (its SOFTHSM2_CONF is given to the server
+only). Clients find the server through P11_KIT_SERVER_ADDRESS (in env()); each
+C_GetFunctionList of p11-kit-client.so gives a new, uninitialised module
+instance with a connection of its own.
+
+Fault: stop_service() kills the server's process group (its children serving
+open connections included); start_service() starts it again on the same path
+(a socket file left behind by a SIGKILL is removed first) and waits until it
+accepts connections.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hsmenv import HsmEnv, SoftHsmEnv  # noqa: E402
+
+
+class P11KitEnv(HsmEnv):
+    name = "p11kit"
+    module = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+    provider = SoftHsmEnv.module
+    can_import = True       # C_CreateObject of an RSA private key through the client works
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.root = os.path.abspath(root)
+        self.inner = SoftHsmEnv(os.path.join(self.root, "softhsm"))
+        self.token, self.pin, self.so_pin = self.inner.token, self.inner.pin, self.inner.so_pin
+        self.dir = os.path.join(self.root, "p11kit")
+        self.socket = os.path.join(self.dir, "server.sock")
+        self.server_log = os.path.join(self.dir, "server.log")
+        if len(self.socket.encode()) > 107:
+            raise ValueError("p11kit env: socket path too long: %s" % self.socket)
+        self.server = None
+        self._set_up = False
+        self._closed = False
+
+    def env(self):
+        e = dict(os.environ, P11_KIT_SERVER_ADDRESS="unix:path=" + self.socket)
+        e.pop("SOFTHSM2_CONF", None)    # the clients reach SoftHSM through the server only
+        return e
+
+    def setup(self):
+        if self._set_up:
+            return self
+        if self._closed:
+            raise RuntimeError("p11kit env: closed")
+        try:
+            self.inner.setup()
+            self.keys = dict(self.inner.keys)
+            os.makedirs(self.dir, exist_ok=True)
+            self.start_service()
+            out = self.run("pkcs11-tool", "--module", self.module, "-L").stdout.decode()
+            if "token label        : %s" % self.token not in out:
+                raise RuntimeError("p11kit env: token not seen through the client: %s" % out)
+        except BaseException:
+            self.close()
+            raise
+        self._set_up = True
+        return self
+
+    def start_service(self):
+        if self.server is not None:
+            if not _exited(self.server):
+                return
+            self.stop_service()          # it died by itself: reap it and its children
+        if os.path.lexists(self.socket):
+            if _accepts(self.socket):
+                raise RuntimeError("p11kit env: something else serves %s" % self.socket)
+            os.unlink(self.socket)       # left by a SIGKILL
+        log = open(self.server_log, "ab")
+        self.server = subprocess.Popen(
+            ["setpriv", "--pdeathsig", "KILL",
+             "p11-kit", "server", "-f", "-n", self.socket, "--provider", self.provider,
+             "pkcs11:token=" + self.token],
+            env=self.inner.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while not _accepts(self.socket):
+            if _exited(self.server):
+                self.stop_service()
+                raise RuntimeError("p11kit env: p11-kit server exited; see %s" % self.server_log)
+            if time.monotonic() > deadline:
+                self.stop_service()
+                raise RuntimeError("p11kit env: p11-kit server never accepted on %s"
+                                   % self.socket)
+            time.sleep(0.02)
+
+    def stop_service(self):
+        p, self.server = self.server, None
+        if p is not None:
+            _stop_group(p, 1.0)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self.stop_service()
+        self.inner.close()
+        for d in (self.dir, self.inner.root):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _accepts(path):
+    """Connect and hang up (the server forks a p11-kit-remote that then sees EOF)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _exited(p):
+    """Whether p (started by us) has exited, without reaping it: while it is not
+    reaped its pid, which is also its process group's id, cannot be reused."""
+    if p.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _stop_group(p, grace):
+    """Stop the process group that p leads (started with start_new_session): SIGTERM,
+    up to grace seconds for p to exit, SIGKILL to all of the group that is left
+    (the p11-kit-remote children), and only then reap p."""
+    if p.returncode is None:
+        _killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while not _exited(p) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _killpg(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+def _killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+if __name__ == "__main__":
+    import tempfile
+    os.environ.setdefault("KT_VECTORS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "..", "vectors"))
+    with tempfile.TemporaryDirectory(prefix="kt-p11kit-") as tmp:
+        t0 = time.monotonic()
+        with P11KitEnv(tmp) as env:
+            env.setup()
+            print("setup: %.2f s" % (time.monotonic() - t0))
+            tool = ["pkcs11-tool", "--module", env.module, "--token-label", env.token]
+            out = env.run(*tool, "--login", "--pin", env.pin, "-O").stdout.decode()
+            print(out)
+            assert out.count("Private Key Object") == 3, out
+            env.stop_service()
+            r = env.run(*tool, "-L", check=False)
+            print("service stopped: pkcs11-tool -L exit %d: %s" % (r.returncode,
+                                                                    r.stdout.decode().strip()))
+            env.start_service()
+            env.run(*tool, "-L")
+            print("service started again: pkcs11-tool -L ok")
+        print("closed in %.2f s total" % (time.monotonic() - t0))
