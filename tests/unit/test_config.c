@@ -797,6 +797,36 @@ static void test_short_err(void **state)
 	assert_memory_equal(err, path, 5);
 }
 
+/* require_sensitive ([hsm] and [key]) and serialize ([hsm]). */
+static void test_module_settings(void **state)
+{
+	struct fixture *f = *state;
+
+	load_good(f, HSM "[key a]\nlabel = a\n[key b]\nlabel = b\nrequire_sensitive = no\n");
+	assert_int_equal(f->c.hsms[0].require_sensitive, 0);
+	assert_int_equal(f->c.hsms[0].serialize, SERIALIZE_AUTO);
+	assert_int_equal(f->c.keys[0].require_sensitive, -1);     /* [hsm]'s applies */
+	assert_int_equal(f->c.keys[1].require_sensitive, 0);
+	config_free(&f->c);
+	load_good(f, HSM "require_sensitive = yes\nserialize = yes\n[key a]\nlabel = a\n"
+		     "require_sensitive = yes\n");
+	assert_int_equal(f->c.hsms[0].require_sensitive, 1);
+	assert_int_equal(f->c.hsms[0].serialize, SERIALIZE_YES);
+	assert_int_equal(f->c.keys[0].require_sensitive, 1);
+	config_free(&f->c);
+	load_good(f, HSM "serialize = no\n");
+	assert_int_equal(f->c.hsms[0].serialize, SERIALIZE_NO);
+	config_free(&f->c);
+	assert_bad_line(f, HSM "serialize = maybe\n", 5,
+			"serialize must be auto, yes or no, not \"maybe\"");
+	assert_bad_line(f, HSM "serialize = yes\nserialize = no\n", 6,
+			"serialize given twice in this section");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nrequire_sensitive = 1\n", 7,
+			"require_sensitive must be yes or no, not \"1\"");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nserialize = yes\n", 7,
+			"unknown key \"serialize\" in [key a]");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -823,6 +853,7 @@ int main(void)
 		T(test_uri_bad_token),
 		T(test_uri_pin),
 		T(test_uri_bad_key),
+		T(test_module_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
