@@ -38,6 +38,21 @@ def pkcs_keys():
     return {"rsa2048": ("rsa2048", "02", "rsa_mechanism = pkcs")}
 
 
+def faulty_from_start(root, rules, extra_daemon="", log=None):
+    """A daemon over faultp11 whose rules are in force from its very start (Faulty
+    starts with none); its start may fail (RuntimeError)."""
+    control = os.path.join(root, "faults")
+    with open(control, "w") as fh:
+        fh.write(rules)
+    token = Token(os.path.join(root, "hsm"))
+    env = {"FAULTP11_MODULE": SOFTHSM, "FAULTP11_CONTROL": control}
+    if log:
+        env["FAULTP11_LOG"] = log
+    d = Daemon(root, token=token, extra_daemon=extra_daemon, env=env,
+               hsm_text="[hsm]\nmodule = %s\ntoken = %s\npin_file = pin" % (FAULTP11, token.label))
+    return d, control
+
+
 def call(f, fn):
     try:
         with f.conn() as c:
@@ -64,6 +79,18 @@ def test_raw_any_failure_is_a_fault():
                 assert f.wait_ok(5) < 5
                 n = f.hsms()["hsm"].faults
             assert "(0x90)" in f.d.log_text()   # the code in hex beside its name
+            # The random generator (a generated session key): a fault too ...
+            f.rules("C_GenerateRandom rv=CKR_GENERAL_ERROR\n")
+            st, msg = call(f, lambda c: c.wrap("AES_128", to_key="rsa2048"))
+            assert st == "HSM_UNAVAILABLE" and "CKR_GENERAL_ERROR" in msg, (st, msg)
+            f.rules("")
+            assert f.wait_ok(5) < 5
+            # ... unless the token says it has none.
+            faults = f.hsms()["hsm"].faults
+            f.rules("C_GenerateRandom rv=CKR_RANDOM_NO_RNG count=1\n")
+            st, msg = call(f, lambda c: c.wrap("AES_128", to_key="rsa2048"))
+            assert st == "HSM_ERROR" and "CKR_RANDOM_NO_RNG" in msg, (st, msg)
+            assert f.hsms()["hsm"].faults == faults
         finally:
             f.d.stop()
 
@@ -178,14 +205,8 @@ def test_module_that_does_not_initialise_is_waited_for():
     """C_Initialize fails (opencryptoki without pkcsslotd: CKR_HOST_MEMORY): keytransd
     starts anyway, answers HSM_UNAVAILABLE saying why, and serves once it initialises."""
     with Workspace() as root:
-        control = os.path.join(root, "faults")
-        with open(control, "w") as fh:
-            fh.write("C_Initialize rv=CKR_HOST_MEMORY\n")
-        token = Token(os.path.join(root, "hsm"))
-        d = Daemon(root, token=token, extra_daemon="hsm_retry_max = 1",
-                   env={"FAULTP11_MODULE": SOFTHSM, "FAULTP11_CONTROL": control},
-                   hsm_text="[hsm]\nmodule = %s\ntoken = %s\npin_file = pin" %
-                   (FAULTP11, token.label))
+        d, control = faulty_from_start(root, "C_Initialize rv=CKR_HOST_MEMORY\n",
+                                       "hsm_retry_max = 1")
         try:
             with keytrans.Connection(d.socket) as c:
                 info = c.info()
@@ -221,17 +242,9 @@ def test_failed_start_closes_the_module():
     implicit-rejection secret) finalises the module before exiting 78, and the
     message suggests rsa_mechanism = pkcs for that refusal only."""
     with Workspace() as root:
-        control = os.path.join(root, "faults")
         calls = os.path.join(root, "calls")
-        with open(control, "w") as fh:
-            fh.write("C_Decrypt rv=CKR_MECHANISM_INVALID\n")
-        token = Token(os.path.join(root, "hsm"))
         try:
-            Daemon(root, token=token,
-                   env={"FAULTP11_MODULE": SOFTHSM, "FAULTP11_CONTROL": control,
-                        "FAULTP11_LOG": calls},
-                   hsm_text="[hsm]\nmodule = %s\ntoken = %s\npin_file = pin" %
-                   (FAULTP11, token.label))
+            faulty_from_start(root, "C_Decrypt rv=CKR_MECHANISM_INVALID\n", log=calls)
             raise AssertionError("started")
         except RuntimeError as e:
             assert "exited with 78" in str(e), e
@@ -243,14 +256,8 @@ def test_failed_start_closes_the_module():
 def test_resource_error_is_not_pkcs_advice():
     """A resource error while deriving the secret says so, and is retried (0x902 on a TPM)."""
     with Workspace() as root:
-        control = os.path.join(root, "faults")
-        with open(control, "w") as fh:
-            fh.write("C_Decrypt rv=CKR_DEVICE_MEMORY\n")
-        token = Token(os.path.join(root, "hsm"))
-        d = Daemon(root, token=token, extra_daemon="hsm_retry_max = 1",
-                   env={"FAULTP11_MODULE": SOFTHSM, "FAULTP11_CONTROL": control},
-                   hsm_text="[hsm]\nmodule = %s\ntoken = %s\npin_file = pin" %
-                   (FAULTP11, token.label))
+        d, control = faulty_from_start(root, "C_Decrypt rv=CKR_DEVICE_MEMORY\n",
+                                       "hsm_retry_max = 1")
         try:
             log = d.log_text()
             assert "CKR_DEVICE_MEMORY (0x31), a resource error in the HSM" in log, log

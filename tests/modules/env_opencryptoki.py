@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsmenv import HsmEnv, VECTOR_KEYS, vectors  # noqa: E402
+from hsmenv import HsmEnv, VECTOR_KEYS, exited, stop_group, vectors  # noqa: E402
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu/opencryptoki"
 
@@ -212,7 +212,7 @@ class OpenCryptokiEnv(HsmEnv):
 
     def start_service(self):
         if self.slotd is not None:
-            if not _exited(self.slotd):
+            if not exited(self.slotd):
                 return
             self.stop_service()     # it died by itself: reap it
         # a pkcsslotd killed by SIGKILL leaves its socket and pid file behind
@@ -227,7 +227,7 @@ class OpenCryptokiEnv(HsmEnv):
         log.close()
         deadline = time.monotonic() + 20
         while not _slotd_answers(self.socket):
-            if _exited(self.slotd):
+            if exited(self.slotd):
                 self.stop_service()
                 raise RuntimeError("opencryptoki env: pkcsslotd exited; see %s"
                                    % self.slotd_log)
@@ -239,7 +239,7 @@ class OpenCryptokiEnv(HsmEnv):
     def stop_service(self):
         p, self.slotd = self.slotd, None
         if p is not None:
-            _stop_group(p, 0.5)
+            stop_group(p, 0.5)
 
     # -- tear-down ----------------------------------------------------------
 
@@ -257,7 +257,7 @@ class OpenCryptokiEnv(HsmEnv):
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-        _stop_group(h, 0)
+        stop_group(h, 0)
         if h.stdout and not h.stdout.closed:
             h.stdout.close()
 
@@ -282,36 +282,7 @@ def _pkcs11_gid():
         raise RuntimeError("opencryptoki env: no group pkcs11 (install opencryptoki)")
 
 
-def _exited(p):
-    """Whether p (started by us) has exited, without reaping it: while it is not
-    reaped its pid, which is also its process group's id, cannot be reused."""
-    if p.returncode is not None:
-        return True
-    try:
-        return os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
 
-
-def _stop_group(p, grace):
-    """Stop the process group that p leads (it was started with start_new_session):
-    SIGTERM, up to grace seconds for p to exit, then SIGKILL to all of the group that
-    is left, and only then reap p."""
-    if p.returncode is None:
-        if grace > 0:
-            _killpg(p.pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while not _exited(p) and time.monotonic() < deadline:
-                time.sleep(0.01)
-        _killpg(p.pid, signal.SIGKILL)
-    p.wait()
-
-
-def _killpg(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _pids():

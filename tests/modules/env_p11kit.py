@@ -17,14 +17,13 @@ accepts connections.
 """
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsmenv import HsmEnv, SoftHsmEnv  # noqa: E402
+from hsmenv import HsmEnv, SoftHsmEnv, exited, stop_group  # noqa: E402
 
 
 class P11KitEnv(HsmEnv):
@@ -73,7 +72,7 @@ class P11KitEnv(HsmEnv):
 
     def start_service(self):
         if self.server is not None:
-            if not _exited(self.server):
+            if not exited(self.server):
                 return
             self.stop_service()          # it died by itself: reap it and its children
         if os.path.lexists(self.socket):
@@ -90,7 +89,7 @@ class P11KitEnv(HsmEnv):
         log.close()
         deadline = time.monotonic() + 20
         while not _accepts(self.socket):
-            if _exited(self.server):
+            if exited(self.server):
                 self.stop_service()
                 raise RuntimeError("p11kit env: p11-kit server exited; see %s" % self.server_log)
             if time.monotonic() > deadline:
@@ -102,7 +101,7 @@ class P11KitEnv(HsmEnv):
     def stop_service(self):
         p, self.server = self.server, None
         if p is not None:
-            _stop_group(p, 1.0)
+            stop_group(p, 1.0)
 
     def close(self):
         if self._closed:
@@ -126,35 +125,7 @@ def _accepts(path):
         s.close()
 
 
-def _exited(p):
-    """Whether p (started by us) has exited, without reaping it: while it is not
-    reaped its pid, which is also its process group's id, cannot be reused."""
-    if p.returncode is not None:
-        return True
-    try:
-        return os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
 
-
-def _stop_group(p, grace):
-    """Stop the process group that p leads (started with start_new_session): SIGTERM,
-    up to grace seconds for p to exit, SIGKILL to all of the group that is left
-    (the p11-kit-remote children), and only then reap p."""
-    if p.returncode is None:
-        _killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while not _exited(p) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        _killpg(p.pid, signal.SIGKILL)
-    p.wait()
-
-
-def _killpg(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 if __name__ == "__main__":

@@ -32,14 +32,13 @@ import itertools
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsmenv import HsmEnv  # noqa: E402
+from hsmenv import HsmEnv, stop_group  # noqa: E402
 
 TCTI_TABRMD_LIBS = ("/usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0",
                     "/usr/lib/libtss2-tcti-tabrmd.so.0")
@@ -249,21 +248,7 @@ class Tpm2Env(HsmEnv):
         p = self.procs.pop(what, None)
         if p is None:
             return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-            try:
-                os.killpg(p.pid, sig)   # its own group: start_new_session
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # anything left in the group (none of ours forks, but be sure)
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(p, timeout)      # its own group: start_new_session
         for f in (p.stdout, p.stderr):
             if f:
                 f.close()

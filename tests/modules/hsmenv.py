@@ -23,7 +23,13 @@ Interface (each module's class in env_<name>.py implements it):
   close()         stops everything it started; idempotent
 """
 import os
+import signal
 import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import read_vector_lines as read_vectors  # noqa: E402,F401
 
 VECTOR_KEYS = {"rsa1024": "01", "rsa2048": "02", "rsa4096": "03"}
 
@@ -32,10 +38,36 @@ def vectors(*parts):
     return os.path.join(os.environ["KT_VECTORS"], *parts)
 
 
-def read_vectors(name):
-    """The lines of a vector file, split, without comments."""
-    with open(vectors(name)) as f:
-        return [line.split() for line in f if line.strip() and not line.startswith("#")]
+def exited(p):
+    """Whether p (started by us) has exited, without reaping it: while it is not
+    reaped its pid, which is also its process group's id, cannot be reused."""
+    if p.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(p, grace):
+    """Stops the process group that p leads (started with start_new_session): SIGTERM,
+    up to grace seconds for p to exit, then SIGKILL to all of the group that is left
+    (children such as p11-kit-remote), and only then reaps p."""
+    if p.returncode is None:
+        if grace > 0:
+            killpg(p.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while not exited(p) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        killpg(p.pid, signal.SIGKILL)
+    p.wait()
 
 
 class HsmEnv:
