@@ -188,8 +188,13 @@ static int list_slots(struct hsm *h, const char *module, char *err, size_t errle
 		return 0;
 	/* libp11 does not always say why: ask the module. */
 	rv = h->f->C_GetSlotList(CK_FALSE, NULL, &n);
-	snprintf(err, errlen, "cannot list the slots of %s: %s", module,
-		 rv != CKR_OK ? explain(rv, why, sizeof(why)) : "the module gave no reason");
+	if (rv != CKR_OK)
+		snprintf(err, errlen, "cannot list the slots of %s: %s", module,
+			 explain(rv, why, sizeof(why)));
+	else
+		snprintf(err, errlen, "%s lists %lu slots (a module that reaches its token over "
+			 "the network, such as p11-kit-client.so, lists none while its server is "
+			 "unreachable)", module, (unsigned long)n);
 	return -1;
 }
 
