@@ -52,6 +52,8 @@ struct thread {
 	uint32_t *lat;
 	size_t n, cap;
 	char error[200];
+	CK_SESSION_HANDLE s;            /* closed by main once every thread is done */
+	int open;
 };
 
 static double now_s(void)
@@ -101,6 +103,13 @@ static CK_OBJECT_HANDLE find_key(CK_FUNCTION_LIST *p11, CK_SESSION_HANDLE s, con
 	return n == 1 ? h : CK_INVALID_HANDLE;
 }
 
+/*
+ * Threads open their sessions and look their key up one at a time: set-up is not
+ * what is measured, and some modules do not survive concurrent C_FindObjects
+ * (tpm2-pkcs11 1.9 sometimes finds nothing).
+ */
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void *decrypt_thread(void *arg)
 {
 	struct thread *t = arg;
@@ -112,15 +121,25 @@ static void *decrypt_thread(void *arg)
 	uint8_t out[RSA_MAX_BYTES];
 	CK_RV rv;
 
+	pthread_mutex_lock(&setup_lock);
 	rv = r->p11->C_OpenSession(r->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
 	if (rv != CKR_OK) {
+		pthread_mutex_unlock(&setup_lock);
 		fail(t, "C_OpenSession", rv);
 		return NULL;
 	}
+	/*
+	 * Not closed here: a thread that ends first would close its session while the
+	 * others still decrypt, which some modules do not survive (tpm2-pkcs11 1.9);
+	 * that is not what is measured.
+	 */
+	t->s = s;
+	t->open = 1;
 	key = find_key(r->p11, s, r->o->key);
+	pthread_mutex_unlock(&setup_lock);
 	if (key == CK_INVALID_HANDLE) {
 		fail(t, "no such key", 0);
-		goto out;
+		return NULL;
 	}
 	while (now_s() < r->end) {
 		CK_ULONG out_len = sizeof(out);
@@ -136,8 +155,6 @@ static void *decrypt_thread(void *arg)
 		record(t, started);
 		t->ops++;
 	}
-out:
-	r->p11->C_CloseSession(s);
 	return NULL;
 }
 
@@ -275,14 +292,18 @@ static void report(const struct opts *o, struct thread *ts, double seconds)
 	if (all != NULL)
 		qsort(all, n, sizeof(*all), cmp_u32);
 #define PCT(p) (n ? all[(n * (p) + 99) / 100 - 1] : 0)
-	if (o->json)
+	if (o->json) {
 		printf("{\"op\": \"%s%s%s\", \"threads\": %d, \"requests\": %llu, \"errors\": %llu, "
 		       "\"ops_per_s\": %.1f, \"p50_us\": %u, \"p90_us\": %u, \"p99_us\": %u, "
-		       "\"max_us\": %u}\n", o->mode, strcmp(o->mode, "decrypt") == 0 ? "-" : "",
+		       "\"max_us\": %u, \"first_error\": \"", o->mode,
+		       strcmp(o->mode, "decrypt") == 0 ? "-" : "",
 		       strcmp(o->mode, "decrypt") == 0 ? o->mechanism : "", o->threads,
 		       (unsigned long long)ops, (unsigned long long)errors, (double)ops / seconds,
 		       PCT(50), PCT(90), PCT(99), n ? all[n - 1] : 0);
-	else
+		for (const char *c = err; *c; c++)      /* a JSON string: no quotes, no controls */
+			putchar(*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '?' : *c);
+		printf("\"}\n");
+	} else
 		printf("%s: %d threads, %.0f ops/s, p50 %u us, p99 %u us, errors %llu%s%s\n", o->mode,
 		       o->threads, (double)ops / seconds, PCT(50), PCT(99), (unsigned long long)errors,
 		       *err ? ", first: " : "", err);
@@ -361,6 +382,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < o.threads; i++)
 		pthread_join(ts[i].tid, NULL);
 	report(&o, ts, now_s() - start);
+	for (int i = 0; i < o.threads; i++)
+		if (ts[i].open)
+			r.p11->C_CloseSession(ts[i].s);
 	for (int i = 0; i < o.threads; i++)
 		free(ts[i].lat);
 	free(ts);
