@@ -23,7 +23,8 @@ void accounts_put(struct accounts *a, struct account *acct)
 {
 	struct account **pp = &a->bucket[acct->uid % ACCOUNT_BUCKETS];
 
-	if (acct->conns != 0 || acct->bytes != 0)
+	/* Kept while it has refusals to report (accounts_audit_flush frees it then). */
+	if (acct->conns != 0 || acct->bytes != 0 || acct->audit_dropped != 0)
 		return;
 	while (*pp != acct)
 		pp = &(*pp)->next;
@@ -66,4 +67,37 @@ void account_refund(struct account *acct, size_t bytes)
 	if (!was_relieved && account_relieved(acct) && a->relief != NULL)
 		a->relief(a->arg);
 	accounts_put(a, acct);
+}
+
+int account_audit_allowed(struct account *acct, time_t now, unsigned long *dropped)
+{
+	if (now != acct->audit_sec) {
+		acct->audit_sec = now;
+		acct->audit_n = 0;
+	}
+	if (acct->audit_n >= ACCOUNT_AUDIT_PER_SECOND) {
+		acct->audit_dropped++;
+		return 0;
+	}
+	acct->audit_n++;
+	*dropped = acct->audit_dropped;
+	acct->audit_dropped = 0;
+	return 1;
+}
+
+void accounts_audit_flush(struct accounts *a, time_t now,
+			  void (*report)(uid_t uid, unsigned long n, void *arg), void *arg)
+{
+	for (size_t i = 0; i < ACCOUNT_BUCKETS; i++) {
+		struct account *acct = a->bucket[i], *next;
+
+		for (; acct != NULL; acct = next) {
+			next = acct->next;
+			if (acct->audit_dropped == 0 || acct->audit_sec == now)
+				continue;
+			report(acct->uid, acct->audit_dropped, arg);
+			acct->audit_dropped = 0;
+			accounts_put(a, acct);      /* frees it if it was only kept for this */
+		}
+	}
 }

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -16,12 +17,21 @@ void jobpool_init(struct jobpool *jp, size_t max_free)
 	jp->max_free = max_free;
 }
 
+static void reply_free(struct job *j)
+{
+	if (j->reply.p == j->reply_inline)
+		return;
+	if (j->reply_public)
+		free(j->reply.p);
+	else
+		OPENSSL_secure_clear_free(j->reply.p, j->reply.cap);
+}
+
 static void job_free(struct job *j)
 {
 	if (j->frame != j->frame_inline)
 		OPENSSL_secure_clear_free(j->frame, j->frame_len);
-	if (j->reply.p != j->reply_inline)
-		OPENSSL_secure_clear_free(j->reply.p, j->reply.cap);
+	reply_free(j);
 	OPENSSL_secure_clear_free(j, sizeof(*j));
 }
 
@@ -87,15 +97,16 @@ void job_reply_begin(struct job *j)
 	wire_begin(&j->reply, j->opcode, KT_OK, j->id);
 }
 
-int job_reply_big(struct job *j)
+int job_reply_big(struct job *j, enum reply_kind kind)
 {
 	uint8_t *p;
 
 	if (j->reply.p != j->reply_inline)
 		return 0;
-	p = OPENSSL_secure_malloc(WIRE_FRAME_MAX);
+	p = kind == REPLY_PUBLIC ? malloc(WIRE_FRAME_MAX) : OPENSSL_secure_malloc(WIRE_FRAME_MAX);
 	if (p == NULL)
 		return -1;
+	j->reply_public = kind == REPLY_PUBLIC;
 	memcpy(p, j->reply.p, j->reply.len);
 	OPENSSL_cleanse(j->reply_inline, j->reply.len);
 	j->reply.p = p;
@@ -103,11 +114,24 @@ int job_reply_big(struct job *j)
 	return 0;
 }
 
-int job_reply_room(struct job *j, size_t more)
+int job_reply_room(struct job *j, size_t more, enum reply_kind kind)
 {
 	if (j->reply.cap - j->reply.len >= more)
 		return 0;
-	return job_reply_big(j);
+	return job_reply_big(j, kind);
+}
+
+void job_reply_trim(struct job *j)
+{
+	uint8_t *p;
+
+	if (j->reply.p == j->reply_inline || !j->reply_public || j->reply.len == j->reply.cap)
+		return;
+	p = realloc(j->reply.p, j->reply.len ? j->reply.len : 1);
+	if (p == NULL)
+		return;     /* keeps the larger block, charged as such */
+	j->reply.p = p;
+	j->reply.cap = j->reply.len;
 }
 
 void job_fail(struct job *j, int status, const char *fmt, ...)

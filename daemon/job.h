@@ -35,6 +35,7 @@ struct job {
 	uint32_t id;
 	uint8_t opcode;
 	uint8_t ran;                    /* the operation's run function was called */
+	uint8_t reply_public;           /* the full-size reply is in the ordinary heap (no secret) */
 	struct gen *gen;                /* keys and rules it is checked against (held) */
 	struct key *key;                /* the request's NAME, resolved in gen; or NULL */
 	struct timespec received;       /* when its frame was complete (CLOCK_MONOTONIC): latency */
@@ -68,10 +69,18 @@ size_t job_size(const struct job *j);
 
 /* Starts the success reply: header with status OK; ops then add fields. */
 void job_reply_begin(struct job *j);
-/* Gives the reply a full-size frame buffer (for long listings). -1 out of memory. */
-int job_reply_big(struct job *j);
+/* What a full-size reply holds: only public data (ordinary heap), or a secret (locked heap). */
+enum reply_kind { REPLY_PUBLIC, REPLY_SECRET };
+/*
+ * Gives the reply a full-size frame buffer (for long listings). A public one
+ * lives in the ordinary heap: the locked heap (job_memory) is shared by every
+ * uid and is kept for what must not be swapped. -1 out of memory.
+ */
+int job_reply_big(struct job *j, enum reply_kind kind);
 /* Makes room for `more` reply bytes (going full-size if the inline buffer is short); -1 out of memory. */
-int job_reply_room(struct job *j, size_t more);
+int job_reply_room(struct job *j, size_t more, enum reply_kind kind);
+/* A public full-size reply shrunk to its length, once complete (what it holds is then charged). */
+void job_reply_trim(struct job *j);
 /* Marks the job failed; the reply becomes an error frame carrying msg. */
 __attribute__((format(printf, 3, 4)))
 void job_fail(struct job *j, int status, const char *fmt, ...);

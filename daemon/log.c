@@ -134,43 +134,55 @@ static void escape(char *out, size_t cap, const char *s)
 	out[o] = '\0';
 }
 
-static void audit_line(char *line, size_t cap, const struct peer *p, const char *op,
-		       const char *key, const char *outcome, char *k, size_t kcap, char *exe, size_t ecap)
+/*
+ * "exe" is the peer's executable read from /proc, which its uid cannot fake;
+ * when that cannot be read (another user's process) it is the command name,
+ * which the process sets itself: marked unverified.
+ */
+static const char *exe_verified(const struct peer *p)
 {
-	escape(k, kcap, key);
-	escape(exe, ecap, p->exe);
-	snprintf(line, cap, "audit op=%s key=\"%s\" uid=%u gid=%u pid=%d exe=\"%s\" outcome=%s", op, k,
-		 (unsigned)p->uid, (unsigned)p->gid, (int)p->pid, exe, outcome);
+	return strncmp(p->exe, "comm:", 5) == 0 || strcmp(p->exe, "?") == 0 ? "no" : "yes";
 }
 
-void log_audit(const struct logger *lg, const struct peer *p, const char *op, const char *key,
-	       const char *outcome)
+static void audit_line(char *line, size_t cap, const struct peer *p, const struct audit *a,
+		       char *k, size_t kcap, char *exe, size_t ecap)
+{
+	escape(k, kcap, a->key);
+	escape(exe, ecap, p->exe);
+	snprintf(line, cap, "audit op=%s key=\"%s\" mode=%s uid=%u gid=%u pid=%d exe=\"%s\" "
+		 "exe_verified=%s outcome=%s", a->op, k, a->mode, (unsigned)p->uid, (unsigned)p->gid,
+		 (int)p->pid, exe, exe_verified(p), a->outcome);
+}
+
+void log_audit(const struct logger *lg, const struct peer *p, const struct audit *a)
 {
 	char k[4 * 64 + 8], exe[4 * PEER_EXE_MAX + 8], line[2048];
 
-	audit_line(line, sizeof(line), p, op, key, outcome, k, sizeof(k), exe, sizeof(exe));
+	audit_line(line, sizeof(line), p, a, k, sizeof(k), exe, sizeof(exe));
 	if (lg->dest != LOG_TO_JOURNAL) {
 		emit(lg, LOG_INFO, line);
 		return;
 	}
 	sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", LOG_INFO, "SYSLOG_IDENTIFIER=keytransd",
-			"KEYTRANS_AUDIT=1", "KEYTRANS_OP=%s", op, "KEYTRANS_KEY=%s", k,
+			"KEYTRANS_AUDIT=1", "KEYTRANS_OP=%s", a->op, "KEYTRANS_KEY=%s", k,
+			"KEYTRANS_MODE=%s", a->mode,
 			"KEYTRANS_UID=%u", (unsigned)p->uid, "KEYTRANS_GID=%u", (unsigned)p->gid,
 			"KEYTRANS_PID=%d", (int)p->pid, "KEYTRANS_EXE=%s", exe,
-			"KEYTRANS_OUTCOME=%s", outcome, NULL);
+			"KEYTRANS_EXE_VERIFIED=%s", exe_verified(p),
+			"KEYTRANS_OUTCOME=%s", a->outcome, NULL);
 }
 
 void log_audit_batched(const struct logger *lg, struct log_batch *b, const struct peer *p,
-		       const char *op, const char *key, const char *outcome)
+		       const struct audit *a)
 {
 	char k[4 * 64 + 8], exe[4 * PEER_EXE_MAX + 8], line[2048], out[2300];
 	size_t n;
 
 	if (lg->dest != LOG_TO_STDERR) {
-		log_audit(lg, p, op, key, outcome);
+		log_audit(lg, p, a);
 		return;
 	}
-	audit_line(line, sizeof(line), p, op, key, outcome, k, sizeof(k), exe, sizeof(exe));
+	audit_line(line, sizeof(line), p, a, k, sizeof(k), exe, sizeof(exe));
 	n = format_stderr(out, sizeof(out), LOG_INFO, line);
 	if (b->len + n > sizeof(b->buf))
 		log_flush(lg, b);

@@ -30,8 +30,13 @@ void log_msg(const struct logger *lg, int prio, const char *fmt, ...);
  * pid, executable), what (operation, key name) and the outcome (a status
  * name). Values from the peer are escaped.
  */
-void log_audit(const struct logger *lg, const struct peer *p, const char *op, const char *key,
-	       const char *outcome);
+struct audit {
+	const char *op;
+	const char *key;
+	const char *mode;       /* what the request asked for: "-", "strict", "oaep", "strict,oaep" */
+	const char *outcome;
+};
+void log_audit(const struct logger *lg, const struct peer *p, const struct audit *a);
 
 /*
  * Audit records gathered during one event-loop iteration and written to
@@ -43,7 +48,7 @@ struct log_batch {
 	char buf[16384];
 };
 void log_audit_batched(const struct logger *lg, struct log_batch *b, const struct peer *p,
-		       const char *op, const char *key, const char *outcome);
+		       const struct audit *a);
 void log_flush(const struct logger *lg, struct log_batch *b);
 
 #define log_err(lg, ...) log_msg((lg), LOG_ERR, __VA_ARGS__)

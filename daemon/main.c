@@ -30,6 +30,7 @@
 #include "reload.h"
 #include "keytab.h"
 #include "log.h"
+#include "ops.h"
 #include "server.h"
 #include "worker.h"
 
@@ -211,6 +212,7 @@ static void on_hsm_watch(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	backends_watch(&d->hsms);
+	ops_audit_flush(d);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)

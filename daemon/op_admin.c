@@ -49,7 +49,7 @@ static int req_admin(struct job *j, struct daemon *d, const char *name)
 		return 0;
 	job_fail(j, KT_DENIED, "%s is an administrative operation ([daemon] admin): not allowed "
 		 "for uid %u", wire_op_name(j->opcode), (unsigned)j->peer->uid);
-	log_audit(&d->log, j->peer, wire_op_name(j->opcode), name, "DENIED");
+	ops_audit_denied(j, d, name);
 	return -1;
 }
 
@@ -108,7 +108,8 @@ static void put_new_key(struct job *j, const char *name, const struct hsm_new_ke
 		job_fail(j, KT_INTERNAL, "cannot encode the new key's public half");
 		return;
 	}
-	if (job_reply_room(j, 4 * WIRE_FIELD_HDR_LEN + 2 * strlen(name) + HSM_ID_LEN + 12 + 4 + 8 + len) != 0) {
+	if (job_reply_room(j, 4 * WIRE_FIELD_HDR_LEN + 2 * strlen(name) + HSM_ID_LEN + 12 + 4 + 8 + len,
+			   REPLY_PUBLIC) != 0) {
 		job_fail(j, KT_BUSY, "out of locked memory for the reply");
 		return;
 	}

@@ -108,7 +108,7 @@ static void open_check(struct job *j, struct daemon *d)
 {
 	uint8_t c[COPP_SIG_LEN];
 
-	if (req_key(j, d, ACL_COPP_OPEN) != 0 || !key_is_2048(j))
+	if (req_key(j, d, ACL_COPP_OPEN) != 0 || !key_is_2048(j) || req_explicit_failures(j, d, 0) != 0)
 		return;
 	if (req_bytes(j, WIRE_T_SIGNATURE, COPP_SIG_LEN, 1) != 0 ||
 	    req_bytes(j, WIRE_T_RANDOM, COPP_RANDOM_LEN, 0) != 0)

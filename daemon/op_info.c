@@ -94,14 +94,14 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
 	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
 	put_notice(j, d);
-	if (job_reply_big(j) == 0)
+	if (job_reply_big(j, REPLY_PUBLIC) == 0)
 		put_hsm_entries(j, d);
 }
 
 static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	(void)w;
-	if (job_reply_big(j) != 0) {
+	if (job_reply_big(j, REPLY_PUBLIC) != 0) {
 		job_fail(j, KT_INTERNAL, "out of memory");
 		return;
 	}
@@ -153,7 +153,7 @@ static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
 		job_fail(j, KT_INTERNAL, "cannot encode the public key of %s", j->key->name);
 		return;
 	}
-	if (job_reply_room(j, WIRE_FIELD_HDR_LEN + n) != 0) {
+	if (job_reply_room(j, WIRE_FIELD_HDR_LEN + n, REPLY_PUBLIC) != 0) {
 		job_fail(j, KT_BUSY, "out of locked memory for the reply");
 		return;
 	}

@@ -1,11 +1,16 @@
 /*
  * stats: the daemon's counters (stats.h), its pools and its HSMs, answered
  * on the loop thread, which owns the counters. Everyone who may connect may
- * ask, as for info: the answer names no key and no peer.
+ * ask, as for info: the answer names no key and no peer. But the outcomes of
+ * the private-key operations (how many blobs failed to decrypt) are other
+ * users' business: only [daemon] admin peers get them by status; the others
+ * get their latency histograms (and so their counts) alone.
  */
 #include <time.h>
 
+#include "acl.h"
 #include "daemon.h"
+#include "gen.h"
 #include "job.h"
 #include "metrics.h"
 #include "ops.h"
@@ -13,14 +18,19 @@
 #include "wire.h"
 
 /* Every operation, answered or not, so that a scraper sees each series from the start. */
-static void put_ops(struct job *j, const struct stats *s)
+static void put_ops(struct job *j, const struct stats *s, int admin)
 {
+	static const uint64_t none[STATS_STATUSES];
+
 	for (unsigned op = 0; op < WIRE_OP_MAX; op++) {
 		const struct op_stats *o = &s->ops[op];
+		const struct op_def *def = ops_find((uint8_t)op);
+		int hidden = !admin && def != NULL && def->place == OP_PRIVATE;
 		size_t at = wire_group_begin(&j->reply, WIRE_T_OP_ENTRY);
 
 		wire_put_u8(&j->reply, WIRE_T_OP, (uint8_t)op);
-		metrics_put_counts(&j->reply, WIRE_T_STATUS_COUNTS, o->by_status, STATS_STATUSES);
+		metrics_put_counts(&j->reply, WIRE_T_STATUS_COUNTS, hidden ? none : o->by_status,
+				   STATS_STATUSES);
 		metrics_put_u64s(&j->reply, WIRE_T_LATENCY_BUCKETS, o->buckets, METRICS_BUCKETS);
 		wire_put_u64(&j->reply, WIRE_T_LATENCY_SUM, o->sum_ns);
 		wire_group_end(&j->reply, at);
@@ -44,7 +54,7 @@ static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 	struct timespec now;
 
 	(void)w;
-	if (job_reply_big(j) != 0) {
+	if (job_reply_big(j, REPLY_PUBLIC) != 0) {
 		job_fail(j, KT_INTERNAL, "out of memory");
 		return;
 	}
@@ -54,7 +64,7 @@ static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_put_u64(&j->reply, WIRE_T_ACCEPTED, d->stats.accepted);
 	wire_put_u64(&j->reply, WIRE_T_REFUSED, d->stats.refused);
 	metrics_put_bounds(&j->reply, WIRE_T_LATENCY_BOUNDS, metrics_bounds_us, METRICS_BOUNDS);
-	put_ops(j, &d->stats);
+	put_ops(j, &d->stats, acl_allows(&j->gen->conf.admin, j->peer, d->uid));
 	put_pool(j, d, &d->hsm_pool);
 	put_pool(j, d, &d->pub_pool);
 	put_hsm_entries(j, d);

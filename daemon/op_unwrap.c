@@ -35,7 +35,8 @@ static void unwrap_check(struct job *j, struct daemon *d)
 	struct simpleblob sb;
 	enum rsa_padding pad;
 
-	if (req_key(j, d, ACL_UNWRAP) != 0 || req_padding(j, &pad) != 0)
+	if (req_key(j, d, ACL_UNWRAP) != 0 || req_padding(j, &pad) != 0 ||
+	    req_explicit_failures(j, d, pad == RSA_PAD_OAEP) != 0)
 		return;
 	if (!wire_has(&j->req, WIRE_T_BLOB)) {
 		job_fail(j, KT_BAD_REQUEST, "unwrap needs a BLOB");

@@ -102,7 +102,7 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 					    sizeof(j->msg));
 	if (j->status != KT_OK)
 		goto done;
-	if (job_reply_room(j, 3 * WIRE_FIELD_HDR_LEN + 4 + blob_len + len) != 0) {
+	if (job_reply_room(j, 3 * WIRE_FIELD_HDR_LEN + 4 + blob_len + len, REPLY_SECRET) != 0) {
 		job_fail(j, KT_BUSY, "out of locked memory for the reply");
 		goto done;
 	}

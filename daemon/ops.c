@@ -2,7 +2,10 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "accounts.h"
+#include "acl.h"
 #include "daemon.h"
 #include "gen.h"
 #include "job.h"
@@ -60,14 +63,26 @@ static const char *audit_key(const struct job *j, char *buf, size_t cap)
 	return buf;
 }
 
+/* What the request asked for, for the audit record: "-", "strict", "oaep" or "strict,oaep". */
+static const char *audit_mode(const struct job *j)
+{
+	static const char *const modes[] = { "-", "strict", "oaep", "strict,oaep" };
+	uint8_t pad = WIRE_PAD_PKCS1;
+
+	wire_get_u8(&j->req, WIRE_T_PADDING, &pad);
+	return modes[((req_flags(j) & WIRE_FLAG_STRICT) ? 1 : 0) + (pad == WIRE_PAD_OAEP ? 2 : 0)];
+}
+
 void ops_audit(const struct job *j, struct daemon *d, struct log_batch *b)
 {
 	char name[CONFIG_NAME_MAX + 1];
+	struct audit a = { wire_op_name(j->opcode), NULL, audit_mode(j), wire_status_name(j->status) };
 
 	/* With implicit rejection the outcome is OK either way: the log cannot tell either. */
-	if (j->ran && j->op->place == OP_PRIVATE)
-		log_audit_batched(&d->log, b, j->peer, wire_op_name(j->opcode),
-				  audit_key(j, name, sizeof(name)), wire_status_name(j->status));
+	if (j->ran && j->op->place == OP_PRIVATE) {
+		a.key = audit_key(j, name, sizeof(name));
+		log_audit_batched(&d->log, b, j->peer, &a);
+	}
 }
 
 void ops_run(struct job *j, struct worker *w)
@@ -96,11 +111,41 @@ static int sees_every_key(const struct daemon *d, const struct keytab *t, const 
 	return 1;
 }
 
+static void report_unlogged(uid_t uid, unsigned long n, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_warn(&d->log, "audit: uid %u had %lu more requests refused, not written one by one "
+		 "(at most %d a second are)", (unsigned)uid, n, ACCOUNT_AUDIT_PER_SECOND);
+}
+
+void ops_audit_flush(struct daemon *d)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	accounts_audit_flush(&d->accounts, now.tv_sec, report_unlogged, d);
+}
+
+void ops_audit_denied(struct job *j, struct daemon *d, const char *what)
+{
+	struct timespec now;
+	unsigned long dropped = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (j->acct != NULL && !account_audit_allowed(j->acct, now.tv_sec, &dropped))
+		return;
+	if (dropped > 0)
+		report_unlogged(j->peer->uid, dropped, d);
+	log_audit(&d->log, j->peer, &(struct audit){ wire_op_name(j->opcode), what, audit_mode(j),
+						     "DENIED" });
+}
+
 static int deny(struct job *j, struct daemon *d, const char *what)
 {
 	job_fail(j, KT_DENIED, "%s with key \"%s\" is not allowed for uid %u", wire_op_name(j->opcode),
 		 what, (unsigned)j->peer->uid);
-	log_audit(&d->log, j->peer, wire_op_name(j->opcode), what, "DENIED");
+	ops_audit_denied(j, d, what);
 	return -1;
 }
 
@@ -135,6 +180,32 @@ int req_key(struct job *j, struct daemon *d, enum acl_op op)
 	return 0;
 }
 
+/*
+ * An answer that tells a bad PKCS#1 ciphertext apart (STRICT, or a key whose
+ * HSM removes the padding) makes the operation an oracle on every ciphertext
+ * of the key: a peer allowed only copp-open could probe unwrap blobs sent as
+ * COPP signatures (Bleichenbacher), and one allowed only unwrap could probe
+ * COPP signatures. So explicit failures are for peers that hold both
+ * private-key permissions on the key; OAEP (all-or-nothing, constant time)
+ * tells nothing about PKCS#1 ciphertexts. docs/security.md has the reasoning.
+ */
+int req_explicit_failures(struct job *j, struct daemon *d, int oaep)
+{
+	const struct key *k = j->key;
+	int explicit = !oaep && ((req_flags(j) & WIRE_FLAG_STRICT) || k->conf->mechanism == MECH_PKCS);
+
+	if (!explicit || (acl_allows(&k->conf->allow[ACL_UNWRAP], j->peer, d->uid) &&
+			  acl_allows(&k->conf->allow[ACL_COPP_OPEN], j->peer, d->uid)))
+		return 0;
+	job_fail(j, KT_DENIED, "%s with key \"%s\" %s needs both allow_unwrap and allow_copp_open "
+		 "for uid %u: its failures would tell about the other operation's ciphertexts",
+		 wire_op_name(j->opcode), k->name,
+		 k->conf->mechanism == MECH_PKCS ? "(rsa_mechanism = pkcs)" : "with STRICT",
+		 (unsigned)j->peer->uid);
+	ops_audit_denied(j, d, k->name);
+	return -1;
+}
+
 int req_padding(struct job *j, enum rsa_padding *pad)
 {
 	uint8_t v = WIRE_PAD_PKCS1;
@@ -163,7 +234,7 @@ int req_recipient_given(struct job *j, struct daemon *d)
 	if (!acl_allows(&j->gen->conf.allow_public_ops, j->peer, d->uid)) {
 		job_fail(j, KT_DENIED, "%s to a public key is not allowed for uid %u",
 			 wire_op_name(j->opcode), (unsigned)j->peer->uid);
-		log_audit(&d->log, j->peer, wire_op_name(j->opcode), "(public key)", "DENIED");
+		ops_audit_denied(j, d, "(public key)");
 		return -1;
 	}
 	return 0;

@@ -65,6 +65,12 @@ int req_padding(struct job *j, enum rsa_padding *pad);
 int req_recipient_given(struct job *j, struct daemon *d);
 /* The request's FLAGS (0 when absent). */
 uint32_t req_flags(const struct job *j);
+/* The audit record of a refusal, at most ACCOUNT_AUDIT_PER_SECOND a second per uid (the rest counted). */
+void ops_audit_denied(struct job *j, struct daemon *d, const char *what);
+/* Writes the counts of refusals not written one by one (the loop, a few times a second). */
+void ops_audit_flush(struct daemon *d);
+/* DENIED (audited) unless the peer may see explicit decryption failures of j->key; 0 or -1. */
+int req_explicit_failures(struct job *j, struct daemon *d, int oaep);
 /* The recipient key: the HSM key's public half (borrowed) or parsed from the request (owned). */
 EVP_PKEY *req_recipient(struct job *j, int *owned);
 int req_bytes(struct job *j, unsigned tag, size_t len, int required);

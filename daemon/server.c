@@ -39,6 +39,7 @@ struct conn {
 	struct conn *dead_next;         /* the graveyard: closed, waiting to be freed */
 	int closing;                    /* close once the replies are written */
 	int paused;                     /* reading stopped for back-pressure */
+	unsigned denied_run;            /* answers DENIED in a row */
 };
 
 struct server {
@@ -134,6 +135,31 @@ static void discard_unread(int fd)
 	for (int i = 0; i < 256; i++)
 		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
 			break;
+	OPENSSL_cleanse(sink, sizeof(sink));    /* request bytes: a WRAP's SESSION_KEY, say */
+}
+
+/*
+ * Moves len bytes out of the input buffer into dst (NULL: drops them),
+ * wiping libevent's copy on the way: a request may hold a session key or a
+ * private key, whether it is served, refused or left unread at a close.
+ */
+static void take_bytes(struct evbuffer *in, uint8_t *dst, size_t len)
+{
+	while (len > 0) {
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		n = v.iov_len < len ? v.iov_len : len;
+		if (dst != NULL) {
+			memcpy(dst, v.iov_base, n);
+			dst += n;
+		}
+		OPENSSL_cleanse(v.iov_base, n);
+		evbuffer_drain(in, n);
+		len -= n;
+	}
 }
 
 static void conn_close(struct conn *c)
@@ -144,6 +170,8 @@ static void conn_close(struct conn *c)
 		return;
 	if (c->closing)
 		discard_unread(bufferevent_getfd(c->bev));
+	take_bytes(bufferevent_get_input(c->bev), NULL,
+		   evbuffer_get_length(bufferevent_get_input(c->bev)));
 	/* Replies still in the output buffer are released (and wiped) by its cleanup callbacks. */
 	bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -199,14 +227,52 @@ static void count_answer(struct server *s, const struct job *j)
 }
 
 /* Queues the job's reply frame; the job is released (wiped) once it is written or dropped. */
+/* The reply is built: what the job holds now (a long listing, say) is charged to its uid too. */
+static void recharge(struct job *j)
+{
+	size_t now;
+
+	job_reply_trim(j);
+	now = job_size(j);
+	if (j->acct != NULL && now > j->charged) {
+		account_charge(j->acct, now - j->charged);
+		j->charged = now;
+	}
+}
+
+/*
+ * A connection whose requests keep being refused has nothing to do here but
+ * fill the log and hold a connection slot: after this many in a row it is
+ * closed (the refusals are answered first).
+ */
+#define DENIED_IN_A_ROW_MAX 32
+
+static void note_refusal(struct conn *c, int status)
+{
+	if (status != KT_DENIED) {
+		c->denied_run = 0;
+		return;
+	}
+	if (++c->denied_run != DENIED_IN_A_ROW_MAX || c->bev == NULL || c->closing)
+		return;
+	log_warn(&c->srv->d->log, "uid %u: %d requests in a row refused; closing its connection",
+		 (unsigned)c->peer.uid, DENIED_IN_A_ROW_MAX);
+	conn_close_when_done(c);
+}
+
 static void send_reply(struct conn *c, struct job *j)
 {
+	int status = j->status;
+
+	recharge(j);
 	count_answer(c->srv, j);
 	if (evbuffer_add_reference(bufferevent_get_output(c->bev), j->reply.p, j->reply.len,
 				   reply_written, j) != 0) {
 		job_done(j);
 		conn_close(c);
+		return;
 	}
+	note_refusal(c, status);
 }
 
 /* An error answered without a job (framing problems). */
@@ -248,24 +314,6 @@ static void resume_if_possible(struct conn *c)
 	}
 }
 
-/* Moves len bytes out of the input buffer into dst, wiping libevent's copy on the way. */
-static void take_bytes(struct evbuffer *in, uint8_t *dst, size_t len)
-{
-	while (len > 0) {
-		struct evbuffer_iovec v;
-		size_t n;
-
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
-		n = v.iov_len < len ? v.iov_len : len;
-		memcpy(dst, v.iov_base, n);
-		OPENSSL_cleanse(v.iov_base, n);
-		evbuffer_drain(in, n);
-		dst += n;
-		len -= n;
-	}
-}
-
 static struct pool *pool_for(struct daemon *d, const struct op_def *op)
 {
 	return op->place == OP_PRIVATE ? &d->hsm_pool : &d->pub_pool;
@@ -279,7 +327,7 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 	struct job *j = job_new(&d->jobs, h->len - (WIRE_HDR_LEN - 4));
 
 	if (j == NULL) {
-		evbuffer_drain(in, h->len + 4);
+		take_bytes(in, NULL, h->len + 4);
 		send_error(c, h->op, h->id, KT_BUSY, "the memory for requests in flight is exhausted");
 		return;
 	}
@@ -347,7 +395,7 @@ static int handle_frame(struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
 	op = ops_find(h.op);
 	if (h.version != WIRE_VERSION || op == NULL || c->srv->draining) {
-		evbuffer_drain(in, (size_t)h.len + 4);
+		take_bytes(in, NULL, (size_t)h.len + 4);
 		if (h.version != WIRE_VERSION)
 			send_error(c, h.op, h.id, KT_BAD_VERSION, "protocol version 1 expected");
 		else if (op == NULL)

@@ -283,10 +283,10 @@ def test_admin_rule():
     assert st == 0, msg
     assert "by-other" not in token_objects() and "by-admin" in token_objects()
     log = D.log_text()
-    assert re.search(r'audit op=keygen key="by-other" uid=%d .* outcome=DENIED' % OTHER_UID, log)
-    assert re.search(r'audit op=import key="by-other" uid=%d .* outcome=DENIED' % OTHER_UID, log)
-    assert re.search(r'audit op=keygen key="by-admin" uid=%d .* outcome=OK' % ADMIN_UID, log)
-    assert re.search(r'audit op=import key="imp-blob" uid=0 .* outcome=OK', log), log
+    assert re.search(r'audit op=keygen key="by-other" mode=- uid=%d .* outcome=DENIED' % OTHER_UID, log)
+    assert re.search(r'audit op=import key="by-other" mode=- uid=%d .* outcome=DENIED' % OTHER_UID, log)
+    assert re.search(r'audit op=keygen key="by-admin" mode=- uid=%d .* outcome=OK' % ADMIN_UID, log)
+    assert re.search(r'audit op=import key="imp-blob" mode=- uid=0 .* outcome=OK', log), log
 
 
 def test_several_hsms_refused():
