@@ -3,8 +3,8 @@
  * on the loop thread, which owns the counters. Everyone who may connect may
  * ask, as for info: the answer names no key and no peer. But the outcomes of
  * the private-key operations (how many blobs failed to decrypt) are other
- * users' business: only [daemon] admin peers get them by status; the others
- * get their latency histograms (and so their counts) alone.
+ * users' business: only [daemon] admin peers see those operations' series;
+ * the others get them empty.
  */
 #include <time.h>
 
@@ -20,7 +20,7 @@
 /* Every operation, answered or not, so that a scraper sees each series from the start. */
 static void put_ops(struct job *j, const struct stats *s, int admin)
 {
-	static const uint64_t none[STATS_STATUSES];
+	static const uint64_t none[STATS_STATUSES > METRICS_BUCKETS ? STATS_STATUSES : METRICS_BUCKETS];
 
 	for (unsigned op = 0; op < WIRE_OP_MAX; op++) {
 		const struct op_stats *o = &s->ops[op];
@@ -31,8 +31,9 @@ static void put_ops(struct job *j, const struct stats *s, int admin)
 		wire_put_u8(&j->reply, WIRE_T_OP, (uint8_t)op);
 		metrics_put_counts(&j->reply, WIRE_T_STATUS_COUNTS, hidden ? none : o->by_status,
 				   STATS_STATUSES);
-		metrics_put_u64s(&j->reply, WIRE_T_LATENCY_BUCKETS, o->buckets, METRICS_BUCKETS);
-		wire_put_u64(&j->reply, WIRE_T_LATENCY_SUM, o->sum_ns);
+		metrics_put_u64s(&j->reply, WIRE_T_LATENCY_BUCKETS, hidden ? none : o->buckets,
+				 METRICS_BUCKETS);
+		wire_put_u64(&j->reply, WIRE_T_LATENCY_SUM, hidden ? 0 : o->sum_ns);
 		wire_group_end(&j->reply, at);
 	}
 }

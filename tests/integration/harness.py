@@ -192,7 +192,27 @@ STATUS = dict(OK=0, BAD_FRAME=1, FRAME_TOO_LARGE=2, BAD_VERSION=3, UNKNOWN_OP=4,
               UNKNOWN_KEY=6, BLOB_TYPE=7, BLOB_VERSION=8, BLOB_RESERVED=9, BLOB_WRAP_ALG=10,
               BLOB_ALG=11, BLOB_LENGTH=12, BLOB_RANGE=13, UNWRAP_FAILED=14, KEY_LENGTH=15,
               BAD_PUBLIC_KEY=16, KEY_SIZE=17, RANDOM_MISMATCH=18, HSM_ERROR=19, BUSY=20,
-              INTERNAL=21, SHUTTING_DOWN=22, DENIED=23, TIMEOUT=24)
+              INTERNAL=21, SHUTTING_DOWN=22, DENIED=23, TIMEOUT=24, HSM_UNAVAILABLE=25,
+              NOT_SUPPORTED=26)
+
+
+def memory_holds(pid, needles):
+    """The needles (bytes) found anywhere in the writable memory of process pid (root
+    only): heap, stacks, anonymous and library data mappings, the locked heap too."""
+    found = set()
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            if "rw" not in parts[1] or (len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found.update(n for n in needles if n in data)
+    return found
 
 
 def field(tag, value):
