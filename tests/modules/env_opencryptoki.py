@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsmenv import HsmEnv, VECTOR_KEYS, exited, stop_group, vectors  # noqa: E402
+from hsmenv import HsmEnv, self_test, VECTOR_KEYS, exited, stop_group, vectors  # noqa: E402
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu/opencryptoki"
 
@@ -315,23 +315,7 @@ def _slotd_answers(path):
 
 
 if __name__ == "__main__":
-    import tempfile
-    os.environ.setdefault("KT_VECTORS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                     "..", "vectors"))
-    with tempfile.TemporaryDirectory(prefix="kt-ock-") as tmp:
-        t0 = time.monotonic()
-        with OpenCryptokiEnv(tmp) as env:
-            env.setup()
-            print("setup: %.2f s" % (time.monotonic() - t0))
-            out = env.run("pkcs11-tool", "--module", env.module, "--token-label", env.token,
-                          "--login", "--pin", env.pin, "-O").stdout.decode()
-            print(out)
-            assert out.count("Private Key Object") == 3 and "extractable" not in out, out
-            env.stop_service()
-            r = env.run("pkcs11-tool", "--module", env.module, "-L", check=False)
-            print("service stopped: pkcs11-tool -L exit %d: %s" % (r.returncode,
-                                                                    r.stdout.decode().strip()))
-            env.start_service()
-            env.run("pkcs11-tool", "--module", env.module, "-L")
-            print("service started again: pkcs11-tool -L ok")
-        print("closed in %.2f s total" % (time.monotonic() - t0))
+    def no_extractable(out):
+        assert "extractable" not in out, out
+
+    self_test(OpenCryptokiEnv, no_extractable)

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsmenv import HsmEnv, SoftHsmEnv, exited, stop_group  # noqa: E402
+from hsmenv import HsmEnv, self_test, SoftHsmEnv, exited, stop_group  # noqa: E402
 
 
 class P11KitEnv(HsmEnv):
@@ -125,27 +125,5 @@ def _accepts(path):
         s.close()
 
 
-
-
-
 if __name__ == "__main__":
-    import tempfile
-    os.environ.setdefault("KT_VECTORS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                     "..", "vectors"))
-    with tempfile.TemporaryDirectory(prefix="kt-p11kit-") as tmp:
-        t0 = time.monotonic()
-        with P11KitEnv(tmp) as env:
-            env.setup()
-            print("setup: %.2f s" % (time.monotonic() - t0))
-            tool = ["pkcs11-tool", "--module", env.module, "--token-label", env.token]
-            out = env.run(*tool, "--login", "--pin", env.pin, "-O").stdout.decode()
-            print(out)
-            assert out.count("Private Key Object") == 3, out
-            env.stop_service()
-            r = env.run(*tool, "-L", check=False)
-            print("service stopped: pkcs11-tool -L exit %d: %s" % (r.returncode,
-                                                                    r.stdout.decode().strip()))
-            env.start_service()
-            env.run(*tool, "-L")
-            print("service started again: pkcs11-tool -L ok")
-        print("closed in %.2f s total" % (time.monotonic() - t0))
+    self_test(P11KitEnv)

@@ -141,3 +141,30 @@ class SoftHsmEnv(HsmEnv):
                      "--id", kid, "--pin", self.pin)
             self.keys[name] = (name, kid, pem)
         return self
+
+
+def self_test(cls, check=None):
+    """Sets cls up in a temporary folder, lists its token's objects, stops and starts its
+    service, and closes it: what `python3 env_NAME.py` does."""
+    import tempfile
+    os.environ.setdefault("KT_VECTORS", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "..", "vectors"))
+    with tempfile.TemporaryDirectory(prefix="kt-%s-" % cls.name) as tmp:
+        t0 = time.monotonic()
+        with cls(tmp) as env:
+            env.setup()
+            print("setup: %.2f s" % (time.monotonic() - t0))
+            tool = ["pkcs11-tool", "--module", env.module, "--token-label", env.token]
+            out = env.run(*tool, "--login", "--pin", env.pin, "-O").stdout.decode()
+            print(out)
+            assert out.count("Private Key Object") == len(env.keys), out
+            if check:
+                check(out)
+            env.stop_service()
+            r = env.run(*tool, "-L", check=False)
+            print("service stopped: pkcs11-tool -L exit %d: %s" % (r.returncode,
+                                                                    r.stdout.decode().strip()))
+            env.start_service()
+            env.run(*tool, "-L")
+            print("service started again: pkcs11-tool -L ok")
+        print("closed in %.2f s total" % (time.monotonic() - t0))
