@@ -30,7 +30,7 @@ struct cli {
 int cli_usage(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A failed library call: the status name and the connection's message. */
 int cli_fail(const struct cli *cli, int status, const char *msg);
-/* Writing a result failed after the daemon did its part. */
+/* An output file was refused, or writing a result failed after the daemon did its part. */
 int cli_output_failed(const struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void cli_print_help(FILE *f);
@@ -72,6 +72,7 @@ struct out_file {
 	int fd;
 	int is_stdout;
 	int created;            /* removed again if nothing gets written */
+	char *tmp;              /* a secret's own new file, renamed over name once written */
 };
 int io_is_std(const char *path);
 /* Reads a file or stdin (NULL or "-"), at most CLI_INPUT_MAX bytes; free() *buf. */
@@ -80,10 +81,13 @@ int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len)
  * Opens an output before the daemon is asked anything, so a bad path fails
  * early. NULL or "-" is stdout, except that with --json and no path nothing
  * is written (the result is in the JSON). binary: refuse a terminal.
- * secret: mode 0600.
+ * A symbolic link is never followed. secret: a new file of mode 0600,
+ * renamed over the target once written, and only where nothing or a private
+ * regular file of the caller's stands (else refused: OUTPUT, exit 1).
  */
 int io_out_open(const struct cli *cli, struct out_file *o, const char *path, int binary,
 		int secret);
+/* Writes the whole result, once. */
 int io_out_write(const struct cli *cli, struct out_file *o, const void *p, size_t n);
 /* Closes; a file created by io_out_open and never written is removed. */
 void io_out_close(struct out_file *o);

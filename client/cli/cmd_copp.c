@@ -137,8 +137,9 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 
 	if (st == EXIT_DONE)
 		st = sign_args(cli, &s, &a, &to_key);
+	/* Kept private: whoever may open signatures with the recipient key reads the AES key. */
 	if (st == EXIT_DONE)
-		st = io_out_open(cli, &o, s.out, 1, 0);
+		st = io_out_open(cli, &o, s.out, 1, 1);
 	if (st == EXIT_DONE && s.to != NULL)
 		st = io_read(cli, s.to, &pub, &len);
 	if (st == EXIT_DONE && s.to != NULL && len == 0)

@@ -4,8 +4,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hex.h"
@@ -75,18 +77,102 @@ int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len)
 	return cli_usage(cli, "%s is larger than %d KiB", name, CLI_INPUT_MAX / 1024);
 }
 
-static int open_file(struct out_file *o, const char *path, mode_t mode)
+/*
+ * A secret replaces only what is surely the caller's: nothing, or a regular
+ * file of the caller's that nobody else may open. Anything else there (a
+ * file another user made in a sticky folder such as /tmp, a symbolic link,
+ * a device) was not the caller's to fill, so it is refused, not replaced.
+ * 0: may go ahead; 1: refused, the reason in why; -1: lstat failed (errno).
+ */
+static int secret_target_refused(const char *path, char *why, size_t n)
 {
-	o->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (S_ISLNK(st.st_mode))
+		snprintf(why, n, "it is a symbolic link");
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, n, "it is not a regular file");
+	else if (st.st_uid != geteuid())
+		snprintf(why, n, "it belongs to uid %u, not to the caller", (unsigned)st.st_uid);
+	else if ((st.st_mode & 077) != 0)
+		snprintf(why, n, "group or others may open it (mode %04o)",
+			 (unsigned)(st.st_mode & 07777));
+	else
+		return 0;
+	return 1;
+}
+
+/* ".keytrans-XXXXXX" in the folder of path: rename() needs the same file system. */
+static char *tmp_template(const char *path)
+{
+	static const char name[] = ".keytrans-XXXXXX";
+	const char *slash = strrchr(path, '/');
+	size_t dir = slash == NULL ? 0 : (size_t)(slash - path) + 1;
+	char *t = malloc(dir + sizeof(name));
+
+	if (t != NULL) {
+		memcpy(t, path, dir);
+		memcpy(t + dir, name, sizeof(name));
+	}
+	return t;
+}
+
+/*
+ * A secret goes into a new file of its own (O_EXCL, mode 0600, a random
+ * name), renamed over the target once written: no other user's file or
+ * open descriptor ever sees it, whatever was or comes to be at the target.
+ */
+static int open_secret(const struct cli *cli, struct out_file *o, const char *path)
+{
+	char why[128];
+	int r = secret_target_refused(path, why, sizeof(why));
+
+	if (r > 0)
+		return cli_output_failed(cli, "refusing to write a secret to %s: %s", path, why);
+	if (r == 0) {
+		o->tmp = tmp_template(path);
+		if (o->tmp == NULL)
+			errno = ENOMEM;
+		else
+			o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	}
+	if (o->fd >= 0)
+		return EXIT_DONE;
+	r = errno;
+	free(o->tmp);
+	o->tmp = NULL;
+	return cli_usage(cli, "cannot open %s for writing: %s", path, strerror(r));
+}
+
+/* O_NOFOLLOW fails with ELOOP on a link: said plainly, as a refusal. */
+static int refuse_link(const struct cli *cli, const char *path)
+{
+	struct stat st;
+	int err = errno;
+
+	if (err == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		return cli_output_failed(cli, "refusing to write to %s: it is a symbolic link", path);
+	return cli_usage(cli, "cannot open %s for writing: %s", path, strerror(err));
+}
+
+/*
+ * Public results keep the ordinary way (an existing file is overwritten in
+ * place), but never through a symbolic link: in a sticky folder another
+ * user's link could point anywhere the caller may write.
+ */
+static int open_public(const struct cli *cli, struct out_file *o, const char *path)
+{
+	o->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (o->fd >= 0) {
 		o->created = 1;
-		return 0;
+		return EXIT_DONE;
 	}
-	if (errno != EEXIST)
-		return -1;
 	/* Not truncated yet: a failed request leaves an existing file alone. */
-	o->fd = open(path, O_WRONLY | O_CLOEXEC);
-	return o->fd >= 0 ? 0 : -1;
+	if (errno == EEXIST)
+		o->fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	return o->fd >= 0 ? EXIT_DONE : refuse_link(cli, path);
 }
 
 int io_out_open(const struct cli *cli, struct out_file *o, const char *path, int binary, int secret)
@@ -103,9 +189,7 @@ int io_out_open(const struct cli *cli, struct out_file *o, const char *path, int
 		o->fd = STDOUT_FILENO;
 		return EXIT_DONE;
 	}
-	if (open_file(o, path, secret ? 0600 : 0644) != 0)
-		return cli_usage(cli, "cannot open %s for writing: %s", path, strerror(errno));
-	return EXIT_DONE;
+	return secret ? open_secret(cli, o, path) : open_public(cli, o, path);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -123,16 +207,55 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The rename reaches the disk; failing that only costs durability, so it is not reported. */
+static void sync_folder(const char *tmp)
+{
+	const char *slash = strrchr(tmp, '/');
+	char *dir = slash == NULL ? strdup(".") : strndup(tmp, (size_t)(slash - tmp) + 1);
+	int fd = dir == NULL ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/*
+ * The secret is in its own file: on the disk, then under the target's name.
+ * The target is checked again, as something may have been put there since
+ * the open; rename() then replaces that name without writing into anything.
+ */
+static int commit_secret(const struct cli *cli, struct out_file *o)
+{
+	char why[128];
+	int r;
+
+	if (fsync(o->fd) != 0)
+		return cli_output_failed(cli, "cannot write %s: %s", o->name, strerror(errno));
+	r = secret_target_refused(o->name, why, sizeof(why));
+	if (r > 0)
+		return cli_output_failed(cli, "refusing to write a secret to %s: %s", o->name, why);
+	if (r < 0 || rename(o->tmp, o->name) != 0)
+		return cli_output_failed(cli, "cannot replace %s: %s", o->name, strerror(errno));
+	sync_folder(o->tmp);
+	free(o->tmp);
+	o->tmp = NULL;
+	return EXIT_DONE;
+}
+
 int io_out_write(const struct cli *cli, struct out_file *o, const void *p, size_t n)
 {
 	if (o->fd < 0)
 		return EXIT_DONE;
 	if (o->is_stdout && fflush(stdout) != 0)
 		return cli_output_failed(cli, "cannot write stdout: %s", strerror(errno));
-	if (!o->is_stdout && ftruncate(o->fd, 0) != 0)
+	if (o->tmp == NULL && !o->is_stdout && ftruncate(o->fd, 0) != 0)
 		return cli_output_failed(cli, "cannot truncate %s: %s", o->name, strerror(errno));
 	if (write_all(o->fd, p, n) != 0)
 		return cli_output_failed(cli, "cannot write %s: %s", o->name, strerror(errno));
+	if (o->tmp != NULL)
+		return commit_secret(cli, o);
 	o->created = 0;
 	return EXIT_DONE;
 }
@@ -142,8 +265,12 @@ void io_out_close(struct out_file *o)
 	if (o->fd < 0 || o->is_stdout)
 		return;
 	close(o->fd);
-	if (o->created)
+	if (o->tmp != NULL)
+		unlink(o->tmp);         /* never renamed: the target was left as it was */
+	else if (o->created)
 		unlink(o->name);
+	free(o->tmp);
+	o->tmp = NULL;
 	o->fd = -1;
 }
 

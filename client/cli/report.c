@@ -36,6 +36,8 @@ static const char help_tail[] =
 	"SOCKET defaults to $KEYTRANS_SOCKET, else " KT_DEFAULT_SOCKET ".\n"
 	"Files are raw binary; -i/-o default to stdin/stdout (\"-\" too). KEYBLOBFILE is a\n"
 	"CryptoAPI PLAINTEXTKEYBLOB. ALG is a name (AES_128, CALG_RC4) or a number (0x660e).\n"
+	"Secret outputs (unwrap -o, --key-out, copp-sign -o) replace only a missing file or\n"
+	"a private one of the caller's; no output is written through a symbolic link.\n"
 	"Exit status: 0 done, 1 refused or failed by the daemon, 2 usage error,\n"
 	"3 daemon unreachable.\n";
 
