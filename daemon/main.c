@@ -42,44 +42,87 @@
 
 struct options {
 	const char *config;
+	const char *check_pin;  /* --check-pin=PATH */
 	int foreground;
 	int test_only;
+	int no_pin;             /* -t --no-pin */
 	int debug;
 };
 
 static void usage(FILE *to)
 {
-	fprintf(to, "usage: keytransd -c FILE [-f] [-d]   run the daemon (-f: foreground, log to stderr;"
-		    " -d: debug log)\n"
-		    "       keytransd -t -c FILE          check the configuration and exit\n"
-		    "       keytransd -V                  print the version\n");
+	fprintf(to, "usage: keytransd -c FILE [-f] [-d]       run the daemon (-f: foreground, log to"
+		    " stderr; -d: debug log)\n"
+		    "       keytransd -t [--no-pin] -c FILE   check the configuration and exit (--no-pin:"
+		    " all but the PIN file)\n"
+		    "       keytransd --check-pin=PATH        check that the PIN file PATH is private,"
+		    " without reading it\n"
+		    "       keytransd -V                      print the version\n");
+}
+
+enum { OPT_CHECK_PIN = 256, OPT_NO_PIN };
+
+/* --check-pin stands alone; --no-pin only qualifies -t. */
+static int options_valid(const struct options *o)
+{
+	if (o->check_pin != NULL)
+		return o->config == NULL && !o->test_only && !o->foreground && !o->debug;
+	return o->config != NULL && (o->test_only || !o->no_pin);
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
+	static const struct option longopts[] = {
+		{ "check-pin", required_argument, NULL, OPT_CHECK_PIN },
+		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ NULL, 0, NULL, 0 },
+	};
 	int ch;
 
 	memset(o, 0, sizeof(*o));
-	while ((ch = getopt(argc, argv, "c:ftdVh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:ftdVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->config = optarg; break;
 		case 'f': o->foreground = 1; break;
 		case 't': o->test_only = 1; break;
 		case 'd': o->debug = 1; break;
+		case OPT_CHECK_PIN: o->check_pin = optarg; break;
+		case OPT_NO_PIN: o->no_pin = 1; break;
 		case 'V': printf("keytransd %s\n", KT_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
-	if (o->config == NULL || optind != argc) {
+	if (!options_valid(o) || optind != argc) {
 		usage(stderr);
 		return -1;
 	}
 	return 0;
 }
 
-/* What -t checks beyond the syntax: each module exists, each PIN file is there and private. */
-static int check_files(const struct config *c, char *err, size_t errlen)
+/*
+ * keytransd --check-pin=PATH: under systemd the daemon sees only the
+ * credential's copy (0400, its own), so the unit checks the source of
+ * LoadCredential= with this before each start.
+ */
+static int check_pin_source(const char *path)
+{
+	char err[2 * PATH_MAX];
+
+	if (pin_check_source(path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "keytransd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	printf("keytransd: %s: PIN file OK\n", path);
+	return 0;
+}
+
+/*
+ * What -t checks beyond the syntax: each module exists, each PIN file is
+ * there and private. Not the PIN with --no-pin: systemd 252 hides the
+ * credentials from ExecReload=, and a reload does not read the PIN again.
+ */
+static int check_files(const struct config *c, int pin, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < c->nhsms; i++) {
 		if (access(c->hsms[i].module, R_OK) != 0) {
@@ -87,7 +130,7 @@ static int check_files(const struct config *c, char *err, size_t errlen)
 				 strerror(errno));
 			return -1;
 		}
-		if (pin_check(&c->hsms[i], err, errlen) != 0)
+		if (pin && pin_check(&c->hsms[i], err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -406,13 +449,15 @@ int main(int argc, char **argv)
 	d.conf_path = path;
 	if (parse_args(argc, argv, &o) != 0)
 		return 2;
+	if (o.check_pin != NULL)
+		return check_pin_source(o.check_pin);
 	/* Relative paths in the file are resolved against its folder, which must survive chdir("/"). */
 	if (realpath(o.config, path) == NULL) {
 		fprintf(stderr, "keytransd: %s: %s\n", o.config, strerror(errno));
 		return 1;
 	}
 	if (config_load(path, &d.conf, err, sizeof(err)) != 0 ||
-	    (o.test_only && check_files(&d.conf, err, sizeof(err)) != 0)) {
+	    (o.test_only && check_files(&d.conf, !o.no_pin, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "keytransd: %s\n", err);
 		config_free(&d.conf);   /* loaded when only check_files failed */
 		return EXIT_CONFIG;

@@ -585,9 +585,9 @@ def test_pkcs_mechanism():
 
 # --- the PIN ---------------------------------------------------------------------------
 
-def keytransd(*args, env=None):
+def keytransd(*args, env=None, timeout=60):
     r = subprocess.run([os.environ["KT_KEYTRANSD"], *args], capture_output=True, text=True,
-                       env=env, timeout=60)
+                       env=env, timeout=timeout)
     assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
     return r
 
@@ -595,11 +595,11 @@ def keytransd(*args, env=None):
 EX_CONFIG = 78   # a start that a retry cannot fix (main.c)
 
 
-def refused(d, expect_text, env=None):
+def refused(d, expect_text, env=None, timeout=60):
     """The daemon does not start with this configuration (foreground, background, -t)."""
     env = env or d.env
     for args in (("-f", "-c", d.config), ("-c", d.config), ("-t", "-c", d.config)):
-        r = keytransd(*args, env=env)
+        r = keytransd(*args, env=env, timeout=timeout)
         assert r.returncode == EX_CONFIG, (args, r.returncode, r.stdout, r.stderr)
         assert expect_text in r.stderr, (args, r.stderr)
         assert not os.path.exists(d.socket)
@@ -629,9 +629,96 @@ def test_pin_file():
     # A symbolic link is not followed (O_NOFOLLOW), even to a private file.
     os.rename(pin, pin + ".real")
     os.symlink(pin + ".real", pin)
-    refused(d, "cannot read the PIN file %s" % pin)
+    refused(d, "the PIN file %s must be a regular file, not a symbolic link" % pin)
     os.unlink(pin)
     os.rename(pin + ".real", pin)
+    # -t --no-pin (ExecReload=) checks everything but the PIN file.
+    os.chmod(pin, 0o644)
+    r = keytransd("-t", "--no-pin", "-c", d.config, env=d.env)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    os.chmod(pin, 0o600)
+
+
+def test_pin_file_kinds():
+    """Only a regular file of root's (or the daemon's user), mode 0600 or 0400: a FIFO is
+    refused at once (opening it must not wait for a writer), so are a folder, another
+    user's file (its owner could open it up at any time) and other modes."""
+    d = daemon("pinkinds", start=False)
+    pin = os.path.join(d.root, "pin")
+    os.rename(pin, pin + ".real")
+    os.mkfifo(pin, 0o600)
+    started = time.time()
+    refused(d, "the PIN file %s must be a regular file, not a FIFO" % pin, timeout=10)
+    assert time.time() - started < 10, time.time() - started
+    os.unlink(pin)
+    os.mkdir(pin, 0o700)
+    refused(d, "the PIN file %s must be a regular file, not a directory" % pin)
+    os.rmdir(pin)
+    os.rename(pin + ".real", pin)
+    os.chown(pin, NOBODY, NOBODY)
+    refused(d, "the PIN file %s must be owned by root, not by uid %d" % (pin, NOBODY))
+    os.chown(pin, 0, 0)
+    for mode in (0o700, 0o200, 0o4600, 0o1600):
+        os.chmod(pin, mode)
+        refused(d, "the PIN file %s must be a regular file readable by its owner only (mode %04o;"
+                % (pin, mode))
+    os.chmod(pin, 0o400)
+    d.start()
+    assert Conn(d.socket).call("info").status == 0
+    d.stop()
+
+
+def check_pin(path, **kw):
+    return keytransd("--check-pin=" + path, timeout=10, **kw)
+
+
+def test_check_pin():
+    """keytransd --check-pin=PATH (ExecStartPre= of the unit): the checks of pin_file on
+    LoadCredential='s source, which the daemon never sees (it reads systemd's 0400 copy)."""
+    root = new_root("checkpin")
+    pin = os.path.join(root, "pin")
+    with open(pin, "w") as f:
+        f.write(PIN + "\n")
+    for mode in (0o640, 0o644, 0o604, 0o660, 0o700):
+        os.chmod(pin, mode)
+        r = check_pin(pin)
+        assert r.returncode == EX_CONFIG, r
+        assert ("the PIN file %s must be a regular file readable by its owner only (mode %04o;"
+                % (pin, mode)) in r.stderr, r.stderr
+    for mode in (0o600, 0o400):
+        os.chmod(pin, mode)
+        r = check_pin(pin)
+        assert r.returncode == 0 and r.stdout == "keytransd: %s: PIN file OK\n" % pin, r
+        assert r.stderr == "", r
+    os.chown(pin, NOBODY, NOBODY)
+    r = check_pin(pin)
+    assert r.returncode == EX_CONFIG and "must be owned by root, not by uid %d" % NOBODY in r.stderr, r
+    # The daemon's own user may own it (a pin_file of its own)...
+    r = subprocess.run([os.environ["KT_KEYTRANSD"], "--check-pin", pin], capture_output=True,
+                       text=True, timeout=10, user=NOBODY, group=NOBODY, extra_groups=[])
+    assert r.returncode == 0, r
+    # ... and checks root's 0600 file without reading it (ExecStartPre= runs as that user).
+    os.chown(pin, 0, 0)
+    os.chmod(pin, 0o600)
+    r = subprocess.run([os.environ["KT_KEYTRANSD"], "--check-pin", pin], capture_output=True,
+                       text=True, timeout=10, user=NOBODY, group=NOBODY, extra_groups=[])
+    assert r.returncode == 0 and "PIN file OK" in r.stdout, r
+    other = os.path.join(root, "other")
+    os.mkfifo(other, 0o600)
+    r = check_pin(other)
+    assert r.returncode == EX_CONFIG and "%s must be a regular file, not a FIFO" % other in r.stderr, r
+    os.unlink(other)
+    os.symlink(pin, other)
+    r = check_pin(other)
+    assert r.returncode == EX_CONFIG and "%s must be a regular file, not a symbolic link" % other \
+        in r.stderr, r
+    os.unlink(other)
+    r = check_pin(other)
+    assert r.returncode == EX_CONFIG and "cannot check the PIN file %s: No such file" % other \
+        in r.stderr, r
+    # It stands alone.
+    assert keytransd("--check-pin=" + pin, "-t").returncode == 2
+    assert keytransd("--no-pin", "-c", pin).returncode == 2
 
 
 def test_pin_credential():
@@ -789,7 +876,8 @@ def main():
         try:
             run_tests([test_access_rules_and_audit, test_public_ops_rule, test_log_secrecy_busy_run,
                        test_implicit_rejection, test_pkcs_mechanism, test_pin_file,
-                       test_pin_credential, test_process_hardening, test_every_log_is_clean])
+                       test_pin_file_kinds, test_check_pin, test_pin_credential,
+                       test_process_hardening, test_every_log_is_clean])
         finally:
             stop_all()
 

@@ -157,13 +157,96 @@ def test_pin_from_credentials():
     assert r.returncode == 78 and "LoadCredential=pin" in r.stderr, r.stderr
 
 
+UNIT = os.path.join(os.path.dirname(__file__), "..", "..", "systemd", "keytransd.service")
+NOBODY = 65534
+
+
+def unit_lines(key):
+    """The values of key= in keytransd.service, in order."""
+    with open(UNIT) as f:
+        return [l.split("=", 1)[1].strip() for l in f if l.startswith(key + "=")]
+
+
+def unit_command(line, config):
+    """An Exec*= line of the unit, run on this build and this configuration."""
+    args = line.split()
+    assert args[0] == "/usr/sbin/keytransd", line
+    args[0] = os.environ["KT_KEYTRANSD"]
+    return [config if a == "/etc/keytrans/keytransd.conf" else a for a in args]
+
+
+def run_unprivileged(args, env=None):
+    """As nobody when root, so that a folder of mode 000 is unreadable as it is for
+    the daemon's user under systemd."""
+    user = dict(user=NOBODY, group=NOBODY, extra_groups=[]) if os.geteuid() == 0 else {}
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=30, **user)
+
+
+def test_unit_check_pin():
+    """ExecStartPre= checks LoadCredential='s source (the daemon sees only systemd's
+    0400 copy of it), as the daemon's user: stat only, no "+" needed."""
+    source = unit_lines("LoadCredential")[0].split(":", 1)[1]
+    pre = unit_lines("ExecStartPre")
+    assert pre[0] == "/usr/sbin/keytransd --check-pin=" + source, pre
+    root = new_root("checkpin")
+    os.chmod(ROOT, 0o755)
+    os.chmod(root, 0o755)
+    pin = os.path.join(root, "pin")
+    with open(pin, "w") as f:
+        f.write("1234\n")
+    args = [a.replace(source, pin) for a in unit_command(pre[0], None)]
+    os.chmod(pin, 0o640)
+    r = run_unprivileged(args)
+    assert r.returncode == 78, r
+    assert "the PIN file %s must be a regular file readable by its owner only (mode 0640;" % pin \
+        in r.stderr, r.stderr
+    os.chmod(pin, 0o600)
+    r = run_unprivileged(args)
+    assert r.returncode == 0 and "PIN file OK" in r.stdout and "1234" not in r.stdout + r.stderr, r
+
+
+def test_unit_reload_without_credentials():
+    """systemd 252 hides the credentials from ExecReload=: the unit's reload check must
+    pass for a valid configuration without reading the PIN."""
+    root = new_root("reload")
+    os.chmod(ROOT, 0o755)
+    os.chmod(root, 0o755)
+    d = Daemon(root, TOKEN, start=False)
+    text = open(d.config).read().replace("pin_file = pin\n", "")
+    with open(d.config, "w") as f:
+        f.write(text)
+    os.chmod(d.config, 0o644)
+    hidden = os.path.join(root, "credentials")
+    os.makedirs(hidden)
+    with open(os.path.join(hidden, "pin"), "w") as f:
+        f.write(TOKEN.pin)
+    os.chmod(os.path.join(hidden, "pin"), 0o400)
+    os.chmod(hidden, 0)
+    env = dict(d.env, CREDENTIALS_DIRECTORY=hidden)
+    reload = unit_lines("ExecReload")
+    assert reload[-1] == "/bin/kill -HUP $MAINPID", reload
+    for line in reload[:-1]:
+        r = run_unprivileged(unit_command(line, d.config), env=env)
+        assert r.returncode == 0 and "configuration OK" in r.stdout, (line, r)
+    # What the unit ran before: -t reads the PIN, and fails so.
+    r = run_unprivileged([os.environ["KT_KEYTRANSD"], "-t", "-c", d.config], env=env)
+    assert r.returncode == 78 and "Permission denied" in r.stderr, r
+    # A bad file still fails the reload, naming the line.
+    with open(d.config, "a") as f:
+        f.write("bogus line\n")
+    r = run_unprivileged(unit_command(reload[0], d.config), env=env)
+    assert r.returncode == 78 and "keytransd.conf:" in r.stderr, r
+    os.chmod(hidden, 0o700)
+
+
 def main():
     global TOKEN, ROOT
     with Workspace() as root:
         ROOT = root
         TOKEN = Token(os.path.join(root, "hsm"))
         run_tests([test_ready_watchdog_stopping, test_no_watchdog_without_request,
-                   test_socket_activation, test_pin_from_credentials])
+                   test_socket_activation, test_pin_from_credentials, test_unit_check_pin,
+                   test_unit_reload_without_credentials])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and status that the code has must be mentioned in its page.
 What is looked for, and where (a source whose layout changes so that nothing
 is found fails too, rather than passing silently):
   keytrans.1        the commands and options of client/cli/*.c, bench's --op names
-  keytransd.8       the getopt letters of daemon/main.c
+  keytransd.8       the getopt letters and long options of daemon/main.c
   keytransd.conf.5  the sections and settings of daemon/config.c and daemon/acl.c
   libkeytrans.3     the functions, constants and statuses of client/keytrans.h and
                     common/keytrans_status.h (and each function's man link in
@@ -52,9 +52,10 @@ def cli_words(root):
 
 def daemon_words(root):
     main = strip_c_comments(read(root, "daemon", "main.c"))
-    m = re.search(r'getopt\(\s*argc,\s*argv,\s*"([^"]+)"\)', main)
+    m = re.search(r'getopt(?:_long)?\(\s*argc,\s*argv,\s*"([^"]+)"', main)
     letters = m.group(1).replace(":", "") if m else ""
-    return {"option": ["-" + ch for ch in letters]}
+    longs = re.findall(r'\{\s*"([a-z][a-z0-9-]*)",\s*(?:no|required|optional)_argument', main)
+    return {"option": ["-" + ch for ch in letters] + ["--" + name for name in longs]}
 
 
 def config_words(root):

@@ -208,9 +208,11 @@ check "no capabilities (effective, permitted, bounding)" \
 	test "$(status CapEff)$(status CapPrm)$(status CapBnd)" = 000000000000000000000000000000000000000000000000
 check "NoNewPrivs, seccomp filter" test "$(status NoNewPrivs)/$(status Seccomp)" = 1/2
 check "no network but loopback" test "$(nsenter -t "$pid" -n cat /proc/net/dev | grep -c ':')" = 1
-check "/ is read-only, /var/lib/softhsm and /run/keytransd writable" \
-	sh -c "grep -q ' / / ro,' /proc/$pid/mountinfo && grep -q ' /var/lib/softhsm rw,' /proc/$pid/mountinfo &&
+check "/ is read-only, /var/lib/softhsm/tokens and /run/keytransd writable" \
+	sh -c "grep -q ' / / ro,' /proc/$pid/mountinfo && grep -q ' /var/lib/softhsm/tokens rw,' /proc/$pid/mountinfo &&
 		grep -q ' /run/keytransd rw,' /proc/$pid/mountinfo"
+check "MemoryMax=512M, TasksMax=512" \
+	test "$(prop MemoryMax)/$(prop TasksMax)" = 536870912/512
 check "core dumps off (LimitCORE=0)" sh -c "grep -q '^Max core file size *0 *0 ' /proc/$pid/limits"
 memlock=$(awk '/^Max locked memory/ { print $4 }' /proc/"$pid"/limits)
 if [ "$memlock" = 67108864 ]; then ok "LimitMEMLOCK=64M"; else
@@ -234,6 +236,18 @@ check "a user outside group keytrans cannot connect" sh -c "setpriv --reuid=othe
 check "the peer's real uid reaches the audit log (no PrivateUsers=)" \
 	sh -c "journalctl -u keytransd.service -o cat | grep -q 'uid=$(id -u app1) '"
 
+# systemctl reload: ExecReload= runs without the credentials (systemd 252 hides
+# them from it), so its -t must not need the PIN.
+check "systemctl reload: ExecReload= passes, the daemon reloads (same process)" \
+	sh -c "systemctl reload keytransd.service && test \$(systemctl show -P MainPID keytransd.service) = $pid &&
+		journalctl -u keytransd.service -o cat | grep -q 'reload'"
+cp /etc/keytrans/keytransd.conf "$w/conf"
+echo "bogus line" >>/etc/keytrans/keytransd.conf
+check "systemctl reload of a bad file fails, naming the line; the daemon keeps serving" \
+	sh -c "! systemctl reload keytransd.service && journalctl -u keytransd.service -o cat |
+		grep -q 'keytransd.conf:[0-9]' && keytrans -s $sock info"
+cp "$w/conf" /etc/keytrans/keytransd.conf
+
 # Watchdog, restarts, the live score, stopping.
 if [ "${KT_QUICK:-}" = 1 ]; then echo "note KT_QUICK=1: watchdog wait skipped"; else
 	sleep 35
@@ -242,12 +256,47 @@ fi
 systemctl stop keytransd.service 2>/dev/null
 check "service stopped: the socket file stays, the next connection starts the daemon again" \
 	sh -c "test -S $sock && keytrans -s $sock info"
+restarts=$(prop NRestarts)
 kill -9 "$(prop MainPID)"
 sleep 4
 check "killed: Restart=on-failure starts it again, the socket still answers" \
-	sh -c "test $(prop NRestarts) = 1 && keytrans -s $sock info"
+	sh -c "test $(prop NRestarts) = $((restarts + 1)) && keytrans -s $sock info"
 score=$(systemd-analyze security keytransd.service | sed -n 's/.*Overall exposure level for keytransd.service: *\([0-9.]*\).*/\1/p')
 check "live exposure $score <= 1.0" awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 1.0) }'
+
+# The credential's source: the daemon sees only systemd's 0400 copy, so
+# ExecStartPre=keytransd --check-pin checks the source before each start.
+# (reset-failed: the starts above used up StartLimitBurst=3.)
+systemctl reset-failed keytransd.service keytransd.socket
+chmod 0640 /etc/keytrans/pin
+systemctl restart keytransd.service 2>/dev/null
+check "a group-readable /etc/keytrans/pin: the start is refused (ExecStartPre= exit 78, mode named)" \
+	sh -c "test \$(systemctl show -P ActiveState keytransd.service) != active &&
+		journalctl -u keytransd.service -o cat | grep -q 'the PIN file /etc/keytrans/pin must be .*(mode 0640;' &&
+		systemctl status keytransd.service | grep -q 'status=78'"
+chmod 0600 /etc/keytrans/pin
+systemctl reset-failed keytransd.service keytransd.socket
+systemctl start keytransd.socket keytransd.service
+check "chmod 600: the service starts again" sh -c "test $(prop ActiveState) = active && keytrans -s $sock info"
+pid=$(prop MainPID)
+
+# One token writable (docs/systemd.md, "One token"): the drop-in as the
+# documentation writes it.
+token=$(grep -lF keytrans /var/lib/softhsm/tokens/*/token.object | head -1)
+token=${token%/token.object}
+mkdir -p /etc/systemd/system/keytransd.service.d
+printf '[Service]\nReadWritePaths=\nReadWritePaths=%s\n' "$token" >/etc/systemd/system/keytransd.service.d/token.conf
+systemctl daemon-reload
+systemctl restart keytransd.service
+pid=$(prop MainPID)
+check "one token: its folder writable, the store read-only" \
+	sh -c "grep -q ' $token rw,' /proc/$pid/mountinfo && ! grep -q ' /var/lib/softhsm/tokens rw,' /proc/$pid/mountinfo"
+check "one token: keygen through the daemon writes the key into the token" \
+	sh -c "n=\$(ls $token | wc -l) && keytrans -s $sock keygen kx2 >/dev/null && test \$(ls $token | wc -l) -gt \$n"
+check "one token: the daemon's user cannot add a token to the store" \
+	sh -c "! nsenter -t $pid -m setpriv --reuid=keytrans --regid=keytrans --init-groups mkdir /var/lib/softhsm/tokens/x 2>/dev/null"
+check "one token: exposure unchanged" \
+	test "$(systemd-analyze security keytransd.service | sed -n 's/.*Overall exposure level for keytransd.service: *\([0-9.]*\).*/\1/p')" = "$score"
 systemctl stop keytransd.socket
 check "socket unit stopped: the service stops, the socket file is removed" \
 	test "$(prop ActiveState)" = inactive -a ! -e $sock

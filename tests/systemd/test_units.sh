@@ -5,7 +5,8 @@
 #  2. the units pass `systemd-analyze verify` (in a scratch root, so that
 #     /usr/sbin/keytransd need not be installed);
 #  3. the same two for keytransd.service with each drop-in of DIR/modules/
-#     (*.conf, docs/hsm-modules.md) applied on its own, each at most 1.0 too;
+#     (*.conf, docs/hsm-modules.md) applied on its own, each at most 1.0 too,
+#     and with the one-token drop-in of docs/systemd.md;
 #  4. keytrans.sysusers and keytrans.tmpfiles pass systemd-sysusers and
 #     systemd-tmpfiles (applied to a scratch root when run as root), and so
 #     do the modules' sysusers files (DIR/modules/*.sysusers).
@@ -42,7 +43,14 @@ case $(get PrivateUsers "$service") in
 esac
 [ "$(get Type "$service")" = notify ] || fail "Type= is not notify"
 [ "$(get LoadCredential "$service")" = pin:/etc/keytrans/pin ] || fail "LoadCredential= is not pin:/etc/keytrans/pin"
-[ "$(get ReadWritePaths "$service")" = -/var/lib/softhsm ] || fail "ReadWritePaths= is not -/var/lib/softhsm"
+[ "$(get ReadWritePaths "$service")" = -/var/lib/softhsm/tokens ] || fail "ReadWritePaths= is not -/var/lib/softhsm/tokens"
+# The daemon sees only systemd's copy of the PIN: the source is checked before each start.
+grep -qx "ExecStartPre=/usr/sbin/keytransd --check-pin=$(get LoadCredential "$service" | cut -d: -f2-)" "$service" ||
+	fail "no ExecStartPre=/usr/sbin/keytransd --check-pin= on the source of LoadCredential="
+# systemd 252 hides the credentials from ExecReload=: its check must not read the PIN.
+grep '^ExecReload=/usr/sbin/keytransd' "$service" | grep -qv -- '--no-pin' &&
+	fail "ExecReload= runs keytransd -t without --no-pin: the reload would fail on the hidden credential"
+[ -n "$(get MemoryMax "$service")" ] && [ -n "$(get TasksMax "$service")" ] || fail "no MemoryMax= or TasksMax="
 listen=$(get ListenStream "$socket")
 conf=$dir/../conf/keytransd.conf
 if [ -f "$conf" ]; then
@@ -137,6 +145,16 @@ for dropin in "$modules"/*.conf; do
 	exposure "$root" "keytransd.service + $name" " with $name"
 	verify "$root" "keytransd.service + $name"
 done
+
+# 3b. The one-token drop-in of docs/systemd.md ("One token"): the store
+# read-only, only the token's own folder writable.
+onetoken=$scratch/token.conf
+printf '[Service]\nReadWritePaths=\nReadWritePaths=/var/lib/softhsm/tokens/%s\n' \
+	0f9e4c1a-5b2d-7e3f-8a6b-1c2d3e4f5a6b >"$onetoken"
+root=$scratch/root-token
+make_root "$root" "$onetoken"
+exposure "$root" "keytransd.service + one-token drop-in" " with the one-token drop-in"
+verify "$root" "keytransd.service + one-token drop-in"
 
 # 4. sysusers.d and tmpfiles.d. The scratch root starts with this system's
 # users and groups (softhsm, if SoftHSM is installed).
