@@ -161,26 +161,28 @@ static int do_import(struct hsm *h, void *arg, unsigned long *ckr, char *msg, si
 	return hsm_import_rsa(h, a->label, a->parts, &a->out, ckr, msg, msglen);
 }
 
-/* Parsed here, on the worker: decoding a key is too slow for the event loop. */
+/*
+ * Parsed here, on the worker: decoding a key is too slow for the event loop.
+ * The numbers live in locked memory only, from the request's bytes (the
+ * job's frame) to the HSM's template, and are wiped on every path.
+ */
 static void import_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	const struct wire_field *f = &j->req.f[WIRE_T_PRIVATE_KEY];
 	char name[CONFIG_NAME_MAX + 1];
 	struct import_args a = { .label = name };
 	struct rsa_parts *parts = NULL;
-	EVP_PKEY *key = NULL;
 
 	(void)d;
 	wire_get_str(&j->req, WIRE_T_NAME, name, sizeof(name));
-	j->status = privkey_parse(f->p, f->len, &key, j->msg, sizeof(j->msg));
-	if (j->status == KT_OK && (parts = privkey_parts(key)) == NULL)
-		job_fail(j, KT_BUSY, "out of locked memory for the key");
+	j->status = privkey_parse(f->p, f->len, &parts, j->msg, sizeof(j->msg));
+	/* The key's bytes are read: not left in the frame until the job ends. */
+	OPENSSL_cleanse(j->frame + (f->p - j->frame), f->len);
 	if (j->status == KT_OK) {
 		a.parts = parts;
 		j->status = backend_admin(w, 0, do_import, &a, j->msg, sizeof(j->msg));
 	}
 	privkey_parts_free(parts);
-	EVP_PKEY_free(key);
 	if (j->status == KT_OK)
 		put_new_key(j, name, &a.out);
 	EVP_PKEY_free(a.out.pub);

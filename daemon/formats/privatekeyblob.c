@@ -1,27 +1,18 @@
 #include "privatekeyblob.h"
 
 #include <stdio.h>
-
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/param_build.h>
+#include <string.h>
 
 #include "alg.h"
 #include "buf.h"
 #include "keytrans_status.h"
-#include "rsa_pub.h"
+#include "privkey.h"
 
 #define CUR_BLOB_VERSION 0x02
 #define RSA2_MAGIC 0x32415352u  /* "RSA2" read as u32 LE */
 
-/* The numbers in the order the blob holds them, with their OpenSSL names. */
-enum { P_N, P_P, P_Q, P_DP, P_DQ, P_QINV, P_D, P_E, NPARTS };
-static const char *const part_names[NPARTS] = {
-	[P_N] = OSSL_PKEY_PARAM_RSA_N, [P_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
-	[P_Q] = OSSL_PKEY_PARAM_RSA_FACTOR2, [P_DP] = OSSL_PKEY_PARAM_RSA_EXPONENT1,
-	[P_DQ] = OSSL_PKEY_PARAM_RSA_EXPONENT2, [P_QINV] = OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-	[P_D] = OSSL_PKEY_PARAM_RSA_D, [P_E] = OSSL_PKEY_PARAM_RSA_E,
-};
+/* The numbers in the order the blob holds them (the public exponent is in the header). */
+static const enum rsa_part blob_order[] = { RSA_N, RSA_P, RSA_Q, RSA_DP, RSA_DQ, RSA_QINV, RSA_D };
 
 static int fail(char *why, size_t whylen, const char *msg)
 {
@@ -66,62 +57,51 @@ static int read_header(struct buf_reader *r, size_t len, uint32_t *bitlen, uint3
 	return KT_OK;
 }
 
-/* Each number, little-endian as the blob has it, into locked memory. */
-static int read_parts(struct buf_reader *r, uint32_t bitlen, uint32_t exp, BIGNUM *bn[NPARTS])
+/* Drops the leading zero bytes, in place: the number stays in its locked buffer. */
+static void strip_zeros(struct rsa_num *num)
+{
+	size_t skip = 0;
+
+	while (skip < num->len && num->b[skip] == 0)
+		skip++;
+	memmove(num->b, num->b + skip, num->len - skip);
+	memset(num->b + num->len - skip, 0, skip);
+	num->len -= skip;
+}
+
+/* Each number, reversed from the blob's little-endian straight into its locked buffer. */
+static int read_parts(struct buf_reader *r, uint32_t bitlen, uint32_t exp, struct rsa_parts *parts)
 {
 	size_t k = bitlen / 8, h = bitlen / 16;
-	uint8_t e[4] = { (uint8_t)exp, (uint8_t)(exp >> 8), (uint8_t)(exp >> 16), (uint8_t)(exp >> 24) };
+	struct rsa_num *e = &parts->num[RSA_E];
 
-	for (int i = 0; i < NPARTS; i++) {
-		size_t n = i == P_N || i == P_D ? k : i == P_E ? sizeof(e) : h;
-		const uint8_t *p = e;
+	for (size_t i = 0; i < sizeof(blob_order) / sizeof(blob_order[0]); i++) {
+		struct rsa_num *num = &parts->num[blob_order[i]];
+		size_t n = blob_order[i] == RSA_N || blob_order[i] == RSA_D ? k : h;
 
-		bn[i] = BN_secure_new();
-		if (bn[i] == NULL || (i != P_E && buf_get_ptr(r, &p, n) != 0) ||
-		    BN_lebin2bn(p, (int)n, bn[i]) == NULL)
+		if (buf_get_bytes_reversed(r, num->b, n) != 0)
 			return -1;
+		num->len = n;
+		strip_zeros(num);
 	}
+	for (int i = 0; i < 4; i++)
+		e->b[i] = (uint8_t)(exp >> (24 - 8 * i));
+	e->len = 4;
+	strip_zeros(e);
 	return buf_expect_end(r);
 }
 
-static EVP_PKEY *from_parts(BIGNUM *bn[NPARTS])
-{
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pkey = NULL;
-	int ok = bld != NULL;
-
-	for (int i = 0; ok && i < NPARTS; i++)
-		ok = OSSL_PARAM_BLD_push_BN(bld, part_names[i], bn[i]);
-	if (ok)
-		params = OSSL_PARAM_BLD_to_param(bld);
-	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) <= 0)
-		pkey = NULL;
-	EVP_PKEY_CTX_free(ctx);
-	/* The numbers are secure BIGNUMs: the builder put them in the secure heap, which this wipes. */
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	return pkey;
-}
-
-int privatekeyblob_decode(const uint8_t *blob, size_t len, EVP_PKEY **out, char *why,
+int privatekeyblob_decode(const uint8_t *blob, size_t len, struct rsa_parts *parts, char *why,
 			  size_t whylen)
 {
-	BIGNUM *bn[NPARTS] = { NULL };
 	struct buf_reader r;
 	uint32_t bitlen, exp;
-	int st = KT_OK;
 
-	*out = NULL;
 	buf_reader_init(&r, blob, len);
 	if (read_header(&r, len, &bitlen, &exp, why, whylen) != KT_OK)
 		return KT_BAD_REQUEST;
-	if (read_parts(&r, bitlen, exp, bn) != 0 || (*out = from_parts(bn)) == NULL)
-		st = fail(why, whylen, "cannot make an RSA key of its numbers");
-	for (int i = 0; i < NPARTS; i++)
-		BN_clear_free(bn[i]);
-	return st;
+	/* read_header checked the length: this cannot fail, but a reader says so if it does. */
+	if (read_parts(&r, bitlen, exp, parts) != 0)
+		return fail(why, whylen, "its numbers do not fit its length");
+	return KT_OK;
 }

@@ -1,172 +1,541 @@
 #include "privkey.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
+#include "buf.h"
 #include "keytrans_status.h"
 #include "privatekeyblob.h"
 
 #define PEM_BEGIN "-----BEGIN "
+#define PEM_END "-----END "
+#define PEM_DASHES "-----"
 
-static const char *const part_names[RSA_NPARTS] = {
-	[RSA_N] = OSSL_PKEY_PARAM_RSA_N, [RSA_E] = OSSL_PKEY_PARAM_RSA_E,
-	[RSA_D] = OSSL_PKEY_PARAM_RSA_D, [RSA_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
-	[RSA_Q] = OSSL_PKEY_PARAM_RSA_FACTOR2, [RSA_DP] = OSSL_PKEY_PARAM_RSA_EXPONENT1,
-	[RSA_DQ] = OSSL_PKEY_PARAM_RSA_EXPONENT2, [RSA_QINV] = OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+/* The DER tags of the two structures (X.690), [0] being PKCS#8's attributes. */
+#define DER_INTEGER 0x02
+#define DER_OCTET_STRING 0x04
+#define DER_NULL 0x05
+#define DER_OID 0x06
+#define DER_SEQUENCE 0x30
+#define DER_ATTRIBUTES 0xa0
+
+/* PKCS#1 version 1 is the multi-prime form (RFC 8017 A.1.2). */
+#define PKCS1_MULTI_PRIME 1
+#define EXPONENT_MAX_BYTES 8
+
+/* 1.2.840.113549.1.1.1, rsaEncryption (RFC 8017 A.1). */
+static const uint8_t rsa_encryption[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01 };
+
+/* Where a refusal's sentence goes, and how a malformed structure is named in it. */
+struct why {
+	char *s;
+	size_t len;
+	const char *form;
 };
 
-static int fail(char *why, size_t whylen, int status, const char *msg)
+static const char form_der[] = "not an RSA private key (DER PKCS#1 or PKCS#8)";
+static const char form_pem[] = "not a PEM private key (PKCS#1 or PKCS#8) that can be read";
+static const char not_consistent[] = "the private key's numbers do not make one RSA key";
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct why *w, int status, const char *fmt, ...)
 {
-	snprintf(why, whylen, "%s", msg);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->s, w->len, fmt, ap);
+	va_end(ap);
 	return status;
 }
 
-/* A daemon has nobody to ask for a passphrase: encrypted keys are refused. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+/* A structure that is not what it should be: the sentence names the form and the fault. */
+static int malformed(struct why *w, const char *what)
 {
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
+	return fail(w, KT_BAD_REQUEST, "%s: %s", w->form, what);
 }
 
-static int contains(const uint8_t *p, size_t len, const char *s)
+/* The bits of a big-endian number whose first byte is not zero. */
+static size_t bits_of(const uint8_t *b, size_t len)
 {
-	size_t n = strlen(s);
+	size_t bits = len * 8;
 
-	for (size_t i = 0; i + n <= len; i++)
-		if (memcmp(p + i, s, n) == 0)
-			return 1;
+	for (uint8_t c = b[0]; (c & 0x80) == 0 && bits > 0; c = (uint8_t)(c << 1))
+		bits--;
+	return bits;
+}
+
+/* ---- DER: exactly the two structures' elements, definite lengths in their shortest form ---- */
+
+/* A length after its first byte: short form, or one or two bytes (no key here needs more). */
+static int der_length(struct buf_reader *r, uint8_t first, size_t *len)
+{
+	uint8_t b;
+
+	if (first < 0x80) {
+		*len = first;
+		return 0;
+	}
+	if (first != 0x81 && first != 0x82)      /* indefinite (0x80), or longer than a frame */
+		return -1;
+	*len = 0;
+	for (int i = 0; i < (first & 0x7f); i++) {
+		if (buf_get_u8(r, &b) != 0 || (i == 0 && b == 0))
+			return -1;
+		*len = *len << 8 | b;
+	}
+	return *len < 0x80 ? -1 : 0;     /* the short form would have done */
+}
+
+/* The next element, which must have this tag: its contents as a reader of their own. */
+static int der_get(struct buf_reader *r, uint8_t tag, struct buf_reader *contents)
+{
+	const uint8_t *p;
+	uint8_t t, first;
+	size_t len;
+
+	if (buf_get_u8(r, &t) != 0 || t != tag || buf_get_u8(r, &first) != 0 ||
+	    der_length(r, first, &len) != 0 || buf_get_ptr(r, &p, len) != 0)
+		return -1;
+	buf_reader_init(contents, p, len);
 	return 0;
+}
+
+/* A version: an INTEGER of one byte, 0 to 127. */
+static int der_version(struct buf_reader *r, unsigned *v)
+{
+	struct buf_reader c;
+	uint8_t b;
+
+	if (der_get(r, DER_INTEGER, &c) != 0 || buf_get_u8(&c, &b) != 0 ||
+	    buf_expect_end(&c) != 0 || b >= 0x80)
+		return -1;
+	*v = b;
+	return 0;
+}
+
+/*
+ * A positive INTEGER into num, without its sign byte. Read from the
+ * request's (or the decoded PEM's) locked bytes straight into locked
+ * memory. A modulus too long is KT_KEY_SIZE.
+ */
+static int der_number(struct buf_reader *r, struct rsa_num *num, int modulus, struct why *w)
+{
+	struct buf_reader c;
+	const uint8_t *p;
+	size_t len;
+
+	if (der_get(r, DER_INTEGER, &c) != 0)
+		return malformed(w, "RSAPrivateKey lacks one of its numbers (an INTEGER)");
+	len = buf_left(&c);
+	if (len == 0 || buf_get_ptr(&c, &p, len) != 0)
+		return malformed(w, "an INTEGER is empty");
+	if (p[0] & 0x80)
+		return malformed(w, "a number is negative");
+	if (len > 1 && p[0] == 0) {
+		if ((p[1] & 0x80) == 0)
+			return malformed(w, "an INTEGER has a superfluous leading zero byte");
+		p++;
+		len--;
+	}
+	if (p[0] == 0)
+		return malformed(w, "a number is zero");
+	if (len > RSA_MAX_BYTES && modulus)
+		return fail(w, KT_KEY_SIZE, "a %zu-bit RSA key: %d to %d bits are accepted",
+			    bits_of(p, len), RSA_MIN_BITS, RSA_MAX_BITS);
+	if (len > RSA_MAX_BYTES)
+		return malformed(w, "a number is longer than 16384 bits");
+	memcpy(num->b, p, len);
+	num->len = len;
+	return KT_OK;
+}
+
+/* RSAPrivateKey (RFC 8017 A.1.2): SEQUENCE { 0, n, e, d, p, q, dP, dQ, qInv }, all of r. */
+static int pkcs1_key(struct buf_reader *r, struct rsa_parts *parts, struct why *w)
+{
+	struct buf_reader seq;
+	unsigned version;
+	int st;
+
+	if (der_get(r, DER_SEQUENCE, &seq) != 0)
+		return malformed(w, "no RSAPrivateKey SEQUENCE, or a truncated one");
+	if (buf_expect_end(r) != 0)
+		return malformed(w, "bytes follow the RSAPrivateKey");
+	if (der_version(&seq, &version) != 0)
+		return malformed(w, "RSAPrivateKey has no version");
+	if (version == PKCS1_MULTI_PRIME)
+		return fail(w, KT_BAD_REQUEST, "multi-prime RSA keys are not accepted");
+	if (version != 0)
+		return malformed(w, "RSAPrivateKey version is not 0");
+	for (int i = 0; i < RSA_NPARTS; i++)
+		if ((st = der_number(&seq, &parts->num[i], i == RSA_N, w)) != KT_OK)
+			return st;
+	if (buf_expect_end(&seq) != 0)
+		return malformed(w, "RSAPrivateKey has more than its nine elements");
+	return KT_OK;
+}
+
+/* AlgorithmIdentifier { rsaEncryption, NULL } (RFC 8017 A.1). */
+static int pkcs8_algorithm(struct buf_reader *seq, struct why *w)
+{
+	struct buf_reader alg, oid, params;
+	const uint8_t *o;
+
+	if (der_get(seq, DER_SEQUENCE, &alg) != 0 || der_get(&alg, DER_OID, &oid) != 0)
+		return malformed(w, "PrivateKeyInfo has no AlgorithmIdentifier");
+	if (buf_left(&oid) != sizeof(rsa_encryption) ||
+	    buf_get_ptr(&oid, &o, sizeof(rsa_encryption)) != 0 ||
+	    memcmp(o, rsa_encryption, sizeof(rsa_encryption)) != 0)
+		return fail(w, KT_BAD_REQUEST, "the private key is not an RSA key (its PKCS#8 "
+			    "algorithm is not rsaEncryption)");
+	if (der_get(&alg, DER_NULL, &params) != 0 || buf_left(&params) != 0 ||
+	    buf_expect_end(&alg) != 0)
+		return malformed(w, "the rsaEncryption parameters are not NULL");
+	return KT_OK;
+}
+
+/*
+ * PrivateKeyInfo (RFC 5208): SEQUENCE { 0, AlgorithmIdentifier, OCTET
+ * STRING { RSAPrivateKey }, [0] attributes OPTIONAL }, all of r. The
+ * attributes (a friendly name, a key usage that some tools add) are
+ * tolerated and ignored: only their framing is checked. Version 1
+ * (OneAsymmetricKey, RFC 5958, with the public key) is refused.
+ */
+static int pkcs8_key(struct buf_reader *r, struct rsa_parts *parts, struct why *w)
+{
+	struct buf_reader seq, key, attrs;
+	unsigned version;
+	int st;
+
+	if (der_get(r, DER_SEQUENCE, &seq) != 0)
+		return malformed(w, "no PrivateKeyInfo SEQUENCE, or a truncated one");
+	if (buf_expect_end(r) != 0)
+		return malformed(w, "bytes follow the PrivateKeyInfo");
+	if (der_version(&seq, &version) != 0 || version != 0)
+		return malformed(w, "PrivateKeyInfo version is not 0");
+	if ((st = pkcs8_algorithm(&seq, w)) != KT_OK)
+		return st;
+	if (der_get(&seq, DER_OCTET_STRING, &key) != 0)
+		return malformed(w, "PrivateKeyInfo has no privateKey OCTET STRING");
+	if ((buf_left(&seq) > 0 && der_get(&seq, DER_ATTRIBUTES, &attrs) != 0) ||
+	    buf_expect_end(&seq) != 0)
+		return malformed(w, "PrivateKeyInfo has more than its version, algorithm, key and "
+				 "attributes");
+	return pkcs1_key(&key, parts, w);
+}
+
+/* What follows the outer SEQUENCE's version: a SEQUENCE (AlgorithmIdentifier) in PKCS#8. */
+static int looks_pkcs8(const struct buf_reader *r)
+{
+	struct buf_reader t = *r, seq;
+	unsigned version;
+	uint8_t tag;
+
+	return der_get(&t, DER_SEQUENCE, &seq) == 0 && der_version(&seq, &version) == 0 &&
+	       buf_get_u8(&seq, &tag) == 0 && tag == DER_SEQUENCE;
+}
+
+static int der_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct why *w)
+{
+	struct buf_reader r;
+
+	buf_reader_init(&r, p, len);
+	return looks_pkcs8(&r) ? pkcs8_key(&r, parts, w) : pkcs1_key(&r, parts, w);
+}
+
+/* ---- PEM: one block, its base64 decoded into locked memory ---- */
+
+enum { B64_PAD = 64, B64_SPACE, B64_BAD };
+
+static int is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int b64_value(uint8_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '/')
+		return c == '+' ? 62 : 63;
+	if (c == '=')
+		return B64_PAD;
+	return is_space(c) ? B64_SPACE : B64_BAD;
+}
+
+/* Writes a group of four (pad of them '=') and checks that the bits it leaves unused are 0. */
+static int b64_group(struct buf_writer *out, uint32_t acc, int pad)
+{
+	if ((acc & ((1u << (8 * pad)) - 1)) != 0)
+		return -1;
+	for (int i = 0; i < 3 - pad; i++)
+		buf_put_u8(out, (uint8_t)(acc >> (16 - 8 * i)));
+	return out->err ? -1 : 0;
+}
+
+/*
+ * Strict base64 (RFC 4648): the alphabet in groups of four, '=' only to end
+ * the last group, unused bits 0; white space anywhere is skipped. Into out,
+ * locked memory; 0, or -1 for bad text or more than out holds.
+ */
+static int base64_decode(const uint8_t *p, size_t len, struct buf_writer *out)
+{
+	uint32_t acc = 0;
+	int q = 0, pad = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value(p[i]);
+
+		if (v == B64_SPACE)
+			continue;
+		/* After a '=' only '=' completing its group: a group after it starts with one. */
+		if (v == B64_BAD || (pad > 0 && v != B64_PAD) || (v == B64_PAD && q < 2))
+			return -1;
+		pad += v == B64_PAD;
+		acc = acc << 6 | (uint32_t)(v == B64_PAD ? 0 : v);
+		if (++q < 4)
+			continue;
+		if (b64_group(out, acc, pad) != 0)
+			return -1;
+		acc = 0;
+		q = 0;
+	}
+	return q == 0 && out->len > 0 ? 0 : -1;
+}
+
+/* The parts of one PEM block: its label and its body (between the BEGIN and END lines). */
+struct pem {
+	const uint8_t *label, *body;
+	size_t label_len, body_len;
+};
+
+static int starts_with(const uint8_t *p, size_t len, const char *s)
+{
+	return len >= strlen(s) && memcmp(p, s, strlen(s)) == 0;
+}
+
+static size_t skip_space(const uint8_t *p, size_t len, size_t i)
+{
+	while (i < len && is_space(p[i]))
+		i++;
+	return i;
 }
 
 static int is_pem(const uint8_t *p, size_t len)
 {
-	size_t i = 0;
+	size_t i = skip_space(p, len, 0);
 
-	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-		i++;
-	return len - i >= strlen(PEM_BEGIN) && memcmp(p + i, PEM_BEGIN, strlen(PEM_BEGIN)) == 0;
+	return starts_with(p + i, len - i, PEM_BEGIN);
 }
 
-static EVP_PKEY *read_pem(const uint8_t *p, size_t len)
+/* "-----END LABEL-----" at p, then only white space to the end. */
+static int pem_end_ok(const struct pem *pem, const uint8_t *p, size_t len)
 {
-	BIO *bio = BIO_new_mem_buf(p, (int)len);
-	EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+	size_t n = strlen(PEM_END), i;
 
-	BIO_free(bio);
-	return key;
+	if (!starts_with(p, len, PEM_END) || len - n < pem->label_len ||
+	    memcmp(p + n, pem->label, pem->label_len) != 0)
+		return 0;
+	i = n + pem->label_len;
+	if (!starts_with(p + i, len - i, PEM_DASHES))
+		return 0;
+	return skip_space(p, len, i + strlen(PEM_DASHES)) == len;
 }
 
-static EVP_PKEY *read_der(const uint8_t *p, size_t len)
+/* Splits one PEM block, white space around it only (is_pem said it starts as one). */
+static int pem_split(const uint8_t *p, size_t len, struct pem *pem)
 {
-	const unsigned char *q = p;
-	EVP_PKEY *key = d2i_AutoPrivateKey(NULL, &q, (long)len);
+	size_t i = skip_space(p, len, 0) + strlen(PEM_BEGIN);
+	const uint8_t *dashes = memmem(p + i, len - i, PEM_DASHES, strlen(PEM_DASHES)), *end;
+	size_t at;
 
-	/* Trailing bytes mean it was not one key after all. */
-	if (key != NULL && q != p + len) {
-		EVP_PKEY_free(key);
-		key = NULL;
-	}
-	return key;
+	if (dashes == NULL)
+		return -1;
+	pem->label = p + i;
+	pem->label_len = (size_t)(dashes - pem->label);
+	at = (size_t)(dashes - p) + strlen(PEM_DASHES);
+	while (at < len && (p[at] == ' ' || p[at] == '\t' || p[at] == '\r'))
+		at++;
+	if (at == len || p[at] != '\n' || memchr(pem->label, '\n', pem->label_len) != NULL)
+		return -1;
+	pem->body = p + at + 1;
+	end = memmem(pem->body, len - at - 1, PEM_END, strlen(PEM_END));
+	if (end == NULL || !pem_end_ok(pem, end, len - (size_t)(end - p)))
+		return -1;
+	pem->body_len = (size_t)(end - pem->body);
+	return 0;
 }
 
-/* Detects the format and decodes; the key is not checked yet. */
-static int decode(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_t whylen)
+static int label_is(const struct pem *pem, const char *s)
 {
-	if (len == 0)
-		return fail(why, whylen, KT_BAD_REQUEST, "the private key is empty");
-	if (p[0] == PRIVATEKEYBLOB_TYPE)
-		return privatekeyblob_decode(p, len, out, why, whylen);
-	if (is_pem(p, len)) {
-		if (contains(p, len, "ENCRYPTED"))
-			return fail(why, whylen, KT_BAD_REQUEST, "the PEM private key is encrypted; "
-				    "decrypt it first (openssl pkey -in KEY -out PLAIN.pem)");
-		*out = read_pem(p, len);
-		if (*out == NULL)
-			return fail(why, whylen, KT_BAD_REQUEST,
-				    "not a PEM private key (PKCS#1 or PKCS#8) that can be read");
-		return KT_OK;
-	}
-	*out = read_der(p, len);
-	if (*out == NULL)
-		return fail(why, whylen, KT_BAD_REQUEST, "not an RSA private key: expected PEM "
-			    "(PKCS#1 or PKCS#8, unencrypted), DER PKCS#8 or a PRIVATEKEYBLOB");
+	return pem->label_len == strlen(s) && memcmp(pem->label, s, pem->label_len) == 0;
+}
+
+/*
+ * The label says which structure. Headers (RFC 1421, "Proc-Type: 4,ENCRYPTED")
+ * come only with encryption; base64 has no ':', so any ':' starts one.
+ */
+static int pem_kind(const struct pem *pem, struct why *w)
+{
+	int headers = memchr(pem->body, ':', pem->body_len) != NULL;
+
+	if (label_is(pem, "ENCRYPTED PRIVATE KEY") ||
+	    (headers && memmem(pem->body, pem->body_len, "ENCRYPTED", strlen("ENCRYPTED")) != NULL))
+		return fail(w, KT_BAD_REQUEST, "the PEM private key is encrypted; decrypt it first "
+			    "(openssl pkey -in KEY -out PLAIN.pem)");
+	if (label_is(pem, "EC PRIVATE KEY") || label_is(pem, "DSA PRIVATE KEY"))
+		return fail(w, KT_BAD_REQUEST, "the private key is not an RSA key");
+	if (!label_is(pem, "PRIVATE KEY") && !label_is(pem, "RSA PRIVATE KEY"))
+		return malformed(w, "its label is neither PRIVATE KEY nor RSA PRIVATE KEY");
+	if (headers)
+		return malformed(w, "it has headers");
 	return KT_OK;
 }
 
-/* RSA, two primes, a usable size, numbers that make one key. */
-static int check(EVP_PKEY *key, char *why, size_t whylen)
+/* The base64 in a locked buffer, wiped and freed before returning, whatever the outcome. */
+static int pem_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct why *w)
 {
-	BIGNUM *third = NULL;
-	EVP_PKEY_CTX *ctx;
-	int bits = EVP_PKEY_get_bits(key), ok;
-
-	if (!EVP_PKEY_is_a(key, "RSA"))
-		return fail(why, whylen, KT_BAD_REQUEST, "the private key is not an RSA key");
-	if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-		snprintf(why, whylen, "a %d-bit RSA key: 1024 to 16384 bits are accepted", bits);
-		return KT_KEY_SIZE;
-	}
-	if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_FACTOR3, &third)) {
-		BN_clear_free(third);
-		return fail(why, whylen, KT_BAD_REQUEST, "multi-prime RSA keys are not accepted");
-	}
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-	ok = ctx != NULL && EVP_PKEY_pairwise_check(ctx) == 1;
-	EVP_PKEY_CTX_free(ctx);
-	if (!ok)
-		return fail(why, whylen, KT_BAD_REQUEST,
-			    "the private key's numbers do not make one RSA key");
-	return KT_OK;
-}
-
-int privkey_parse(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_t whylen)
-{
+	struct pem pem;
+	struct buf_writer der;
+	struct buf_reader r;
+	size_t cap;
+	uint8_t *buf;
 	int st;
 
-	*out = NULL;
-	st = decode(p, len, out, why, whylen);
-	if (st == KT_OK)
-		st = check(*out, why, whylen);
-	/* OpenSSL's queue may name the parts it failed on: nothing to keep. */
-	ERR_clear_error();
-	if (st != KT_OK) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
+	w->form = form_pem;
+	if (pem_split(p, len, &pem) != 0)
+		return malformed(w, "no BEGIN line, END line and white space only around them");
+	if ((st = pem_kind(&pem, w)) != KT_OK)
+		return st;
+	cap = pem.body_len / 4 * 3 + 3;
+	if ((buf = OPENSSL_secure_malloc(cap)) == NULL)
+		return fail(w, KT_BUSY, "out of locked memory for the key");
+	buf_writer_init(&der, buf, cap);
+	if (base64_decode(pem.body, pem.body_len, &der) != 0) {
+		st = malformed(w, "its body is not base64");
+	} else {
+		buf_reader_init(&r, buf, der.len);
+		st = label_is(&pem, "PRIVATE KEY") ? pkcs8_key(&r, parts, w)
+						   : pkcs1_key(&r, parts, w);
 	}
+	OPENSSL_secure_clear_free(buf, cap);
 	return st;
 }
 
-struct rsa_parts *privkey_parts(EVP_PKEY *key)
+/* ---- the numbers: one key of an accepted size ---- */
+
+/* The numbers as BIGNUMs of the secure heap: ctx is a secure one. */
+static int to_bignums(const struct rsa_parts *k, BN_CTX *ctx, BIGNUM *bn[RSA_NPARTS])
 {
+	for (int i = 0; i < RSA_NPARTS; i++)
+		if ((bn[i] = BN_CTX_get(ctx)) == NULL ||
+		    BN_bin2bn(k->num[i].b, (int)k->num[i].len, bn[i]) == NULL)
+			return -1;
+	return 0;
+}
+
+/* For f = p or q and its exponent x = dP or dQ: x = d mod (f - 1) and e x = 1 mod (f - 1). */
+static int crt_ok(BIGNUM *const bn[RSA_NPARTS], int f, int x, BN_CTX *ctx, BIGNUM *t, BIGNUM *m)
+{
+	return BN_sub(m, bn[f], BN_value_one()) && !BN_is_zero(m) && BN_mod(t, bn[RSA_D], m, ctx) &&
+	       BN_cmp(t, bn[x]) == 0 && BN_mod_mul(t, bn[RSA_E], bn[x], m, ctx) && BN_is_one(t);
+}
+
+/*
+ * RFC 8017 3.2: n = p q; d, e below n; dP = d mod (p - 1), dQ = d mod (q -
+ * 1) and e d = 1 modulo both (so modulo their lcm); qInv below p and q qInv
+ * = 1 mod p. Primality is not tested: the operator's own key, and a test
+ * would put copies of p and q in Montgomery contexts of the ordinary heap.
+ * Every BIGNUM here, temporaries included, comes from the secure ctx.
+ */
+static int consistent(const struct rsa_parts *k)
+{
+	BN_CTX *ctx = BN_CTX_secure_new();
+	BIGNUM *bn[RSA_NPARTS], *t, *m;
+	int ok = 0;
+
+	if (ctx == NULL)
+		return 0;
+	BN_CTX_start(ctx);
+	t = BN_CTX_get(ctx);
+	m = BN_CTX_get(ctx);
+	if (t != NULL && m != NULL && to_bignums(k, ctx, bn) == 0)
+		ok = BN_mul(t, bn[RSA_P], bn[RSA_Q], ctx) && BN_cmp(t, bn[RSA_N]) == 0 &&
+		     BN_cmp(bn[RSA_D], bn[RSA_N]) < 0 && BN_cmp(bn[RSA_E], bn[RSA_N]) < 0 &&
+		     crt_ok(bn, RSA_P, RSA_DP, ctx, t, m) && crt_ok(bn, RSA_Q, RSA_DQ, ctx, t, m) &&
+		     BN_cmp(bn[RSA_QINV], bn[RSA_P]) < 0 &&
+		     BN_mod_mul(t, bn[RSA_Q], bn[RSA_QINV], bn[RSA_P], ctx) && BN_is_one(t);
+	BN_CTX_end(ctx);
+	BN_CTX_free(ctx);       /* clears every BIGNUM it handed out */
+	return ok;
+}
+
+/* Odd, 3 to 2^64 - 1: what PKCS#11 modules and the protocol's EXPONENT take. */
+static int exponent_ok(const struct rsa_num *e)
+{
+	return e->len <= EXPONENT_MAX_BYTES && (e->b[e->len - 1] & 1) &&
+	       (e->len > 1 || e->b[0] > 1);
+}
+
+static int check(struct rsa_parts *k, struct why *w)
+{
+	for (int i = 0; i < RSA_NPARTS; i++)
+		if (k->num[i].len == 0)
+			return fail(w, KT_BAD_REQUEST, "%s (one is zero)", not_consistent);
+	k->bits = (unsigned)bits_of(k->num[RSA_N].b, k->num[RSA_N].len);
+	if (k->bits < RSA_MIN_BITS || k->bits > RSA_MAX_BITS)
+		return fail(w, KT_KEY_SIZE, "a %u-bit RSA key: %d to %d bits are accepted", k->bits,
+			    RSA_MIN_BITS, RSA_MAX_BITS);
+	if (!exponent_ok(&k->num[RSA_E]))
+		return fail(w, KT_BAD_REQUEST, "the public exponent is not odd from 3 to 2^64 - 1");
+	if (!consistent(k))
+		return fail(w, KT_BAD_REQUEST, "%s", not_consistent);
+	return KT_OK;
+}
+
+/* Detects the format and decodes; the numbers are not checked yet. */
+static int decode(const uint8_t *p, size_t len, struct rsa_parts *parts, struct why *w)
+{
+	if (len == 0)
+		return fail(w, KT_BAD_REQUEST, "the private key is empty");
+	if (p[0] == PRIVATEKEYBLOB_TYPE)
+		return privatekeyblob_decode(p, len, parts, w->s, w->len);
+	if (p[0] == DER_SEQUENCE)
+		return der_key(p, len, parts, w);
+	if (is_pem(p, len))
+		return pem_key(p, len, parts, w);
+	return fail(w, KT_BAD_REQUEST, "not an RSA private key: expected PEM (PKCS#1 or PKCS#8, "
+		    "unencrypted), DER PKCS#1 or PKCS#8, or a PRIVATEKEYBLOB");
+}
+
+int privkey_parse(const uint8_t *p, size_t len, struct rsa_parts **out, char *why, size_t whylen)
+{
+	struct why w = { why, whylen, form_der };
 	struct rsa_parts *parts = OPENSSL_secure_zalloc(sizeof(*parts));
-	int ok = parts != NULL;
+	int st;
 
-	for (int i = 0; ok && i < RSA_NPARTS; i++) {
-		BIGNUM *bn = NULL;
-		int n;
-
-		ok = EVP_PKEY_get_bn_param(key, part_names[i], &bn) && (n = BN_num_bytes(bn)) > 0 &&
-		     (size_t)n <= sizeof(parts->num[i].b) && BN_bn2bin(bn, parts->num[i].b) == n;
-		if (ok)
-			parts->num[i].len = (size_t)n;
-		BN_clear_free(bn);
-	}
-	if (!ok) {
+	*out = NULL;
+	if (parts == NULL)
+		return fail(&w, KT_BUSY, "out of locked memory for the key");
+	st = decode(p, len, parts, &w);
+	if (st == KT_OK)
+		st = check(parts, &w);
+	/* A BIGNUM failure may have queued errors on this thread: nothing to keep. */
+	ERR_clear_error();
+	if (st != KT_OK) {
 		privkey_parts_free(parts);
-		return NULL;
+		return st;
 	}
-	parts->bits = (unsigned)EVP_PKEY_get_bits(key);
-	return parts;
+	*out = parts;
+	return KT_OK;
 }
 
 void privkey_parts_free(struct rsa_parts *parts)

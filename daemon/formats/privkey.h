@@ -1,16 +1,20 @@
 /*
  * RSA private keys handed over for import: PEM PKCS#1 or PKCS#8
- * (unencrypted), DER PKCS#8 or PKCS#1, or a CryptoAPI PRIVATEKEYBLOB. The
+ * (unencrypted), DER PKCS#1 or PKCS#8, or a CryptoAPI PRIVATEKEYBLOB. The
  * format is detected from the bytes. The numbers come out big-endian, the
  * way PKCS#11 takes them, in locked memory that privkey_parts_free wipes.
+ *
+ * The decoding is our own, not OpenSSL's: its decoders and key checks leave
+ * copies of the numbers in the ordinary heap (unlocked, freed unwiped).
+ * Everything here that holds a secret, the base64-decoded DER of a PEM key
+ * and the BIGNUMs of the checks included, is in OpenSSL's secure heap and is
+ * wiped on every path.
  */
 #ifndef KT_PRIVKEY_H
 #define KT_PRIVKEY_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <openssl/evp.h>
 
 #include "rsa_pub.h"
 
@@ -20,21 +24,23 @@ struct rsa_num {
 	uint8_t b[RSA_MAX_BYTES];
 };
 
+/* In the order of RFC 8017's RSAPrivateKey. */
 enum rsa_part { RSA_N, RSA_E, RSA_D, RSA_P, RSA_Q, RSA_DP, RSA_DQ, RSA_QINV, RSA_NPARTS };
 
 struct rsa_parts {
-	unsigned bits;
+	unsigned bits;          /* of the modulus */
 	struct rsa_num num[RSA_NPARTS];
 };
 
 /*
- * Parses p into a new RSA private key of RSA_MIN_BITS..RSA_MAX_BITS bits,
- * two primes, whose numbers agree with each other. KT_OK, KT_BAD_REQUEST
- * (not a key this accepts) or KT_KEY_SIZE, with a sentence in why.
+ * Parses p (len bytes) into the numbers of an RSA private key of
+ * RSA_MIN_BITS..RSA_MAX_BITS bits, two factors, whose numbers agree with
+ * each other (primality is not tested), in locked memory (*out; NULL on
+ * failure). KT_OK, KT_BAD_REQUEST (not a key this accepts), KT_KEY_SIZE, or
+ * KT_BUSY (out of locked memory), with a sentence in why that names no number.
  */
-int privkey_parse(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_t whylen);
-/* The key's numbers (NULL when out of locked memory or the key lacks one). */
-struct rsa_parts *privkey_parts(EVP_PKEY *key);
+int privkey_parse(const uint8_t *p, size_t len, struct rsa_parts **out, char *why, size_t whylen);
+/* Wipes and frees parts (NULL is fine). */
 void privkey_parts_free(struct rsa_parts *parts);
 
 #endif

@@ -196,22 +196,50 @@ STATUS = dict(OK=0, BAD_FRAME=1, FRAME_TOO_LARGE=2, BAD_VERSION=3, UNKNOWN_OP=4,
               NOT_SUPPORTED=26)
 
 
-def memory_holds(pid, needles):
-    """The needles (bytes) found anywhere in the writable memory of process pid (root
-    only): heap, stacks, anonymous and library data mappings, the locked heap too."""
-    found = set()
+PIECE = 32
+SLICE = 16 << 20
+# x86-64 AddressSanitizer's shadow (its own bookkeeping, no program bytes: 14 TiB, mostly unbacked).
+ASAN_SHADOW = (0x7fff7000, 0x10007fff8000)
+
+
+def pieces(secret):
+    """secret in pieces of 32 bytes: a freed copy has its first 16 bytes overwritten by the
+    allocator's free-list pointers, and may be partly reused."""
+    return [secret[i:i + PIECE] for i in range(0, len(secret) - PIECE + 1, PIECE)]
+
+
+def writable_memory(pid):
+    """(mapping, bytes) for every readable and writable mapping of process pid (heap, stacks,
+    anonymous and library data, the locked heap too), in slices of 16 MiB that overlap by
+    31 bytes, so that a piece cut by a slice's end is whole in the next. Root only."""
+    shadow = ASAN_SHADOW if sanitized() else (0, 0)
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
-            parts = line.split()
-            if "rw" not in parts[1] or (len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]")):
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if (not fields[1].startswith("rw") or fields[-1] in ("[vvar]", "[vsyscall]") or
+                    (shadow[0] <= lo and hi <= shadow[1])):
                 continue
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except (OSError, ValueError, OverflowError):
-                continue
-            found.update(n for n in needles if n in data)
+            for start in range(lo, hi, SLICE):
+                try:
+                    mem.seek(start)
+                    data = mem.read(min(hi, start + SLICE + PIECE - 1) - start)
+                except (OSError, ValueError, OverflowError):
+                    break
+                yield line.strip(), data
+
+
+def memory_holds(pid, secrets):
+    """name -> the mappings of process pid that hold a piece of secrets[name] (bytes of 32 or
+    more); fails unless it could read a good part of the memory."""
+    needles = {name: pieces(secret) for name, secret in secrets.items()}
+    found, seen = {}, 0
+    for mapping, data in writable_memory(pid):
+        seen += len(data)
+        for name, chunks in needles.items():
+            if any(chunk in data for chunk in chunks) and mapping not in found.get(name, []):
+                found.setdefault(name, []).append(mapping)
+    assert seen > (1 << 20), "read only %d bytes of the memory of process %d" % (seen, pid)
     return found
 
 

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (KEYS, PIN, SOFTHSM_MODULE, STATUS, Conn, Daemon, Token, Workspace,
-                     as_user, frame, read_vector_lines, run_tests, vectors)
+                     as_user, frame, memory_holds, read_vector_lines, run_tests, vectors)
 
 OP_KEYGEN, OP_IMPORT = 9, 10
 T_NAME, T_BITS, T_EXPONENT, T_PRIVATE_KEY = 1, 23, 24, 50
@@ -264,6 +264,81 @@ def test_import_refusals():
     assert "garbage" not in token_objects() and "broken" not in token_objects()
 
 
+def blob_numbers(blob, names=("p", "q", "dP", "dQ", "qInv", "d")):
+    """Numbers of a 2048-bit PRIVATEKEYBLOB (by default the private ones, dQ and qInv among
+    them), big-endian (as PKCS#1, PKCS#11 and the DER and PEM forms carry them) and
+    little-endian (as the blob does, and OpenSSL's BIGNUMs on this machine), unpadded."""
+    k, h = 256, 128
+    assert len(blob) == 20 + 2 * k + 5 * h
+    out, off = {}, 20
+    for name, size in (("n", k), ("p", h), ("q", h), ("dP", h), ("dQ", h), ("qInv", h), ("d", k)):
+        be = blob[off:off + size][::-1].lstrip(b"\0")
+        off += size
+        assert len(be) > size - 8, name
+        if name not in names:
+            continue
+        out[name + " (big-endian)"] = be
+        out[name + " (little-endian)"] = be[::-1]
+    return out
+
+
+def assert_daemon_forgot(secrets, after):
+    """None of the secrets is left anywhere in the daemon's memory after a reply (a second look
+    a moment later: the job's memory is wiped as the connection's write completes)."""
+    found = memory_holds(D.pid(), secrets)
+    if found:
+        time.sleep(1)
+        found = memory_holds(D.pid(), secrets)
+    assert not found, "after %s the daemon's memory holds %s" % (after, found)
+
+
+def fresh_key_forms():
+    """A new 2048-bit key (no other test has it), as PKCS#8 PEM, PKCS#1 DER and PRIVATEKEYBLOB."""
+    pem = tmpfile()
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem)
+    der = openssl("rsa", "-in", pem, "-traditional", "-outform", "DER")
+    blob = openssl("rsa", "-in", pem, "-outform", "MSBLOB")
+    return read(pem), der, blob
+
+
+def test_import_leaves_no_secret_in_memory():
+    """The private numbers of an imported key (dQ and qInv among them) are nowhere in the
+    daemon's memory after the import, be it done or refused after decoding (the token has the
+    key; the numbers do not make a key), from each format (docs/security.md, Administration)."""
+    pem, der, blob = fresh_key_forms()
+    secrets = blob_numbers(blob)
+    r = call(D.socket, OP_IMPORT, tlv(T_NAME, "mem-pem") + tlv(T_PRIVATE_KEY, pem))
+    assert r.status == 0, r.message()
+    # The scan sees the numbers an import leaves behind: the public modulus is still there.
+    assert memory_holds(D.pid(), blob_numbers(blob, ("n",))), "the scan misses n"
+    assert_daemon_forgot(secrets, "a PEM PKCS#8 import")
+    # Refused before decoding: the key's bytes were in the request only.
+    r = call(D.socket, OP_IMPORT, tlv(T_NAME, "rsa2048") + tlv(T_PRIVATE_KEY, der))
+    assert r.status == STATUS["BAD_REQUEST"] and "configured already" in r.message(), r.message()
+    assert_daemon_forgot(secrets, "an import refused for its name")
+    for name, key in (("mem-der", der), ("mem-blob", blob)):
+        r = call(D.socket, OP_IMPORT, tlv(T_NAME, name) + tlv(T_PRIVATE_KEY, key))
+        assert r.status == STATUS["BAD_REQUEST"] and "already holds this key" in r.message(), \
+            r.message()
+        assert_daemon_forgot(secrets, "an import of %s refused by the token" % name)
+    # A byte of p changed: decoded, then refused; the other numbers are still the key's.
+    _, der2, blob2 = fresh_key_forms()
+    secrets = blob_numbers(blob2)
+    bad_blob = bytearray(blob2)
+    bad_blob[20 + 256 + 5] ^= 0x40
+    p_at = der2.index(blob2[20 + 256:20 + 256 + 128][::-1].lstrip(b"\0"))
+    bad_der = bytearray(der2)
+    bad_der[p_at + 5] ^= 0x40
+    for name, key in (("mem-bad-der", bad_der), ("mem-bad-blob", bad_blob)):
+        r = call(D.socket, OP_IMPORT, tlv(T_NAME, name) + tlv(T_PRIVATE_KEY, bytes(key)))
+        assert r.status == STATUS["BAD_REQUEST"] and "do not make one RSA key" in r.message(), \
+            r.message()
+        assert_daemon_forgot(secrets, "an inconsistent %s refused" % name)
+    r = call(D.socket, OP_IMPORT, tlv(T_NAME, "mem-blob2") + tlv(T_PRIVATE_KEY, blob2))
+    assert r.status == 0, r.message()
+    assert_daemon_forgot(secrets, "a PRIVATEKEYBLOB import")
+
+
 def child_call(sock, op, fields):
     r = call(sock, op, fields)
     return r.status, r.message()
@@ -354,7 +429,8 @@ def main():
                    extra_daemon="socket_mode = 0666\nadmin = uid:%d" % ADMIN_UID)
         try:
             run_tests([test_keygen_serves_after_restart, test_keygen_4096_and_refusals,
-                       test_import_each_format, test_import_refusals, test_admin_rule,
+                       test_import_each_format, test_import_refusals,
+                       test_import_leaves_no_secret_in_memory, test_admin_rule,
                        test_several_hsms_refused, test_python_client,
                        test_log_has_no_key_material, test_keygen_then_reload_serves_it])
         finally:
