@@ -1,8 +1,9 @@
 /*
- * Between hsm.c and hsm_admin.c only: the loaded module's own PKCS#11
- * function list, for what libp11 does not offer (creating keys). libp11
- * owns the login; PKCS#11 logs in per application and slot, so a session
- * opened on the token's slot with these functions is logged in too.
+ * Between hsm.c and hsm_admin.c only: the function list of the module
+ * instance libp11 loaded (not a second C_GetFunctionList: see hsm.c), for
+ * what libp11 does not offer (creating keys). libp11 owns the login;
+ * PKCS#11 logs in per application and slot, so a session opened on the
+ * token's slot with these functions is logged in too.
  */
 #ifndef KT_HSM_P11_H
 #define KT_HSM_P11_H
