@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "keytrans_status.h"
 #include "privatekeyblob.h"
@@ -249,66 +250,9 @@ static int der_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct
 
 /* ---- PEM: one block, its base64 decoded into locked memory ---- */
 
-enum { B64_PAD = 64, B64_SPACE, B64_BAD };
-
 static int is_space(uint8_t c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static int b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '/')
-		return c == '+' ? 62 : 63;
-	if (c == '=')
-		return B64_PAD;
-	return is_space(c) ? B64_SPACE : B64_BAD;
-}
-
-/* Writes a group of four (pad of them '=') and checks that the bits it leaves unused are 0. */
-static int b64_group(struct buf_writer *out, uint32_t acc, int pad)
-{
-	if ((acc & ((1u << (8 * pad)) - 1)) != 0)
-		return -1;
-	for (int i = 0; i < 3 - pad; i++)
-		buf_put_u8(out, (uint8_t)(acc >> (16 - 8 * i)));
-	return out->err ? -1 : 0;
-}
-
-/*
- * Strict base64 (RFC 4648): the alphabet in groups of four, '=' only to end
- * the last group, unused bits 0; white space anywhere is skipped. Into out,
- * locked memory; 0, or -1 for bad text or more than out holds.
- */
-static int base64_decode(const uint8_t *p, size_t len, struct buf_writer *out)
-{
-	uint32_t acc = 0;
-	int q = 0, pad = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(p[i]);
-
-		if (v == B64_SPACE)
-			continue;
-		/* After a '=' only '=' completing its group: a group after it starts with one. */
-		if (v == B64_BAD || (pad > 0 && v != B64_PAD) || (v == B64_PAD && q < 2))
-			return -1;
-		pad += v == B64_PAD;
-		acc = acc << 6 | (uint32_t)(v == B64_PAD ? 0 : v);
-		if (++q < 4)
-			continue;
-		if (b64_group(out, acc, pad) != 0)
-			return -1;
-		acc = 0;
-		q = 0;
-	}
-	return q == 0 && out->len > 0 ? 0 : -1;
 }
 
 /* The parts of one PEM block: its label and its body (between the BEGIN and END lines). */
@@ -404,10 +348,10 @@ static int pem_kind(const struct pem *pem, struct why *w)
 static int pem_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct why *w)
 {
 	struct pem pem;
-	struct buf_writer der;
 	struct buf_reader r;
 	size_t cap;
 	uint8_t *buf;
+	long n;
 	int st;
 
 	w->form = form_pem;
@@ -418,11 +362,11 @@ static int pem_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct
 	cap = pem.body_len / 4 * 3 + 3;
 	if ((buf = OPENSSL_secure_malloc(cap)) == NULL)
 		return fail(w, KT_BUSY, "out of locked memory for the key");
-	buf_writer_init(&der, buf, cap);
-	if (base64_decode(pem.body, pem.body_len, &der) != 0) {
+	n = base64_decode((const char *)pem.body, pem.body_len, buf, cap);
+	if (n <= 0) {
 		st = malformed(w, "its body is not base64");
 	} else {
-		buf_reader_init(&r, buf, der.len);
+		buf_reader_init(&r, buf, (size_t)n);
 		st = label_is(&pem, "PRIVATE KEY") ? pkcs8_key(&r, parts, w)
 						   : pkcs1_key(&r, parts, w);
 	}

@@ -1,5 +1,7 @@
 #include "base64.h"
 
+#include <string.h>
+
 #include "buf.h"
 
 #define PAD 64          /* sextet() for '=' */
@@ -44,14 +46,20 @@ static int next_group(struct buf_reader *r, int q[4])
 	return n == 4 ? 1 : -1;
 }
 
-/* Bytes a group holds (1..3), or -1: padding only at the group's tail, "xx==" or "xxx=". */
+/*
+ * Bytes a group holds (1..3), or -1: padding only at the group's tail, "xx==" or
+ * "xxx=", and the bits the padding leaves unused 0 (canonical text, RFC 4648 3.5:
+ * one byte string has one encoding).
+ */
 static int group_bytes(const int q[4])
 {
 	if (q[0] == PAD || q[1] == PAD)
 		return -1;
 	if (q[2] == PAD)
-		return q[3] == PAD ? 1 : -1;
-	return q[3] == PAD ? 2 : 3;
+		return q[3] == PAD && (q[1] & 0xf) == 0 ? 1 : -1;
+	if (q[3] == PAD)
+		return (q[2] & 0x3) == 0 ? 2 : -1;
+	return 3;
 }
 
 static int put_group(struct buf_writer *w, const int q[4], int n)
@@ -70,20 +78,30 @@ static int put_group(struct buf_writer *w, const int q[4], int n)
 	return w->err ? -1 : 0;
 }
 
+static long decode(struct buf_reader *r, struct buf_writer *w, int q[4])
+{
+	int got, n = 3;
+
+	while ((got = next_group(r, q)) == 1) {
+		if (n < 3)
+			return -1;      /* a padded group was not the last */
+		n = group_bytes(q);
+		if (n < 0 || put_group(w, q, n) != 0)
+			return -1;
+	}
+	return got == 0 ? (long)w->len : -1;
+}
+
 long base64_decode(const char *text, size_t len, uint8_t *out, size_t cap)
 {
 	struct buf_reader r;
 	struct buf_writer w;
-	int q[4], got, n = 3;
+	int q[4] = { 0 };
+	long n;
 
 	buf_reader_init(&r, text, len);
 	buf_writer_init(&w, out, cap);
-	while ((got = next_group(&r, q)) == 1) {
-		if (n < 3)
-			return -1;      /* a padded group was not the last */
-		n = group_bytes(q);
-		if (n < 0 || put_group(&w, q, n) != 0)
-			return -1;
-	}
-	return got == 0 ? (long)w.len : -1;
+	n = decode(&r, &w, q);
+	explicit_bzero(q, sizeof(q));   /* the last group of a private key's text */
+	return n;
 }
