@@ -3,14 +3,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 struct tag_info {
 	const char *name;
 	enum wire_type type;
 	uint16_t max;
+	enum wire_dir dir;
 };
 
 static const struct tag_info tags[WIRE_T_MAX] = {
-#define WIRE_TAG_INFO(name, tag, type, max) [tag] = { #name, type, max },
+#define WIRE_TAG_INFO(name, tag, type, max, dir) [tag] = { #name, type, max, dir },
 	WIRE_TAG_LIST(WIRE_TAG_INFO)
 #undef WIRE_TAG_INFO
 };
@@ -110,7 +113,79 @@ static int read_field(struct buf_reader *r, uint16_t *tag, struct wire_field *f)
 	return 0;
 }
 
-static int parse_fields(const uint8_t *p, size_t len, int skip_unknown, struct wire_fields *out,
+/* How strictly a run of fields is read. */
+enum parse_mode {
+	PARSE_REQUEST,          /* a request: nothing unknown, answer-only or repeated */
+	PARSE_GROUP,            /* a group inside an answer, as the daemon builds them */
+	PARSE_ANSWER,           /* an answer: unknown tags skipped (a newer daemon) */
+};
+
+static void truncated(const uint8_t *p, size_t len, size_t at, char *why, size_t whylen)
+{
+	uint16_t tag = len - at >= 2 ? (uint16_t)(p[at] << 8 | p[at + 1]) : 0;
+
+	if (len - at < WIRE_FIELD_HDR_LEN)
+		snprintf(why, whylen, "field header truncated at byte %zu of the body", at);
+	else if (tag < WIRE_T_MAX && tags[tag].name != NULL)
+		snprintf(why, whylen, "field %s truncated at byte %zu of the body", tags[tag].name, at);
+	else
+		snprintf(why, whylen, "field UNKNOWN (tag %u) truncated at byte %zu of the body", tag, at);
+}
+
+/* The checks of one field's value; 0 or -1 with why set. */
+static int value_ok(uint16_t tag, const struct wire_field *f, enum parse_mode mode, char *why,
+		    size_t whylen)
+{
+	const struct tag_info *t = &tags[tag];
+	uint32_t flags;
+
+	if (!length_fits(t, f->len)) {
+		snprintf(why, whylen, "field %s has a bad length (%u)", t->name, f->len);
+		return -1;
+	}
+	if (t->type == WT_STR && !str_ok(f->p, f->len)) {
+		snprintf(why, whylen, "field %s contains a NUL byte", t->name);
+		return -1;
+	}
+	if (mode != PARSE_REQUEST)
+		return 0;
+	if (t->type == WT_STR && !utf8_valid(f->p, f->len)) {
+		snprintf(why, whylen, "field %s is not valid UTF-8", t->name);
+		return -1;
+	}
+	if (tag == WIRE_T_FLAGS) {
+		flags = (uint32_t)f->p[0] << 24 | (uint32_t)f->p[1] << 16 | (uint32_t)f->p[2] << 8 | f->p[3];
+		if (flags & ~WIRE_FLAGS_DEFINED) {
+			snprintf(why, whylen, "field FLAGS sets reserved bits (0x%08x)",
+				 flags & ~WIRE_FLAGS_DEFINED);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The checks of one field's tag in its message; 1 to skip it, 0 to keep it, -1 to refuse. */
+static int tag_ok(uint16_t tag, const struct wire_fields *out, enum parse_mode mode, char *why,
+		  size_t whylen)
+{
+	if (tag >= WIRE_T_MAX || tags[tag].name == NULL) {
+		if (mode == PARSE_ANSWER)
+			return 1;
+		snprintf(why, whylen, "unknown field tag %u", tag);
+		return -1;
+	}
+	if (mode == PARSE_REQUEST && !(tags[tag].dir & WD_REQUEST)) {
+		snprintf(why, whylen, "field %s is only sent in answers", tags[tag].name);
+		return -1;
+	}
+	if (out->f[tag].present && (mode == PARSE_REQUEST || tags[tag].type != WT_GROUP)) {
+		snprintf(why, whylen, "field %s given twice", tags[tag].name);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_fields(const uint8_t *p, size_t len, enum parse_mode mode, struct wire_fields *out,
 			char *why, size_t whylen)
 {
 	struct buf_reader r;
@@ -121,52 +196,37 @@ static int parse_fields(const uint8_t *p, size_t len, int skip_unknown, struct w
 		struct wire_field f;
 		uint16_t tag;
 		size_t at = r.off;
+		int t;
 
 		if (read_field(&r, &tag, &f) != 0) {
-			if (len - at < WIRE_FIELD_HDR_LEN)
-				snprintf(why, whylen, "field header truncated at byte %zu of the body", at);
-			else if (tag < WIRE_T_MAX && tags[tag].name != NULL)
-				snprintf(why, whylen, "field %s truncated at byte %zu of the body",
-					 tags[tag].name, at);
-			else
-				snprintf(why, whylen, "field UNKNOWN (tag %u) truncated at byte %zu of the body",
-					 tag, at);
+			truncated(p, len, at, why, whylen);
 			return -1;
 		}
-		if (tag >= WIRE_T_MAX || tags[tag].name == NULL) {
-			if (skip_unknown)
-				continue;
-			snprintf(why, whylen, "unknown field tag %u", tag);
+		t = tag_ok(tag, out, mode, why, whylen);
+		if (t < 0 || (t == 0 && value_ok(tag, &f, mode, why, whylen) != 0))
 			return -1;
-		}
-		if (!length_fits(&tags[tag], f.len)) {
-			snprintf(why, whylen, "field %s has a bad length (%u)", tags[tag].name, f.len);
-			return -1;
-		}
-		if (tags[tag].type == WT_STR && !str_ok(f.p, f.len)) {
-			snprintf(why, whylen, "field %s contains a NUL byte", tags[tag].name);
-			return -1;
-		}
-		if (out->f[tag].present && tags[tag].type != WT_GROUP) {
-			snprintf(why, whylen, "field %s given twice", tags[tag].name);
-			return -1;
-		}
-		if (!out->f[tag].present)
+		if (t == 0 && !out->f[tag].present)
 			out->f[tag] = f;
 	}
 	return 0;
 }
 
+int wire_parse_request(const uint8_t *p, size_t len, struct wire_fields *out,
+		       char *why, size_t whylen)
+{
+	return parse_fields(p, len, PARSE_REQUEST, out, why, whylen);
+}
+
 int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
 		      char *why, size_t whylen)
 {
-	return parse_fields(p, len, 0, out, why, whylen);
+	return parse_fields(p, len, PARSE_GROUP, out, why, whylen);
 }
 
 int wire_parse_answer(const uint8_t *p, size_t len, struct wire_fields *out,
 		      char *why, size_t whylen)
 {
-	return parse_fields(p, len, 1, out, why, whylen);
+	return parse_fields(p, len, PARSE_ANSWER, out, why, whylen);
 }
 
 int wire_next_field(const uint8_t *p, size_t len, size_t *off, unsigned tag,
@@ -271,6 +331,15 @@ int wire_put_bytes(struct buf_writer *w, unsigned tag, const void *p, size_t n)
 	if (put_field_hdr(w, tag, n) != 0)
 		return -1;
 	return buf_put_bytes(w, p, n);
+}
+
+int wire_put_text(struct buf_writer *w, unsigned tag, const char *s)
+{
+	char shown[4 * 1024 + 1];
+	size_t max = tag < WIRE_T_MAX && tags[tag].type == WT_STR ? tags[tag].max : 0;
+
+	text_escape(shown, max + 1 < sizeof(shown) ? max + 1 : sizeof(shown), s, strlen(s));
+	return wire_put_str(w, tag, shown);
 }
 
 int wire_put_str(struct buf_writer *w, unsigned tag, const char *s)

@@ -42,63 +42,66 @@ enum wire_op {
 };
 
 enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
+/* Where a tag may appear: a request, an answer, or both. */
+enum wire_dir { WD_REQUEST = 1, WD_ANSWER = 2, WD_BOTH = 3 };
 
-/* X(NAME, tag, type, maximum length) */
+/* X(NAME, tag, type, maximum length, where it may appear) */
 #define WIRE_TAG_LIST(X) \
-	X(NAME,         1,  WT_STR,   64) \
-	X(BLOB,         2,  WT_BYTES, 2060) \
-	X(PADDING,      3,  WT_U8,    1) \
-	X(ALG_ID,       4,  WT_U32,   4) \
-	X(SESSION_KEY,  5,  WT_BYTES, 32) \
-	X(PUBLIC_KEY,   6,  WT_BYTES, 60000) \
-	X(FORMAT,       7,  WT_U8,    1) \
-	X(KEY_BITS,     8,  WT_U32,   4) \
-	X(RANDOM,       9,  WT_BYTES, 16) \
-	X(AES_KEY,      10, WT_BYTES, 16) \
-	X(STATUS_SEQ,   11, WT_U32,   4) \
-	X(COMMAND_SEQ,  12, WT_U32,   4) \
-	X(SIGNATURE,    13, WT_BYTES, 256) \
-	X(MESSAGE,      14, WT_STR,   1024) \
-	X(VERSION,      15, WT_STR,   64) \
-	X(TOKEN_LABEL,  16, WT_STR,   32) \
-	X(KEY_COUNT,    17, WT_U32,   4) \
-	X(WORKER_COUNT, 18, WT_U32,   4) \
-	X(UPTIME,       19, WT_U64,   8) \
-	X(KEY_ENTRY,    20, WT_GROUP, 60000) \
-	X(LABEL,        21, WT_STR,   256) \
-	X(ID,           22, WT_BYTES, 255) \
-	X(BITS,         23, WT_U32,   4) \
-	X(EXPONENT,     24, WT_U64,   8) \
-	X(FLAGS,        25, WT_U32,   4) \
-	X(NOTICE,       26, WT_STR,   1024) \
-	X(MECHANISM,    27, WT_STR,   8) \
-	X(HSM_ENTRY,    28, WT_GROUP, 4096) \
-	X(STATE,        29, WT_STR,   16) \
-	X(IN_FLIGHT,    30, WT_U32,   4) \
-	X(FAULTS,       31, WT_U64,   8) \
-	X(LAST_ERROR,   32, WT_STR,   512) \
-	X(OP_ENTRY,     33, WT_GROUP, 2048) \
-	X(OP,           34, WT_U8,    1) \
-	X(STATUS_COUNTS, 35, WT_BYTES, 1000) \
-	X(LATENCY_BOUNDS, 36, WT_BYTES, 124) \
-	X(LATENCY_BUCKETS, 37, WT_BYTES, 256) \
-	X(LATENCY_SUM,  38, WT_U64,   8) \
-	X(CONNECTIONS,  39, WT_U32,   4) \
-	X(ACCEPTED,     40, WT_U64,   8) \
-	X(REFUSED,      41, WT_U64,   8) \
-	X(POOL_ENTRY,   42, WT_GROUP, 256) \
-	X(QUEUED,       43, WT_U32,   4) \
-	X(PRIVATE_KEY,  50, WT_BYTES, 32768)
+	X(NAME,         1,  WT_STR,   64, WD_BOTH) \
+	X(BLOB,         2,  WT_BYTES, 2060, WD_BOTH) \
+	X(PADDING,      3,  WT_U8,    1, WD_REQUEST) \
+	X(ALG_ID,       4,  WT_U32,   4, WD_BOTH) \
+	X(SESSION_KEY,  5,  WT_BYTES, 32, WD_BOTH) \
+	X(PUBLIC_KEY,   6,  WT_BYTES, 60000, WD_BOTH) \
+	X(FORMAT,       7,  WT_U8,    1, WD_REQUEST) \
+	X(KEY_BITS,     8,  WT_U32,   4, WD_REQUEST) \
+	X(RANDOM,       9,  WT_BYTES, 16, WD_BOTH) \
+	X(AES_KEY,      10, WT_BYTES, 16, WD_BOTH) \
+	X(STATUS_SEQ,   11, WT_U32,   4, WD_BOTH) \
+	X(COMMAND_SEQ,  12, WT_U32,   4, WD_BOTH) \
+	X(SIGNATURE,    13, WT_BYTES, 256, WD_BOTH) \
+	X(MESSAGE,      14, WT_STR,   1024, WD_ANSWER) \
+	X(VERSION,      15, WT_STR,   64, WD_ANSWER) \
+	X(TOKEN_LABEL,  16, WT_STR,   32, WD_ANSWER) \
+	X(KEY_COUNT,    17, WT_U32,   4, WD_ANSWER) \
+	X(WORKER_COUNT, 18, WT_U32,   4, WD_ANSWER) \
+	X(UPTIME,       19, WT_U64,   8, WD_ANSWER) \
+	X(KEY_ENTRY,    20, WT_GROUP, 60000, WD_ANSWER) \
+	X(LABEL,        21, WT_STR,   256, WD_ANSWER) \
+	X(ID,           22, WT_BYTES, 255, WD_ANSWER) \
+	X(BITS,         23, WT_U32,   4, WD_BOTH) \
+	X(EXPONENT,     24, WT_U64,   8, WD_BOTH) \
+	X(FLAGS,        25, WT_U32,   4, WD_REQUEST) \
+	X(NOTICE,       26, WT_STR,   1024, WD_ANSWER) \
+	X(MECHANISM,    27, WT_STR,   8, WD_ANSWER) \
+	X(HSM_ENTRY,    28, WT_GROUP, 4096, WD_ANSWER) \
+	X(STATE,        29, WT_STR,   16, WD_ANSWER) \
+	X(IN_FLIGHT,    30, WT_U32,   4, WD_ANSWER) \
+	X(FAULTS,       31, WT_U64,   8, WD_ANSWER) \
+	X(LAST_ERROR,   32, WT_STR,   512, WD_ANSWER) \
+	X(OP_ENTRY,     33, WT_GROUP, 2048, WD_ANSWER) \
+	X(OP,           34, WT_U8,    1, WD_ANSWER) \
+	X(STATUS_COUNTS, 35, WT_BYTES, 1000, WD_ANSWER) \
+	X(LATENCY_BOUNDS, 36, WT_BYTES, 124, WD_ANSWER) \
+	X(LATENCY_BUCKETS, 37, WT_BYTES, 256, WD_ANSWER) \
+	X(LATENCY_SUM,  38, WT_U64,   8, WD_ANSWER) \
+	X(CONNECTIONS,  39, WT_U32,   4, WD_ANSWER) \
+	X(ACCEPTED,     40, WT_U64,   8, WD_ANSWER) \
+	X(REFUSED,      41, WT_U64,   8, WD_ANSWER) \
+	X(POOL_ENTRY,   42, WT_GROUP, 256, WD_ANSWER) \
+	X(QUEUED,       43, WT_U32,   4, WD_ANSWER) \
+	X(PRIVATE_KEY,  50, WT_BYTES, 32768, WD_REQUEST)
 
 enum wire_tag {
-#define WIRE_TAG_ENUM(name, tag, type, max) WIRE_T_##name = (tag),
+#define WIRE_TAG_ENUM(name, tag, type, max, dir) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
 	WIRE_T_MAX = 51
 };
 
-/* FLAGS bits (unwrap, copp-open). */
+/* FLAGS bits (unwrap, copp-open); the others are reserved and refused. */
 #define WIRE_FLAG_STRICT 0x1u   /* answer UNWRAP_FAILED instead of implicit rejection */
+#define WIRE_FLAGS_DEFINED WIRE_FLAG_STRICT
 
 enum wire_padding { WIRE_PAD_PKCS1 = 0, WIRE_PAD_OAEP = 1 };
 enum wire_format { WIRE_FMT_BLOB = 0, WIRE_FMT_PEM = 1, WIRE_FMT_DER = 2 };
@@ -134,11 +137,15 @@ int wire_get_hdr(struct buf_reader *r, struct wire_hdr *h);
 int wire_check_len(uint32_t len);
 
 /*
- * Parses the fields of a message body (the bytes after the header) or of a
- * group's value. Unknown tags, duplicates (except KEY_ENTRY), truncation and
- * values whose length does not suit the tag's type are refused; why receives
- * a message naming the field. Returns 0 or -1.
+ * Parses the fields of a request body (the bytes after the header): unknown
+ * tags, tags only answers carry, any repeated tag, truncation, values whose
+ * length does not suit the tag's type, str values that are not UTF-8 or hold
+ * a NUL, and reserved FLAGS bits are refused; why receives a message naming
+ * the field (escaped). Returns 0 or -1.
  */
+int wire_parse_request(const uint8_t *p, size_t len, struct wire_fields *out,
+		       char *why, size_t whylen);
+/* The same for a group's value (answers' groups repeat only as a whole). */
 int wire_parse_fields(const uint8_t *p, size_t len, struct wire_fields *out,
 		      char *why, size_t whylen);
 /* The same for what the daemon answers, except that unknown tags are skipped:
@@ -165,6 +172,8 @@ int wire_put_u32(struct buf_writer *w, unsigned tag, uint32_t v);
 int wire_put_u64(struct buf_writer *w, unsigned tag, uint64_t v);
 int wire_put_bytes(struct buf_writer *w, unsigned tag, const void *p, size_t n);
 int wire_put_str(struct buf_writer *w, unsigned tag, const char *s);
+/* A str of text from elsewhere (an HSM, a file): escaped (text.h) and cut to the tag's maximum. */
+int wire_put_text(struct buf_writer *w, unsigned tag, const char *s);
 /* A group is a field whose value is itself a run of fields. */
 size_t wire_group_begin(struct buf_writer *w, unsigned tag);
 int wire_group_end(struct buf_writer *w, size_t at);

@@ -7,6 +7,8 @@
 
 #include <openssl/crypto.h>
 
+#include "text.h"
+
 /* One job per block of the locked heap's buddy allocator. */
 _Static_assert(sizeof(struct job) <= 4096, "a job no longer fits a 4 KiB block");
 
@@ -144,13 +146,18 @@ void job_fail(struct job *j, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Messages quote request and HSM text: it goes out escaped (valid UTF-8, nothing unprintable). */
 static void write_error(struct job *j)
 {
+	char shown[4 * JOB_MSG_MAX];
+
 	OPENSSL_cleanse(j->reply.p, j->reply.len);
 	j->reply.len = 0;
 	j->reply.err = 0;
 	wire_begin(&j->reply, j->opcode, (uint16_t)j->status, j->id);
-	wire_put_str(&j->reply, WIRE_T_MESSAGE, j->msg[0] ? j->msg : wire_status_text(j->status));
+	if (j->msg[0] == '\0')
+		snprintf(j->msg, sizeof(j->msg), "%s", wire_status_text(j->status));
+	wire_put_str(&j->reply, WIRE_T_MESSAGE, text_escape(shown, sizeof(shown), j->msg, strlen(j->msg)));
 	wire_end(&j->reply);
 }
 

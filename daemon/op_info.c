@@ -58,7 +58,7 @@ static void put_notice(struct job *j, struct daemon *d)
 	used = list_keys(j, d, exposed, "private key can leave the HSM (CKA_EXTRACTABLE or not "
 			 "CKA_SENSITIVE) for: ", notice, sizeof(notice), used);
 	if (used > 0)
-		wire_put_str(&j->reply, WIRE_T_NOTICE, notice);
+		wire_put_text(&j->reply, WIRE_T_NOTICE, notice);
 }
 
 void put_hsm_entries(struct job *j, struct daemon *d)
@@ -68,13 +68,13 @@ void put_hsm_entries(struct job *j, struct daemon *d)
 		size_t at = wire_group_begin(&j->reply, WIRE_T_HSM_ENTRY);
 
 		backend_status(&d->hsms.b[i], &st);
-		wire_put_str(&j->reply, WIRE_T_NAME, st.name);
-		wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, st.token);
+		wire_put_text(&j->reply, WIRE_T_NAME, st.name);
+		wire_put_text(&j->reply, WIRE_T_TOKEN_LABEL, st.token);
 		wire_put_str(&j->reply, WIRE_T_STATE, st.up ? "up" : "down");
 		wire_put_u32(&j->reply, WIRE_T_IN_FLIGHT, (uint32_t)st.users);
 		wire_put_u64(&j->reply, WIRE_T_FAULTS, st.faults);
 		if (st.last_error[0] != '\0')
-			wire_put_str(&j->reply, WIRE_T_LAST_ERROR, st.last_error);
+			wire_put_text(&j->reply, WIRE_T_LAST_ERROR, st.last_error);
 		wire_group_end(&j->reply, at);
 	}
 }
@@ -89,7 +89,7 @@ static void info_run(struct job *j, struct daemon *d, struct worker *w)
 		visible += (uint32_t)key_visible(d, &gen_keys(j->gen)->keys[i], j->peer);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wire_put_str(&j->reply, WIRE_T_VERSION, KT_VERSION);
-	wire_put_str(&j->reply, WIRE_T_TOKEN_LABEL, d->conf.hsms[0].token);
+	wire_put_text(&j->reply, WIRE_T_TOKEN_LABEL, d->conf.hsms[0].token);
 	wire_put_u32(&j->reply, WIRE_T_KEY_COUNT, visible);
 	wire_put_u32(&j->reply, WIRE_T_WORKER_COUNT, (uint32_t)d->hsm_pool.nworkers);
 	wire_put_u64(&j->reply, WIRE_T_UPTIME, (uint64_t)(now.tv_sec - d->started.tv_sec));
@@ -112,16 +112,16 @@ static void keys_run(struct job *j, struct daemon *d, struct worker *w)
 		if (!key_visible(d, k, j->peer))
 			continue;
 		at = wire_group_begin(&j->reply, WIRE_T_KEY_ENTRY);
-		wire_put_str(&j->reply, WIRE_T_NAME, k->name);
+		wire_put_text(&j->reply, WIRE_T_NAME, k->name);
 		if (k->label[0] != '\0')
-			wire_put_str(&j->reply, WIRE_T_LABEL, k->label);
+			wire_put_text(&j->reply, WIRE_T_LABEL, k->label);
 		if (k->id_len > 0)
 			wire_put_bytes(&j->reply, WIRE_T_ID, k->id, k->id_len);
 		wire_put_u32(&j->reply, WIRE_T_BITS, (uint32_t)(k->k * 8));
 		wire_put_u64(&j->reply, WIRE_T_EXPONENT, k->e);
 		wire_put_str(&j->reply, WIRE_T_MECHANISM, k->conf->mechanism == MECH_PKCS ? "pkcs" : "raw");
 		if (k->exposed[0] != '\0')
-			wire_put_str(&j->reply, WIRE_T_NOTICE, k->exposed);
+			wire_put_text(&j->reply, WIRE_T_NOTICE, k->exposed);
 		wire_group_end(&j->reply, at);
 	}
 }

@@ -36,7 +36,7 @@ const struct op_def *ops_find(uint8_t code)
 
 void ops_check(struct job *j, struct daemon *d)
 {
-	if (wire_parse_fields(j->frame, j->frame_len, &j->req, j->msg, sizeof(j->msg)) != 0) {
+	if (wire_parse_request(j->frame, j->frame_len, &j->req, j->msg, sizeof(j->msg)) != 0) {
 		j->status = KT_BAD_REQUEST;
 		return;
 	}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,7 +39,7 @@ struct conn {
 	unsigned pending;               /* jobs on a worker; the conn lives until they return */
 	struct conn *dead_next;         /* the graveyard: closed, waiting to be freed */
 	int closing;                    /* close once the replies are written */
-	int paused;                     /* reading stopped for back-pressure */
+	int paused;                     /* reading stopped for back-pressure: PAUSE_* bits, why */
 	unsigned denied_run;            /* answers DENIED in a row */
 };
 
@@ -199,6 +200,27 @@ static void conn_close_when_done(struct conn *c)
 		conn_close(c);
 }
 
+/* Bytes the peer has sent that the daemon has not read yet (in the socket). */
+static int unread_in_socket(struct conn *c)
+{
+	int n = 0;
+
+	return ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) == 0 && n > 0;
+}
+
+/*
+ * While the daemon stops, a connection is closed once its requests are
+ * answered, its answers written and nothing more is waiting to be read (a
+ * partial frame left in the input was never a request).
+ */
+static void drain_close_if_done(struct conn *c)
+{
+	if (!c->srv->draining || c->bev == NULL || c->closing || c->pending > 0 || out_len(c) > 0)
+		return;
+	if (c->paused || !unread_in_socket(c))
+		conn_close_when_done(c);
+}
+
 /*
  * A job's memory is free again: refund the peer's account. This may run from
  * a buffer's cleanup after the connection is gone; it touches only the job
@@ -220,13 +242,6 @@ static void reply_written(const void *data, size_t len, void *arg)
 	job_done(arg);
 }
 
-/* The answer counts once it leaves the daemon's hands, whether or not the peer is still there. */
-static void count_answer(struct server *s, const struct job *j)
-{
-	stats_answered(&s->d->stats, j->opcode, j->status, stats_elapsed_ns(&j->received));
-}
-
-/* Queues the job's reply frame; the job is released (wiped) once it is written or dropped. */
 /* The reply is built: what the job holds now (a long listing, say) is charged to its uid too. */
 static void recharge(struct job *j)
 {
@@ -239,6 +254,91 @@ static void recharge(struct job *j)
 		j->charged = now;
 	}
 }
+
+/*
+ * An answer waiting in a connection's output, detached from its job so that
+ * the job's block goes back to the pool at once: a client slow to read then
+ * holds only its answers' bytes, charged to its uid, not a job each.
+ */
+struct sent {
+	struct account *acct;
+	size_t charged;
+	int secret;                     /* locked heap, wiped when written or dropped */
+	uint8_t data[];
+};
+
+static void sent_written(const void *data, size_t len, void *arg)
+{
+	struct sent *o = arg;
+
+	(void)data;
+	(void)len;
+	if (o->acct != NULL)
+		account_refund(o->acct, o->charged);
+	if (o->secret)
+		OPENSSL_secure_clear_free(o, o->charged);
+	else
+		free(o);
+}
+
+/* Only answers that can carry no secret may wait in the ordinary heap. */
+static int reply_secret(const struct job *j)
+{
+	switch (j->opcode) {
+	case WIRE_OP_INFO:
+	case WIRE_OP_KEYS:
+	case WIRE_OP_PUBKEY:
+	case WIRE_OP_STATS:
+	case WIRE_OP_KEYGEN:
+	case WIRE_OP_IMPORT:
+		return 0;
+	default:
+		return j->status == KT_OK;      /* an error answer holds only its message */
+	}
+}
+
+/* The reply copied out of the job, or NULL when memory is short (the job then stays). */
+static struct sent *sent_new(const struct job *j)
+{
+	size_t size = sizeof(struct sent) + j->reply.len;
+	int secret = reply_secret(j);
+	struct sent *o = secret ? OPENSSL_secure_malloc(size) : malloc(size);
+
+	if (o == NULL)
+		return NULL;
+	o->acct = j->acct;
+	o->secret = secret;
+	o->charged = secret ? OPENSSL_secure_actual_size(o) : size;
+	memcpy(o->data, j->reply.p, j->reply.len);
+	if (o->acct != NULL)
+		account_charge(o->acct, o->charged);
+	return o;
+}
+
+/* Queues the reply on the connection's output; the job is released here or once it is written. */
+static int queue_reply(struct conn *c, struct job *j)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct sent *o = sent_new(j);
+
+	if (o == NULL) {
+		recharge(j);
+		return evbuffer_add_reference(out, j->reply.p, j->reply.len, reply_written, j);
+	}
+	if (evbuffer_add_reference(out, o->data, j->reply.len, sent_written, o) != 0) {
+		sent_written(NULL, 0, o);
+		return -1;
+	}
+	job_done(j);
+	return 0;
+}
+
+/* The answer counts once it leaves the daemon's hands, whether or not the peer is still there. */
+static void count_answer(struct server *s, const struct job *j)
+{
+	stats_answered(&s->d->stats, j->opcode, j->status, stats_elapsed_ns(&j->received));
+}
+
 
 /*
  * A connection whose requests keep being refused has nothing to do here but
@@ -264,10 +364,8 @@ static void send_reply(struct conn *c, struct job *j)
 {
 	int status = j->status;
 
-	recharge(j);
 	count_answer(c->srv, j);
-	if (evbuffer_add_reference(bufferevent_get_output(c->bev), j->reply.p, j->reply.len,
-				   reply_written, j) != 0) {
+	if (queue_reply(c, j) != 0) {
 		job_done(j);
 		conn_close(c);
 		return;
@@ -290,24 +388,47 @@ static void send_error(struct conn *c, uint8_t op, uint32_t id, int status, cons
 		bufferevent_write(c->bev, frame, w.len);
 }
 
+/* Why a connection stopped reading; each cause has its own mark to resume at. */
+enum {
+	PAUSE_INFLIGHT = 1,     /* max_inflight requests on workers; resumes at half */
+	PAUSE_OUTPUT = 2,       /* CONN_OUT_HIGH of answers unwritten; resumes at CONN_OUT_LOW */
+	PAUSE_ACCOUNT = 4,      /* the uid's job memory share; resumes at 3/4 of it */
+};
+
 static int over_limits(const struct conn *c)
 {
-	return c->pending >= (unsigned)c->srv->lim->max_inflight || out_len(c) >= CONN_OUT_HIGH ||
-	       account_over(c->acct);
+	return (c->pending >= (unsigned)c->srv->lim->max_inflight ? PAUSE_INFLIGHT : 0) |
+	       (out_len(c) >= CONN_OUT_HIGH ? PAUSE_OUTPUT : 0) |
+	       (account_over(c->acct) ? PAUSE_ACCOUNT : 0);
+}
+
+static void pause_for(struct conn *c, int why)
+{
+	if (c->paused == 0)
+		bufferevent_disable(c->bev, EV_READ);
+	c->paused |= why;
 }
 
 static void pause_if_needed(struct conn *c)
 {
-	if (!c->paused && over_limits(c)) {
-		c->paused = 1;
-		bufferevent_disable(c->bev, EV_READ);
-	}
+	int why = over_limits(c);
+
+	if (why != 0)
+		pause_for(c, why);
+}
+
+/* Only the causes that stopped the connection hold it back, each until its own low mark. */
+static int still_held(const struct conn *c)
+{
+	return over_limits(c) != 0 ||
+	       ((c->paused & PAUSE_INFLIGHT) && c->pending > (unsigned)c->srv->lim->max_inflight / 2) ||
+	       ((c->paused & PAUSE_OUTPUT) && out_len(c) > CONN_OUT_LOW) ||
+	       ((c->paused & PAUSE_ACCOUNT) && !account_relieved(c->acct));
 }
 
 static void resume_if_possible(struct conn *c)
 {
-	if (c->paused && !c->closing && c->pending <= (unsigned)c->srv->lim->max_inflight / 2 &&
-	    out_len(c) <= CONN_OUT_LOW && account_relieved(c->acct)) {
+	if (c->paused && !c->closing && !still_held(c)) {
 		c->paused = 0;
 		bufferevent_enable(c->bev, EV_READ);
 		conn_read(c);   /* frames may already be buffered; no new data will announce them */
@@ -343,7 +464,10 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 	j->gen = gen_hold(d->gen);
 	j->charged = job_size(j);
 	account_charge(c->acct, j->charged);
-	ops_check(j, d);
+	if (h->status != 0)
+		job_fail(j, KT_BAD_REQUEST, "a request's status must be 0, not %u", h->status);
+	else
+		ops_check(j, d);
 	/* With no HSM in service a private operation fails at once rather than waiting. */
 	if (j->status == KT_OK && op->place == OP_PRIVATE && !backends_available(&d->hsms))
 		job_fail(j, KT_HSM_UNAVAILABLE, "no HSM is in service; try again later");
@@ -366,6 +490,31 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 		c->srv->pub_in_flight++;
 }
 
+/*
+ * The frame's length, judged as soon as its 4 bytes are here: a bad one is
+ * answered at once (op and id 0: the rest of the header may never come) and
+ * the connection closed, since the stream cannot be resynchronised. 0 when
+ * the length is good, -1 otherwise.
+ */
+static int frame_length(struct conn *c, struct evbuffer *in, uint32_t *len)
+{
+	uint8_t raw[4];
+	struct buf_reader r;
+	int st;
+
+	if (evbuffer_copyout(in, raw, sizeof(raw)) != (ssize_t)sizeof(raw))
+		return -1;
+	buf_reader_init(&r, raw, sizeof(raw));
+	buf_get_u32be(&r, len);
+	st = wire_check_len(*len);
+	if (st == KT_OK)
+		return 0;
+	send_error(c, 0, 0, st, st == KT_FRAME_TOO_LARGE
+		   ? "frame larger than 65536 bytes" : "frame length below the 12-byte header");
+	conn_close_when_done(c);
+	return -1;
+}
+
 /* Handles the frame at the front of the input; 0 to go on, -1 to stop reading. */
 static int handle_frame(struct conn *c)
 {
@@ -374,25 +523,18 @@ static int handle_frame(struct conn *c)
 	const struct op_def *op;
 	struct buf_reader r;
 	struct wire_hdr h;
-	int st;
+	uint32_t len;
 
-	if (evbuffer_copyout(in, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr))
+	if (frame_length(c, in, &len) != 0)
 		return -1;
-	buf_reader_init(&r, hdr, sizeof(hdr));
-	wire_get_hdr(&r, &h);
-	st = wire_check_len(h.len);
-	if (st != KT_OK) {
-		/* The stream cannot be resynchronised: answer and hang up. */
-		send_error(c, h.op, h.id, st, st == KT_FRAME_TOO_LARGE
-			   ? "frame larger than 65536 bytes" : "frame length below the 12-byte header");
-		conn_close_when_done(c);
-		return -1;
-	}
-	if (evbuffer_get_length(in) < (size_t)h.len + 4) {
-		bufferevent_setwatermark(c->bev, EV_READ, (size_t)h.len + 4, CONN_IN_HIGH);
+	if (evbuffer_get_length(in) < (size_t)len + 4) {
+		bufferevent_setwatermark(c->bev, EV_READ, (size_t)len + 4, CONN_IN_HIGH);
 		return -1;
 	}
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	evbuffer_copyout(in, hdr, sizeof(hdr));
+	buf_reader_init(&r, hdr, sizeof(hdr));
+	wire_get_hdr(&r, &h);
 	op = ops_find(h.op);
 	if (h.version != WIRE_VERSION || op == NULL || c->srv->draining) {
 		take_bytes(in, NULL, (size_t)h.len + 4);
@@ -410,8 +552,7 @@ static int handle_frame(struct conn *c)
 	 * would overdraw the share by N frames and could exhaust job_memory for everyone.
 	 */
 	if (account_over(c->acct)) {
-		c->paused = 1;
-		bufferevent_disable(c->bev, EV_READ);
+		pause_for(c, PAUSE_ACCOUNT);
 		return -1;
 	}
 	dispatch(c, &h, op);
@@ -437,7 +578,7 @@ static void arm_frame_timer(struct conn *c)
 static void conn_read(struct conn *c)
 {
 	while (c->bev != NULL && !c->closing && !c->paused &&
-	       evbuffer_get_length(bufferevent_get_input(c->bev)) >= WIRE_HDR_LEN) {
+	       evbuffer_get_length(bufferevent_get_input(c->bev)) >= 4) {
 		if (handle_frame(c) != 0)
 			break;
 		if (c->bev != NULL && !c->closing)
@@ -462,6 +603,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	conn_read(arg);
+	drain_close_if_done(arg);
 }
 
 /* After a reply went out or a job came back: close, or read again when below the limits. */
@@ -472,6 +614,7 @@ static void conn_progress(struct conn *c)
 			conn_close(c);
 	} else if (c->bev != NULL) {
 		resume_if_possible(c);
+		drain_close_if_done(c);
 	}
 }
 
@@ -526,11 +669,34 @@ static void log_refusal(struct server *s, uid_t uid, const char *why, unsigned l
 	s->refusals_unlogged = 0;
 }
 
-/* Refuses a connection over a limit; the peer sees it closed at once. */
-static int admit(struct server *s, const struct peer *p, struct account **acct)
+/*
+ * Tells a refused peer why, in one BUSY frame (op and id 0: it has sent no
+ * request yet), before the connection is closed. The socket is new and its
+ * buffer empty, so the short frame goes out whole or not at all.
+ */
+static void refuse(int fd, const char *why)
 {
+	uint8_t frame[256];
+	struct buf_writer w;
+
+	buf_writer_init(&w, frame, sizeof(frame));
+	wire_begin(&w, 0, KT_BUSY, 0);
+	wire_put_str(&w, WIRE_T_MESSAGE, why);
+	if (wire_end(&w) == 0 && send(fd, frame, w.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return;     /* the peer is gone already: nothing to tell */
+	discard_unread(fd);     /* so that the close does not reset the answer away */
+}
+
+/* Refuses a connection over a limit (answered BUSY, then closed); 0 when admitted. */
+static int admit(struct server *s, int fd, const struct peer *p, struct account **acct)
+{
+	char why[160];
+
 	if (s->nconns >= (size_t)s->lim->max_connections) {
 		log_refusal(s, p->uid, "the daemon has", (unsigned long)s->nconns);
+		snprintf(why, sizeof(why), "keytransd has %zu connections open, its limit "
+			 "(max_connections); try again later", s->nconns);
+		refuse(fd, why);
 		return -1;
 	}
 	*acct = accounts_get(s->accounts, p->uid);
@@ -538,6 +704,9 @@ static int admit(struct server *s, const struct peer *p, struct account **acct)
 		return -1;
 	if ((*acct)->conns >= (unsigned)s->lim->max_connections_per_uid) {
 		log_refusal(s, p->uid, "it has", (*acct)->conns);
+		snprintf(why, sizeof(why), "uid %u has %u connections open, its limit "
+			 "(max_connections_per_uid); close some first", (unsigned)p->uid, (*acct)->conns);
+		refuse(fd, why);
 		accounts_put(s->accounts, *acct);
 		return -1;
 	}
@@ -555,7 +724,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)l;
 	(void)sa;
 	(void)socklen;
-	if (c == NULL || peer_identify(fd, &c->peer) != 0 || admit(s, &c->peer, &acct) != 0) {
+	if (c == NULL || peer_identify(fd, &c->peer) != 0 || admit(s, fd, &c->peer, &acct) != 0) {
 		s->d->stats.refused++;
 		close(fd);
 		free(c);
@@ -824,12 +993,20 @@ void server_drain(struct server *s)
 	s->draining = 1;
 	if (s->listener != NULL)
 		evconnlistener_disable(s->listener);
+	/*
+	 * Every complete request a connection has sent is read and answered
+	 * (SHUTTING_DOWN from now on), so that a request without an answer is one
+	 * that was never read: the client can tell what to send again.
+	 */
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
+		if (c->closing)
+			continue;
 		c->paused = 0;
-		conn_read(c);   /* requests already received are answered SHUTTING_DOWN */
+		bufferevent_enable(c->bev, EV_READ);
+		conn_read(c);
 		if (c->bev != NULL)
-			conn_close_when_done(c);
+			drain_close_if_done(c);
 	}
 	s->drain_timer = evtimer_new(s->d->base, on_drain_timeout, s);
 	if (s->drain_timer != NULL)

@@ -104,7 +104,7 @@ def test_tables_match_the_c_sources():
              "WT_BYTES": keytrans._BYTES, "WT_STR": keytrans._STR, "WT_GROUP": keytrans._GROUP}
     tags = {}
     for entry in c_list("common/wire.h", "WIRE_TAG_LIST(X)"):
-        name, tag, typ, mx = [p.strip() for p in entry.split(",")]
+        name, tag, typ, mx, _where = [p.strip() for p in entry.split(",")]
         tags[int(tag)] = (name, types[typ], int(mx))
     assert tags == keytrans._TAGS, "keytrans.py's field tags differ from common/wire.h"
     ops = {}

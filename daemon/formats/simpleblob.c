@@ -52,19 +52,20 @@ int simpleblob_parse(const uint8_t *blob, size_t len, const uint8_t *n, size_t k
 	struct buf_reader r;
 	int st;
 
+	/* The length first, then the header fields in order (docs/protocol.md, unwrap). */
 	buf_reader_init(&r, blob, len);
 	if (len < SIMPLEBLOB_HDR) {
 		snprintf(why, whylen, "SIMPLEBLOB is %zu bytes, shorter than its 12-byte header", len);
 		return KT_BLOB_LENGTH;
 	}
-	st = parse_header(&r, out, why, whylen);
-	if (st != KT_OK)
-		return st;
-	if (k > RSA_MAX_BYTES || buf_left(&r) != k) {
+	if (k > RSA_MAX_BYTES || len - SIMPLEBLOB_HDR != k) {
 		snprintf(why, whylen, "SIMPLEBLOB is %zu bytes; a %zu-bit key needs exactly %zu",
 			 len, k * 8, SIMPLEBLOB_HDR + k);
 		return KT_BLOB_LENGTH;
 	}
+	st = parse_header(&r, out, why, whylen);
+	if (st != KT_OK)
+		return st;
 	buf_get_bytes_reversed(&r, out->c, k);
 	out->k = k;
 	if (!rsa_below_modulus(out->c, n, k)) {

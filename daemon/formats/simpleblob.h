@@ -26,9 +26,10 @@ struct simpleblob {
 };
 
 /*
- * Checks a blob against the unwrapping key (modulus n, k bytes big-endian):
- * header fields, exact length 12 + k, ciphertext below the modulus. Returns
- * KT_OK or the precise KT_BLOB_* status, with a sentence in why.
+ * Checks a blob against the unwrapping key (modulus n, k bytes big-endian),
+ * in the documented order: exact length 12 + k, header fields, ciphertext
+ * below the modulus. Returns KT_OK or the first failing KT_BLOB_* status,
+ * with a sentence in why.
  */
 int simpleblob_parse(const uint8_t *blob, size_t len, const uint8_t *n, size_t k,
 		     struct simpleblob *out, char *why, size_t whylen);

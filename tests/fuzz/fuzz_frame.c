@@ -18,7 +18,7 @@ static const struct {
 	enum wire_type type;
 	uint16_t max;
 } tag_info[WIRE_T_MAX] = {
-#define TAG_INFO(name, tag, type, max) [tag] = { #name, type, max },
+#define TAG_INFO(name, tag, type, max, dir) [tag] = { #name, type, max },
 	WIRE_TAG_LIST(TAG_INFO)
 #undef TAG_INFO
 };
@@ -203,6 +203,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st == KT_OK && h.len - (WIRE_HDR_LEN - 4) < body_len)
 		body_len = h.len - (WIRE_HDR_LEN - 4);
 	body = fuzz_dup(data + WIRE_HDR_LEN, body_len);
+	why[0] = '\0';
+	/* A request is read more strictly: whatever it accepts, the plain reader accepts too. */
+	if (wire_parse_request(body, body_len, &m, why, sizeof(why)) == 0) {
+		FUZZ_CHECK(wire_parse_fields(body, body_len, &m, why, sizeof(why)) == 0);
+		FUZZ_CHECK(check_groups(body, body_len) == 0);
+	} else {
+		FUZZ_CHECK(why[0] != '\0' && strlen(why) < sizeof(why));
+	}
 	why[0] = '\0';
 	if (wire_parse_fields(body, body_len, &m, why, sizeof(why)) == 0) {
 		size_t groups;

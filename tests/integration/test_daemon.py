@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -194,14 +195,18 @@ def test_sigterm_finishes_in_flight():
 
 
 def test_sigterm_with_backlog():
-    """More requests than the daemon takes at once: each answered correctly or SHUTTING_DOWN."""
+    """200 pipelined unwraps, more than the daemon takes at once (max_inflight 64), all
+    written before SIGTERM: every one is answered exactly once — served (with the right key)
+    or SHUTTING_DOWN — however fast the backlog was being served (docs/protocol.md,
+    "Stopping"). Requests the daemon never read would get no answer; here none is unread."""
     d = Daemon(new_root("backlog"), TOKEN, workers=1)
     lines = [l for l in read_vector_lines("simpleblob.txt") if l[0] == "rsa4096"]
     c = Conn(d.socket)
+    n = 200
     c.send(b"".join(frame("unwrap", field("NAME", "rsa4096") +
                           field("BLOB", bytes.fromhex(lines[i % len(lines)][4])) +
                           u8("PADDING", 0 if lines[i % len(lines)][1] == "pkcs1" else 1), rid=i)
-                    for i in range(150)))
+                    for i in range(n)))
     replies = [c.recv()]
     d.proc.send_signal(signal.SIGTERM)
     while True:
@@ -211,14 +216,61 @@ def test_sigterm_with_backlog():
             break
     ids = [r.id for r in replies]
     assert len(ids) == len(set(ids)), "a request was answered twice"
-    shutting = 0
+    assert sorted(ids) == list(range(n)), "requests without an answer: %s" % \
+        sorted(set(range(n)) - set(ids))[:20]
+    served = 0
     for r in replies:
-        if r.status == 22:
-            shutting += 1
-        else:
-            assert r.status == 0, (r.status, r.message())
+        if r.status == 0:
+            served += 1
             assert r.get("SESSION_KEY") == bytes.fromhex(lines[r.id % len(lines)][3])
-    assert shutting > 0, "expected requests refused while draining"
+        else:
+            assert r.status == 22, (r.status, r.message())
+    print("   %d served, %d SHUTTING_DOWN" % (served, n - served))
+    assert d.proc.wait(30) == 0
+    d.proc = None
+
+
+def test_sigterm_while_the_client_keeps_writing():
+    """A client still writing when the daemon stops: each request the daemon read is
+    answered (served or SHUTTING_DOWN) and the rest were never read — so the answered ids
+    are exactly the first ones sent, with no gap."""
+    d = Daemon(new_root("backlog-writing"), TOKEN, workers=1)
+    c = Conn(d.socket)
+    c.s.setblocking(False)
+    sent, stop = [0], threading.Event()
+
+    def write():
+        pending = b""
+        while not stop.is_set():
+            if not pending:
+                pending = frame("pubkey", field("NAME", "rsa2048"), rid=sent[0])
+                sent[0] += 1
+            try:
+                pending = pending[c.s.send(pending):]
+            except BlockingIOError:
+                time.sleep(0.001)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    w = threading.Thread(target=write)
+    w.start()
+    time.sleep(0.5)
+    d.proc.send_signal(signal.SIGTERM)
+    c.s.setblocking(True)
+    c.s.settimeout(30)
+    replies = []
+    while True:
+        try:
+            replies.append(c.recv())
+        except (EOFError, ConnectionResetError):
+            break
+    stop.set()
+    w.join()
+    ids = sorted(r.id for r in replies)
+    assert ids == list(range(len(ids))), "answers with a gap or twice"
+    assert any(r.status == 22 for r in replies) or len(ids) == sent[0], (len(ids), sent[0])
+    assert all(r.status in (0, 22) for r in replies)
+    print("   %d of %d requests answered before the close" % (len(ids), sent[0]))
     assert d.proc.wait(30) == 0
     d.proc = None
 
@@ -258,6 +310,7 @@ def main():
         run_tests([test_config_check, test_wrong_pin, test_missing_key, test_absent_token,
                    test_bad_module, test_background_mode, test_socket_handling,
                    test_sigterm_finishes_in_flight, test_sigterm_with_backlog,
+                   test_sigterm_while_the_client_keeps_writing,
                    test_sigint_idle, test_fatal_signal_leaves_a_backtrace])
 
 

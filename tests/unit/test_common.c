@@ -15,6 +15,7 @@
 #include "alg.h"
 #include "hex.h"
 #include "plaintextkeyblob.h"
+#include "text.h"
 
 /* docs/formats.md, the session key table. */
 struct alg_row {
@@ -484,6 +485,55 @@ static void test_ptkb_strerror(void **state)
 	assert_string_equal(ptkb_strerror((enum ptkb_error)7), "invalid PLAINTEXTKEYBLOB");
 }
 
+/* ---- text.c: UTF-8 and escaping ---- */
+
+static void test_utf8_valid(void **state)
+{
+	static const struct { const char *s; size_t n; int ok; } cases[] = {
+		{ "", 0, 1 }, { "abc", 3, 1 }, { "\xc3\xa9", 2, 1 }, { "\xe2\x82\xac", 3, 1 },
+		{ "\xf0\x9f\x94\x91", 4, 1 }, { "\xf4\x8f\xbf\xbf", 4, 1 }, { "\x7f", 1, 1 },
+		{ "\x80", 1, 0 }, { "\xc0\xaf", 2, 0 }, { "\xc1\xbf", 2, 0 }, { "\xe0\x80\xaf", 3, 0 },
+		{ "\xed\xa0\x80", 3, 0 }, { "\xed\xbf\xbf", 3, 0 }, { "\xf0\x80\x80\xaf", 4, 0 },
+		{ "\xf4\x90\x80\x80", 4, 0 }, { "\xf5\x80\x80\x80", 4, 0 }, { "\xff", 1, 0 },
+		{ "\xc3", 1, 0 }, { "\xe2\x82", 2, 0 }, { "a\xc3(", 3, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (utf8_valid((const uint8_t *)cases[i].s, cases[i].n) != cases[i].ok)
+			fail_msg("case %zu: expected %d", i, cases[i].ok);
+}
+
+static void test_text_escape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(text_escape(out, sizeof(out), "key", 3), "key");
+	assert_string_equal(text_escape(out, sizeof(out), "a\nb\x1b[0m", 7), "a\\x0ab\\x1b[0m");
+	assert_string_equal(text_escape(out, sizeof(out), "\xff\xfe", 2), "\\xff\\xfe");
+	assert_string_equal(text_escape(out, sizeof(out), "back\\slash", 10), "back\\x5cslash");
+	assert_string_equal(text_escape(out, sizeof(out), "cl\xc3\xa9\x7f", 5), "cl\xc3\xa9\\x7f");
+	assert_int_equal(utf8_valid((const uint8_t *)out, strlen(out)), 1);
+	/* Cut at a character boundary: never half an escape or half a UTF-8 sequence. */
+	assert_string_equal(text_escape(out, 5, "ab\ncd", 5), "ab");
+	assert_string_equal(text_escape(out, 4, "a\xc3\xa9" "b", 4), "a\xc3\xa9");
+	assert_string_equal(text_escape(out, 3, "a\xc3\xa9" "b", 4), "a");
+	assert_string_equal(text_escape(out, 1, "abc", 3), "");
+	/* Random bytes always come out as valid UTF-8 with nothing below 0x20. */
+	for (int round = 0; round < 2000; round++) {
+		uint8_t in[24];
+		char big[4 * sizeof(in) + 1];
+
+		for (size_t i = 0; i < sizeof(in); i++)
+			in[i] = (uint8_t)rand();
+		text_escape(big, sizeof(big), in, sizeof(in));
+		assert_int_equal(utf8_valid((const uint8_t *)big, strlen(big)), 1);
+		for (size_t i = 0; big[i]; i++)
+			assert_true((uint8_t)big[i] >= 0x20 && big[i] != 0x7f);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +549,8 @@ int main(void)
 		cmocka_unit_test(test_ptkb_errors),
 		cmocka_unit_test(test_ptkb_truncated),
 		cmocka_unit_test(test_ptkb_strerror),
+		cmocka_unit_test(test_utf8_valid),
+		cmocka_unit_test(test_text_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,7 +81,7 @@ struct tag_def {
 };
 
 static const struct tag_def tag_defs[] = {
-#define TAG_DEF(name, tag, type, max) { #name, tag, type, max },
+#define TAG_DEF(name, tag, type, max, dir) { #name, tag, type, max },
 	WIRE_TAG_LIST(TAG_DEF)
 #undef TAG_DEF
 };
@@ -624,6 +624,81 @@ static void test_parse_nul_in_string(void **state)
 	assert_string_equal(s, "\x01\xff\n");
 }
 
+/* A request is read more strictly than a group inside an answer. */
+static void assert_request_refused(const uint8_t *body, size_t len, const char *want)
+{
+	struct wire_fields m;
+	char why[256];
+
+	strcpy(why, "(unset)");
+	assert_int_equal(wire_parse_request(body, len, &m, why, sizeof(why)), -1);
+	assert_string_equal(why, want);
+}
+
+/* The tags a request may carry, as docs/protocol.md's "in" column says (request or both). */
+static int request_tag(unsigned tag)
+{
+	static const unsigned req[] = {
+		WIRE_T_NAME, WIRE_T_BLOB, WIRE_T_PADDING, WIRE_T_ALG_ID, WIRE_T_SESSION_KEY,
+		WIRE_T_PUBLIC_KEY, WIRE_T_FORMAT, WIRE_T_KEY_BITS, WIRE_T_RANDOM, WIRE_T_AES_KEY,
+		WIRE_T_STATUS_SEQ, WIRE_T_COMMAND_SEQ, WIRE_T_SIGNATURE, WIRE_T_BITS, WIRE_T_EXPONENT,
+		WIRE_T_FLAGS, WIRE_T_PRIVATE_KEY,
+	};
+
+	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+		if (req[i] == tag)
+			return 1;
+	return 0;
+}
+
+static void test_request_rules(void **state)
+{
+	uint8_t body[256];
+	struct wire_fields m;
+	char why[256] = "", want[80];
+	size_t len;
+
+	(void)state;
+	/* Strings must be UTF-8: no stray, overlong, surrogate or too-large sequences. */
+	assert_request_refused(body, field(body, WIRE_T_NAME, 2, "\xff\xfe"), "field NAME is not valid UTF-8");
+	assert_request_refused(body, field(body, WIRE_T_NAME, 2, "\xc0\x80"), "field NAME is not valid UTF-8");
+	assert_request_refused(body, field(body, WIRE_T_NAME, 3, "\xed\xa0\x80"),
+			       "field NAME is not valid UTF-8");
+	assert_request_refused(body, field(body, WIRE_T_NAME, 4, "\xf4\x90\x80\x80"),
+			       "field NAME is not valid UTF-8");
+	assert_request_refused(body, field(body, WIRE_T_NAME, 2, "a\xc3"), "field NAME is not valid UTF-8");
+	assert_int_equal(wire_parse_request(body, field(body, WIRE_T_NAME, 7, "k\xc3\xa9y\xe2\x82\xac"),
+					    &m, why, sizeof(why)), 0);
+	/* Reserved FLAGS bits. */
+	assert_request_refused(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x02"),
+			       "field FLAGS sets reserved bits (0x00000002)");
+	assert_request_refused(body, field(body, WIRE_T_FLAGS, 4, "\x80\0\0\x01"),
+			       "field FLAGS sets reserved bits (0x80000000)");
+	assert_int_equal(wire_parse_request(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x01"), &m, why,
+					    sizeof(why)), 0);
+	/* Answer-only tags are refused; every request tag is refused when repeated. */
+	for (size_t i = 0; i < NTAGS; i++) {
+		const struct tag_def *t = &tag_defs[i];
+		unsigned n = t->type == WT_U8 ? 1 : t->type == WT_U32 ? 4 : t->type == WT_U64 ? 8 : 1;
+		const char *v1 = t->tag == WIRE_T_FLAGS ? "\0\0\0\0" : "AAAAAAAA";
+		const char *v2 = t->tag == WIRE_T_FLAGS ? "\0\0\0\0" : "BBBBBBBB";
+
+		len = field(body, (uint16_t)t->tag, (uint16_t)n, v1);
+		if (!request_tag(t->tag)) {
+			snprintf(want, sizeof(want), "field %s is only sent in answers", t->name);
+			assert_request_refused(body, len, want);
+			continue;
+		}
+		if (wire_parse_request(body, len, &m, why, sizeof(why)) != 0)
+			fail_msg("%s refused: %s", t->name, why);
+		len += field(body + len, (uint16_t)t->tag, (uint16_t)n, v2);
+		snprintf(want, sizeof(want), "field %s given twice", t->name);
+		assert_request_refused(body, len, want);
+	}
+	/* Unknown tags stay refused, as in groups. */
+	assert_request_refused(body, field(body, 44, 1, "x"), "unknown field tag 44");
+}
+
 /* A short why buffer gets a truncated, still terminated message. */
 static void test_parse_short_why(void **state)
 {
@@ -971,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_parse_lengths),
 		cmocka_unit_test(test_parse_nul_in_string),
 		cmocka_unit_test(test_parse_short_why),
+		cmocka_unit_test(test_request_rules),
 		cmocka_unit_test(test_get_str_capacity),
 		cmocka_unit_test(test_writer_overflow),
 		cmocka_unit_test(test_status_names),
