@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,22 @@ static void frame_view(const uint8_t *p, size_t n, struct frame *f)
 	f->body_len = n - WIRE_HDR_LEN;
 }
 
+/*
+ * An answer to no request (op 0): the daemon refused the connection (BUSY
+ * over a connection limit) or the stream (BAD_FRAME), and closes it. Every
+ * call pending fails with that status and the daemon's message.
+ */
+static int connection_refused(kt_conn *c, const struct frame *f)
+{
+	struct wire_fields m;
+	char why[128], msg[KT_ERRMSG_MAX] = "";
+
+	if (wire_parse_answer(f->body, f->body_len, &m, why, sizeof(why)) != 0 ||
+	    wire_get_str(&m, WIRE_T_MESSAGE, msg, sizeof(msg)) != 0)
+		snprintf(msg, sizeof(msg), "%s", wire_status_text(f->h.status));
+	return conn_fatal(c, f->h.status, "keytransd: %s", msg);
+}
+
 static int process_frame(kt_conn *c, const uint8_t *p, size_t n)
 {
 	struct frame f;
@@ -41,6 +58,8 @@ static int process_frame(kt_conn *c, const uint8_t *p, size_t n)
 	if (f.h.version != WIRE_VERSION)
 		return conn_fatal(c, KT_ERR_PROTOCOL, "response has protocol version %u, expected %u",
 				  f.h.version, WIRE_VERSION);
+	if (f.h.op == 0 && f.h.status != KT_OK)
+		return connection_refused(c, &f);
 	e = pending_find(c, f.h.id);
 	if (e == NULL || e->state == PEND_DONE)
 		return conn_fatal(c, KT_ERR_PROTOCOL, "response (%s, status %s) to unknown request id %lu",

@@ -82,18 +82,41 @@ static int read_some(kt_conn *c)
 	return conn_fatal_errno(c, "receive", errno);
 }
 
+/*
+ * After a failed send: what the daemon wrote before it closed may say why
+ * (a BUSY answer to a connection over its limits). Processing it fails the
+ * connection with that status; KT_OK when there was no such answer.
+ */
+static int salvage(kt_conn *c)
+{
+	for (;;) {
+		ssize_t r;
+
+		compact(c);
+		if (c->rx_len == WIRE_FRAME_MAX)
+			break;
+		r = recv(c->fd, c->rx + c->rx_len, WIRE_FRAME_MAX - c->rx_len, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		c->rx_len += (size_t)r;
+	}
+	return conn_drain(c);
+}
+
 /* One send(); *sent advances. EAGAIN is not an error: poll again. */
 static int write_some(kt_conn *c, const uint8_t *p, size_t n, size_t *sent)
 {
 	ssize_t r = send(c->fd, p + *sent, n - *sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+	int err = errno, st;
 
 	if (r >= 0) {
 		*sent += (size_t)r;
 		return KT_OK;
 	}
-	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+	if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)
 		return KT_OK;
-	return conn_fatal_errno(c, "send", errno);
+	st = salvage(c);
+	return st != KT_OK ? st : conn_fatal_errno(c, "send", err);
 }
 
 static int read_and_drain(kt_conn *c)

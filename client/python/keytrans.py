@@ -1275,7 +1275,21 @@ class Connection:
                 except (BlockingIOError, InterruptedError):
                     pass
                 except OSError as e:
+                    self._salvage()
                     raise self._fatal(ERR_IO, "send: %s" % e.strerror)
+
+    def _salvage(self):
+        """After a failed send: what the daemon wrote before it closed may say why (a BUSY
+        answer to a connection over its limits); processing it raises that."""
+        try:
+            while True:
+                chunk = self._sock.recv(_FRAME_MAX, socket.MSG_DONTWAIT)
+                if not chunk:
+                    break
+                self._rx += chunk
+        except OSError:
+            pass
+        self._drain()
 
     def _read_some(self):
         try:
@@ -1324,6 +1338,14 @@ class Connection:
         if version != _VERSION:
             raise self._fatal(ERR_PROTOCOL, "response has protocol version %d, expected %d"
                               % (version, _VERSION))
+        if op == 0 and status != OK:
+            # An answer to no request: the daemon refused the connection (BUSY over a
+            # connection limit) or the stream (BAD_FRAME), and closes it.
+            try:
+                msg = _parse_fields(raw[12:]).get(_T["MESSAGE"])
+            except _WireError:
+                msg = None
+            raise self._fatal(status, "keytransd: %s" % (_text(msg) if msg else status_text(status)))
         e = self._pending.get(rid)
         if e is None or e.state == _DONE:
             raise self._fatal(ERR_PROTOCOL, "response (%s, status %s) to unknown request id %d"

@@ -299,8 +299,16 @@ def test_refused_connections_counted():
     assert busy[4:12] == bytes([1, 0, 0, 20, 0, 0, 0, 0]) and b"max_connections_per_uid" in busy, busy
     assert over.recv(1) == b""
     over.close()
+    # Both clients report the daemon's reason, not a protocol error.
+    try:
+        keytrans.connect(D.socket).info()
+        raise AssertionError("a connection over the limit was served")
+    except keytrans.KeytransError as e:
+        assert e.code == keytrans.BUSY and "max_connections_per_uid" in e.message, (e.code, e.message)
+    r = kt("info")
+    assert r.returncode != 0 and b"max_connections_per_uid" in r.stderr, (r.returncode, r.stderr)
     after = PY.stats()
-    assert after.refused == s.refused + 1 and after.accepted == s.accepted + len(extra)
+    assert after.refused == s.refused + 3 and after.accepted == s.accepted + len(extra)
     for c in extra:
         c.close()
 
