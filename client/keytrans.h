@@ -137,6 +137,17 @@ struct kt_stats {
 	struct kt_hsm hsms[KT_HSMS_MAX];
 };
 
+/*
+ * The daemon's cache of decoded recipient keys (wrap and copp-sign to a
+ * PUBLIC_KEY): kt_stats_recipients reads it from the same answer as the rest.
+ */
+struct kt_recipient_stats {
+	int present;                        /* 0: the daemon does not send these (then all 0) */
+	uint64_t hits;                      /* requests whose key was found already decoded */
+	uint64_t misses;                    /* requests whose key was decoded (cache full, off, or new) */
+	uint32_t entries;                   /* keys in the cache now */
+};
+
 struct kt_key {
 	char name[65];
 	char label[257];        /* "" when the key has none */
@@ -195,6 +206,8 @@ struct kt_copp {
 int kt_info(kt_conn *c, struct kt_info *out);
 /* The daemon's counters, pools and HSMs (anyone who may call kt_info may call it). */
 int kt_stats(kt_conn *c, struct kt_stats *out);
+/* The same, and the recipient cache's counters from that answer (since libkeytrans 0.2). */
+int kt_stats_recipients(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec);
 /* *keys is freed with kt_free (NULL when *n is 0). */
 int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n);
 /* *out is freed with kt_free; a NUL follows the len bytes (handy for PEM). */

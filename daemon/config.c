@@ -61,6 +61,7 @@ static const struct {
 	{ "job_memory_per_uid", offsetof(struct limits, job_memory_per_uid), 16, 1 << 20, 1024 },
 	{ "hsm_call_timeout", offsetof(struct limits, hsm_call_timeout), 1, 3600, 10 },
 	{ "hsm_retry_max", offsetof(struct limits, hsm_retry_max), 1, 3600, 4 },
+	{ "recipient_cache", offsetof(struct limits, recipient_cache), 0, 65536, 1024 },
 };
 #define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
 

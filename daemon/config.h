@@ -71,6 +71,7 @@ struct limits {
 	long job_memory_per_uid;        /* KiB of it one uid may hold */
 	long hsm_call_timeout;          /* s: a longer PKCS#11 call takes its HSM out of service */
 	long hsm_retry_max;             /* s: longest wait between two attempts to bring an HSM back */
+	long recipient_cache;           /* PUBLIC_KEYs kept decoded (recipients.h); 0: none */
 };
 
 struct config {

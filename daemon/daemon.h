@@ -15,6 +15,7 @@
 #include "job.h"
 #include "keytab.h"
 #include "log.h"
+#include "recipients.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -36,6 +37,7 @@ struct daemon {
 	struct replyq replies;
 	struct pool hsm_pool;           /* private-key work: one HSM call per job */
 	struct pool pub_pool;           /* public-key work: wrap, copp-sign */
+	struct recipients recipients;   /* PUBLIC_KEYs decoded, shared by pub_pool's workers */
 	struct jobpool jobs;            /* loop thread only */
 	struct accounts accounts;       /* per-uid use, loop thread only */
 	struct stats stats;             /* answers and connections, loop thread only */

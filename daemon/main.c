@@ -312,6 +312,12 @@ static int start(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start worker threads");
 		return 1;
 	}
+	/* recipient cache (issue 11): one ready context per public worker and padding */
+	if (recipients_init(&d->recipients, (size_t)d->conf.limits.recipient_cache,
+			    d->pub_pool.nworkers) != 0) {
+		snprintf(err, errlen, "cannot set up the recipient cache");
+		return 1;
+	}
 	return server_start(d, &d->server, err, errlen) == 0 ? 0 : 1;
 }
 
@@ -321,6 +327,7 @@ static void stop(struct daemon *d)
 	backends_stop(&d->hsms);
 	pool_stop(&d->hsm_pool);
 	pool_stop(&d->pub_pool);
+	recipients_free(&d->recipients);        /* recipient cache (issue 11): no worker holds one now */
 	if (d->server != NULL) {
 		server_flush_replies(d->server);
 		server_free(d->server);

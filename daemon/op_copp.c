@@ -74,28 +74,20 @@ static int fill_params(struct job *j, struct worker *w, struct copp_params *p)
 static void sign_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	uint8_t sig[COPP_SIG_LEN];
+	struct recipient_use to;
 	struct copp_params p;
-	EVP_PKEY *pub;
-	int owned;
 
-	pub = req_recipient(j, &owned);
-	if (pub == NULL)
+	if (req_recipient(j, d, w, RSA_PAD_PKCS1, &to) != 0)
 		return;
-	(void)d;
 	if (fill_params(j, w, &p) == 0) {
-		if (j->key != NULL)
-			j->status = copp_sign_with(worker_enc_ctx(w, j->key, RSA_PAD_PKCS1), j->key->k, &p,
-						   sig, j->msg, sizeof(j->msg));
-		else
-			j->status = copp_sign(pub, &p, sig, j->msg, sizeof(j->msg));
+		j->status = copp_sign_with(to.enc, to.k, &p, sig, j->msg, sizeof(j->msg));
 		if (j->status == KT_OK) {
 			wire_put_bytes(&j->reply, WIRE_T_SIGNATURE, sig, sizeof(sig));
 			put_params(j, &p);
 		}
 	}
 	OPENSSL_cleanse(&p, sizeof(p));
-	if (owned)
-		EVP_PKEY_free(pub);
+	req_recipient_done(d, &to);
 }
 
 static int ciphertext(struct job *j, uint8_t c[COPP_SIG_LEN])

@@ -14,6 +14,7 @@
 #include "job.h"
 #include "metrics.h"
 #include "ops.h"
+#include "recipients.h"
 #include "server.h"
 #include "wire.h"
 
@@ -50,6 +51,17 @@ static void put_pool(struct job *j, struct daemon *d, struct pool *p)
 	wire_group_end(&j->reply, at);
 }
 
+/* The cache of decoded PUBLIC_KEYs (recipients.h), kept by the public workers. */
+static void put_recipients(struct job *j, struct daemon *d)
+{
+	struct recipient_stats r;
+
+	recipients_stats(&d->recipients, &r);
+	wire_put_u64(&j->reply, WIRE_T_RECIPIENT_HITS, r.hits);
+	wire_put_u64(&j->reply, WIRE_T_RECIPIENT_MISSES, r.misses);
+	wire_put_u32(&j->reply, WIRE_T_RECIPIENTS, r.entries);
+}
+
 static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	struct timespec now;
@@ -68,6 +80,7 @@ static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 	put_ops(j, &d->stats, acl_allows(&j->gen->conf.admin, j->peer, d->uid));
 	put_pool(j, d, &d->hsm_pool);
 	put_pool(j, d, &d->pub_pool);
+	put_recipients(j, d);
 	put_hsm_entries(j, d);
 }
 

@@ -78,14 +78,11 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 	uint8_t gen[ALG_KEY_MAX], blob[SIMPLEBLOB_MAX];
 	const uint8_t *key = given->p;
 	size_t len = given->len, blob_len;
+	struct recipient_use to;
 	enum rsa_padding pad;
-	EVP_PKEY *pub;
-	int owned;
 
-	(void)d;
 	req_padding(j, &pad);
-	pub = req_recipient(j, &owned);
-	if (pub == NULL)
+	if (req_recipient(j, d, w, pad, &to) != 0)
 		return;
 	if (!given->present) {
 		generated_len(j, a, &len);
@@ -94,12 +91,8 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 			goto done;
 		key = gen;
 	}
-	if (j->key != NULL)
-		j->status = simpleblob_wrap_with(worker_enc_ctx(w, j->key, pad), j->key->k, a, key, len,
-						 pad, blob, &blob_len, j->msg, sizeof(j->msg));
-	else
-		j->status = simpleblob_wrap(pub, a, key, len, pad, blob, &blob_len, j->msg,
-					    sizeof(j->msg));
+	j->status = simpleblob_wrap_with(to.enc, to.k, a, key, len, pad, blob, &blob_len, j->msg,
+					 sizeof(j->msg));
 	if (j->status != KT_OK)
 		goto done;
 	if (job_reply_room(j, 3 * WIRE_FIELD_HDR_LEN + 4 + blob_len + len, REPLY_SECRET) != 0) {
@@ -112,8 +105,7 @@ static void wrap_run(struct job *j, struct daemon *d, struct worker *w)
 		wire_put_bytes(&j->reply, WIRE_T_SESSION_KEY, gen, len);
 done:
 	OPENSSL_cleanse(gen, sizeof(gen));
-	if (owned)
-		EVP_PKEY_free(pub);
+	req_recipient_done(d, &to);
 }
 
 const struct op_def op_wrap = { WIRE_OP_WRAP, OP_PUBLIC, wrap_check, wrap_run };

@@ -9,10 +9,10 @@
 #include "daemon.h"
 #include "gen.h"
 #include "job.h"
-#include "keyfile.h"
 #include "keytab.h"
 #include "log.h"
 #include "peer.h"
+#include "recipients.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -248,22 +248,33 @@ uint32_t req_flags(const struct job *j)
 	return flags;
 }
 
-EVP_PKEY *req_recipient(struct job *j, int *owned)
+int req_recipient(struct job *j, struct daemon *d, struct worker *w, enum rsa_padding pad,
+		  struct recipient_use *u)
 {
 	const struct wire_field *f = &j->req.f[WIRE_T_PUBLIC_KEY];
-	EVP_PKEY *pub = NULL;
 	int st;
 
-	*owned = 0;
-	if (j->key != NULL)
-		return j->key->pub;
-	st = keyfile_parse(f->p, f->len, &pub, j->msg, sizeof(j->msg));
+	u->given = NULL;
+	if (j->key != NULL) {
+		u->enc = worker_enc_ctx(w, j->key, pad);
+		u->k = j->key->k;
+		return 0;
+	}
+	st = recipients_get(&d->recipients, f->p, f->len, &u->given, j->msg, sizeof(j->msg));
 	if (st != KT_OK) {
 		j->status = st;
-		return NULL;
+		return -1;
 	}
-	*owned = 1;
-	return pub;
+	u->enc = recipient_enc_ctx(u->given, w->index, pad);
+	u->k = u->given->k;
+	return 0;
+}
+
+void req_recipient_done(struct daemon *d, struct recipient_use *u)
+{
+	if (u->given != NULL)
+		recipients_put(&d->recipients, u->given);
+	u->given = NULL;
 }
 
 int req_bytes(struct job *j, unsigned tag, size_t len, int required)

@@ -71,8 +71,20 @@ void ops_audit_denied(struct job *j, struct daemon *d, const char *what);
 void ops_audit_flush(struct daemon *d);
 /* DENIED (audited) unless the peer may see explicit decryption failures of j->key; 0 or -1. */
 int req_explicit_failures(struct job *j, struct daemon *d, int oaep);
-/* The recipient key: the HSM key's public half (borrowed) or parsed from the request (owned). */
-EVP_PKEY *req_recipient(struct job *j, int *owned);
+/* Worker side, wrap and copp-sign: the recipient, ready to encrypt to. */
+struct recipient_use {
+	EVP_PKEY_CTX *enc;              /* this worker's context for the padding */
+	size_t k;                       /* modulus bytes */
+	struct recipient *given;        /* PUBLIC_KEY's decoded key (recipients.h), or NULL */
+};
+/*
+ * The HSM key's public half, or the PUBLIC_KEY decoded (or found again in
+ * the daemon's cache of them). 0, or -1 with the job failed; a 0 is to be
+ * followed by req_recipient_done.
+ */
+int req_recipient(struct job *j, struct daemon *d, struct worker *w, enum rsa_padding pad,
+		  struct recipient_use *u);
+void req_recipient_done(struct daemon *d, struct recipient_use *u);
 int req_bytes(struct job *j, unsigned tag, size_t len, int required);
 /* check for info, keys and stats: the request may carry no field at all. */
 void req_no_fields(struct job *j, struct daemon *d);

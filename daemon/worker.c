@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -134,6 +135,15 @@ static int expired(const struct job *j, long timeout_s)
 	       (now.tv_sec - j->queued.tv_sec == timeout_s && now.tv_nsec > j->queued.tv_nsec);
 }
 
+/* "kt-hsm-0", "kt-public-1": top(1), perf and scripts/bench tell the threads apart. */
+static void name_thread(pthread_t t, const char *pool, int i)
+{
+	char name[16];      /* the kernel's limit, NUL included */
+
+	snprintf(name, sizeof(name), "kt-%.6s-%d", pool, i % 1000);
+	pthread_setname_np(t, name);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -147,6 +157,8 @@ static void *worker_main(void *arg)
 		replyq_push(w->pool->replies, j);
 	}
 	worker_cleanup(w);
+	free(w->sess);  /* the sessions themselves end with their HSM's C_Finalize */
+	w->sess = NULL;
 	return NULL;
 }
 
@@ -195,6 +207,8 @@ int pool_start(struct pool *p, const char *name, int n, size_t max_depth, struct
 				rc = pthread_create(&w->tid, &attr, worker_main, w);
 			pthread_attr_destroy(&attr);
 		}
+		if (rc == 0)
+			name_thread(w->tid, name, i);
 		if (rc != 0) {
 			log_err(&d->log, "%s pool: cannot start worker %d", name, i);
 			if (w->stack != NULL)

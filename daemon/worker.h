@@ -45,6 +45,7 @@ struct worker {
 	pthread_t tid;
 	void *stack;                    /* locked, not dumped */
 	EVP_PKEY_CTX **ctx;             /* per key and padding: encryption contexts, made on first use */
+	struct backend_session *sess;   /* per HSM: this worker's own session (backend.c) */
 	size_t nctx;
 	unsigned long ctx_keyset;       /* the key list they were made for (struct gen) */
 	_Atomic int64_t call_since_us;  /* a PKCS#11 call in progress since (0: none) ... */

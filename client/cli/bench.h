@@ -12,12 +12,23 @@ enum bench_op { B_UNWRAP, B_UNWRAP_OAEP, B_WRAP, B_WRAP_GENERATE, B_COPP_SIGN, B
 
 #define BENCH_CASES 64          /* distinct prepared requests, used round robin */
 
+#define BENCH_RECIPIENTS_MAX 100000
+
+/* --distinct-recipients: forms of --to's key, each another recipient to the daemon. */
+struct bench_recipients {
+	uint8_t **p;
+	size_t *len;
+	size_t n;
+};
+
 struct bench_cfg {
 	enum bench_op op;
 	const char *key;            /* --key NAME: an HSM key */
 	const uint8_t *to_pub;      /* --to KEYFILE: a public key (wrap, copp-sign) */
 	size_t to_pub_len;
+	const struct bench_recipients *variants;   /* or, cycled through, these (NULL: none) */
 	uint32_t alg_id;            /* --alg, default CALG_AES_128 */
+	int strict;                 /* --strict: unwrap and copp-open with KT_STRICT */
 	unsigned conns, depth;
 	double duration;            /* seconds, when requests == 0 */
 	uint64_t requests;
@@ -46,6 +57,14 @@ void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 /* 0 when the answer to request seq is right, else -1 with a reason. */
 int bench_check(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
 		const struct kt_item *it, char *why, size_t whylen);
+
+/*
+ * n recipients like file (PUBLICKEYBLOB, PEM or DER key or certificate) but
+ * each with another modulus of the same length. 0, or -1 when file's modulus
+ * cannot be found.
+ */
+int bench_recipients_make(const uint8_t *file, size_t len, size_t n, struct bench_recipients *r);
+void bench_recipients_free(struct bench_recipients *r);
 
 /* Latency statistics over all samples (microseconds). */
 struct bench_stats {

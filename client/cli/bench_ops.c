@@ -40,12 +40,17 @@ static int padding_of(const struct bench_cfg *cfg)
 	return cfg->op == B_UNWRAP_OAEP ? KT_PAD_OAEP : KT_PAD_PKCS1;
 }
 
-static void set_recipient(const struct bench_cfg *cfg, const char **to_key, const uint8_t **to_pub,
-			  size_t *to_pub_len)
+/* The recipient of request seq: the HSM key, the --to file, or one of its variants in turn. */
+static void set_recipient(const struct bench_cfg *cfg, uint64_t seq, const char **to_key,
+			  const uint8_t **to_pub, size_t *to_pub_len)
 {
 	*to_key = cfg->to_pub ? NULL : cfg->key;
 	*to_pub = cfg->to_pub;
 	*to_pub_len = cfg->to_pub_len;
+	if (cfg->variants != NULL) {
+		*to_pub = cfg->variants->p[seq % cfg->variants->n];
+		*to_pub_len = cfg->variants->len[seq % cfg->variants->n];
+	}
 }
 
 /* Wraps the prepared keys under the bench key: the blobs the unwrap bench sends. */
@@ -90,7 +95,7 @@ static int prepare_modulus(kt_conn *c, const struct bench_cfg *cfg, struct bench
 
 	/* One wrap tells the blob length, whatever form the recipient takes. */
 	it.in.wrap.alg_id = cfg->alg_id;
-	set_recipient(cfg, &it.in.wrap.to_key, &it.in.wrap.to_pub, &it.in.wrap.to_pub_len);
+	set_recipient(cfg, 0, &it.in.wrap.to_key, &it.in.wrap.to_pub, &it.in.wrap.to_pub_len);
 	it.in.wrap.key = fx->keys[0].key;
 	it.in.wrap.key_len = fx->keys[0].len;
 	st = kt_wrap(c, &it.in.wrap, w);
@@ -156,13 +161,14 @@ void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 		it->in.unwrap.name = cfg->key;
 		it->in.unwrap.blob = fx->blobs[i];
 		it->in.unwrap.blob_len = fx->blob_len[i];
-		it->in.unwrap.padding = padding_of(cfg);
+		it->in.unwrap.padding = padding_of(cfg) | (cfg->strict ? KT_STRICT : 0);
 		break;
 	case B_WRAP:
 	case B_WRAP_GENERATE:
 		it->op = KT_OP_WRAP;
 		it->in.wrap.alg_id = cfg->alg_id;
-		set_recipient(cfg, &it->in.wrap.to_key, &it->in.wrap.to_pub, &it->in.wrap.to_pub_len);
+		set_recipient(cfg, seq, &it->in.wrap.to_key, &it->in.wrap.to_pub,
+			      &it->in.wrap.to_pub_len);
 		if (cfg->op == B_WRAP) {
 			it->in.wrap.key = fx->keys[i].key;
 			it->in.wrap.key_len = fx->keys[i].len;
@@ -170,7 +176,7 @@ void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 		break;
 	case B_COPP_SIGN:
 		it->op = KT_OP_COPP_SIGN;
-		set_recipient(cfg, &it->in.copp_sign.to_key, &it->in.copp_sign.to_pub,
+		set_recipient(cfg, seq, &it->in.copp_sign.to_key, &it->in.copp_sign.to_pub,
 			      &it->in.copp_sign.to_pub_len);
 		memcpy(it->in.copp_sign.random, fx->keys[i].key, sizeof(it->in.copp_sign.random));
 		break;
@@ -179,6 +185,7 @@ void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 		it->in.copp_open.name = cfg->key;
 		it->in.copp_open.sig = fx->copp[i].signature;
 		it->in.copp_open.expect_random = fx->copp[i].random;
+		it->in.copp_open.flags = cfg->strict ? KT_STRICT : 0;
 		break;
 	case B_PUBKEY:
 	case B_OPS:

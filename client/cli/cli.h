@@ -125,7 +125,7 @@ void hsms_text(const struct kt_hsm *hsms, size_t n);
 void hsms_json(struct json *j, const struct kt_hsm *hsms, size_t n);
 
 /* prometheus.c: the stats in the Prometheus text exposition format (version 0.0.4). */
-void prometheus_write(FILE *f, const struct kt_stats *s);
+void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r);
 
 /* The commands: argc/argv are the arguments after the command name. */
 int cmd_info(struct cli *cli, int argc, char **argv);

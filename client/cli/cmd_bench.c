@@ -277,8 +277,11 @@ static void report(const struct cli *cli, const struct bench_cfg *cfg, const str
 	struct json j;
 
 	if (!cli->json) {
-		printf("%s: %u connections x %u in flight, %.1f s\n", bench_op_name(cfg->op), cfg->conns,
+		printf("%s: %u connections x %u in flight, %.1f s", bench_op_name(cfg->op), cfg->conns,
 		       cfg->depth, t->seconds);
+		if (cfg->variants != NULL)
+			printf(", %zu distinct recipients", cfg->variants->n);
+		putchar('\n');
 		printf("requests %llu, errors %llu, %.0f ops/s\n", (unsigned long long)t->requests,
 		       (unsigned long long)t->errors, ops);
 		printf("latency us: p50 %u, p90 %u, p99 %u, max %u\n", t->lat.p50, t->lat.p90,
@@ -292,6 +295,8 @@ static void report(const struct cli *cli, const struct bench_cfg *cfg, const str
 	json_str(&j, "op", bench_op_name(cfg->op));
 	json_u64(&j, "connections", cfg->conns);
 	json_u64(&j, "pipeline", cfg->depth);
+	if (cfg->variants != NULL)
+		json_u64(&j, "distinct_recipients", cfg->variants->n);
 	json_u64(&j, "requests", t->requests);
 	json_u64(&j, "errors", t->errors);
 	json_f64(&j, "ops_per_s", ops);
@@ -331,11 +336,32 @@ static int parse_seconds(const struct cli *cli, const char *text, double *out)
 }
 
 struct bench_args {
-	const char *op, *key, *to, *alg, *conns, *depth, *duration, *requests;
+	const char *op, *key, *to, *alg, *conns, *depth, *duration, *requests, *distinct;
+	int strict;
 };
 
+/* --distinct-recipients N: N variants of the --to file, made before the clock starts. */
+static int make_variants(const struct cli *cli, const struct bench_args *a, struct bench_cfg *cfg,
+			 struct bench_recipients *variants)
+{
+	uint64_t n;
+	int st;
+
+	if (a->distinct == NULL)
+		return EXIT_DONE;
+	if (a->to == NULL)
+		return cli_usage(cli, "--distinct-recipients needs --to KEYFILE");
+	st = parse_count(cli, "--distinct-recipients", a->distinct, BENCH_RECIPIENTS_MAX, &n);
+	if (st != EXIT_DONE)
+		return st;
+	if (bench_recipients_make(cfg->to_pub, cfg->to_pub_len, (size_t)n, variants) != 0)
+		return cli_usage(cli, "--distinct-recipients: no RSA modulus found in %s", a->to);
+	cfg->variants = variants;
+	return EXIT_DONE;
+}
+
 static int configure(const struct cli *cli, const struct bench_args *a, struct bench_cfg *cfg,
-		     struct keyref *key, uint8_t **pub)
+		     struct keyref *key, uint8_t **pub, struct bench_recipients *variants)
 {
 	uint64_t v = 0;
 	int st = EXIT_DONE;
@@ -372,6 +398,9 @@ static int configure(const struct cli *cli, const struct bench_args *a, struct b
 		cfg->requests = v;
 	if (st == EXIT_DONE && a->duration && a->requests)
 		st = cli_usage(cli, "give --duration or --requests, not both");
+	if (st == EXIT_DONE)
+		st = make_variants(cli, a, cfg, variants);
+	cfg->strict = a->strict;
 	return st;
 }
 
@@ -383,8 +412,11 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		{ "--to", NULL, &a.to, NULL }, { "--alg", NULL, &a.alg, NULL },
 		{ "--connections", "-c", &a.conns, NULL }, { "--pipeline", "-P", &a.depth, NULL },
 		{ "--duration", "-d", &a.duration, NULL }, { "--requests", "-n", &a.requests, NULL },
+		{ "--distinct-recipients", NULL, &a.distinct, NULL },
+		{ "--strict", NULL, NULL, &a.strict },
 		{ NULL, NULL, NULL, NULL },
 	};
+	struct bench_recipients variants = { 0 };
 	struct bench_fixture *fx = calloc(1, sizeof(*fx));
 	struct bench_cfg cfg = { 0 };
 	struct keyref key;
@@ -397,7 +429,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 	if (fx == NULL)
 		st = cli_fail(cli, KT_ERR_NOMEM, NULL);
 	if (st == EXIT_DONE)
-		st = configure(cli, &a, &cfg, &key, &pub);
+		st = configure(cli, &a, &cfg, &key, &pub, &variants);
 	if (st == EXIT_DONE)
 		st = cli_connect(cli, &c);
 	if (st == EXIT_DONE)
@@ -411,6 +443,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		report(cli, &cfg, &t);
 		st = t.errors || t.failed ? EXIT_FAILED : EXIT_DONE;
 	}
+	bench_recipients_free(&variants);
 	free(pub);
 	free(fx);
 	return st;

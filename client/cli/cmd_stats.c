@@ -44,7 +44,7 @@ static void op_text(const struct kt_stats *s, const struct kt_op_stats *o)
 	putchar('\n');
 }
 
-static void stats_text(const struct kt_stats *s)
+static void stats_text(const struct kt_stats *s, const struct kt_recipient_stats *r)
 {
 	size_t shown = 0;
 
@@ -53,6 +53,9 @@ static void stats_text(const struct kt_stats *s)
 	for (size_t i = 0; i < s->npools; i++)
 		printf("pool %s: %" PRIu32 " workers, %" PRIu32 " queued, %" PRIu32 " in flight\n",
 		       s->pools[i].name, s->pools[i].workers, s->pools[i].queued, s->pools[i].in_flight);
+	if (r->present)
+		printf("recipient cache: %" PRIu32 " keys, %" PRIu64 " hits, %" PRIu64 " misses\n",
+		       r->entries, r->hits, r->misses);
 	hsms_text(s->hsms, s->nhsms);
 	for (size_t i = 0; i < s->nops; i++)
 		if (s->ops[i].count > 0) {
@@ -84,7 +87,7 @@ static void op_json(struct json *j, const struct kt_stats *s, const struct kt_op
 	json_object_end(j);
 }
 
-static int stats_json(const struct kt_stats *s)
+static int stats_json(const struct kt_stats *s, const struct kt_recipient_stats *r)
 {
 	struct json j;
 
@@ -111,6 +114,13 @@ static int stats_json(const struct kt_stats *s)
 		json_object_end(&j);
 	}
 	json_array_end(&j);
+	if (r->present) {
+		json_object_begin(&j, "recipient_cache");
+		json_u64(&j, "entries", r->entries);
+		json_u64(&j, "hits", r->hits);
+		json_u64(&j, "misses", r->misses);
+		json_object_end(&j);
+	}
 	hsms_json(&j, s->hsms, s->nhsms);
 	return json_end(&j);
 }
@@ -122,6 +132,7 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		{ "--prometheus", NULL, NULL, &prometheus },
 		{ NULL, NULL, NULL, NULL },
 	};
+	struct kt_recipient_stats r;
 	struct kt_stats *s;
 	kt_conn *c;
 	int st = args_parse(cli, argc, argv, opts, NULL, 0);
@@ -134,15 +145,15 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		return st;
 	/* About 15 KiB: kept off the stack. */
 	s = malloc(sizeof(*s));
-	st = s == NULL ? KT_ERR_NOMEM : kt_stats(c, s);
+	st = s == NULL ? KT_ERR_NOMEM : kt_stats_recipients(c, s, &r);
 	if (st != KT_OK)
 		st = cli_fail(cli, st, kt_errmsg(c));
 	else if (prometheus)
-		prometheus_write(stdout, s);
+		prometheus_write(stdout, s, &r);
 	else if (cli->json)
-		st = stats_json(s) == 0 ? EXIT_DONE : EXIT_FAILED;
+		st = stats_json(s, &r) == 0 ? EXIT_DONE : EXIT_FAILED;
 	else
-		stats_text(s);
+		stats_text(s, &r);
 	free(s);
 	kt_conn_free(c);
 	return st;

@@ -123,7 +123,22 @@ static void hsms(FILE *f, const struct kt_stats *s)
 		labelled(f, "keytrans_hsm_faults_total", "hsm", s->hsms[i].name, s->hsms[i].faults);
 }
 
-void prometheus_write(FILE *f, const struct kt_stats *s)
+/* The daemon's cache of decoded recipient keys: left out when the daemon does not report it. */
+static void recipients(FILE *f, const struct kt_recipient_stats *r)
+{
+	if (!r->present)
+		return;
+	family(f, "keytrans_recipient_cache_hits_total", "counter",
+	       "Wraps and COPP signatures to a public key found already decoded.");
+	fprintf(f, "keytrans_recipient_cache_hits_total %" PRIu64 "\n", r->hits);
+	family(f, "keytrans_recipient_cache_misses_total", "counter",
+	       "Wraps and COPP signatures to a public key that had to be decoded.");
+	fprintf(f, "keytrans_recipient_cache_misses_total %" PRIu64 "\n", r->misses);
+	family(f, "keytrans_recipient_cache_entries", "gauge", "Recipient keys in the cache.");
+	fprintf(f, "keytrans_recipient_cache_entries %" PRIu32 "\n", r->entries);
+}
+
+void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r)
 {
 	family(f, "keytrans_uptime_seconds", "gauge", "Seconds since keytransd started.");
 	fprintf(f, "keytrans_uptime_seconds %" PRIu64 "\n", s->uptime_s);
@@ -140,5 +155,6 @@ void prometheus_write(FILE *f, const struct kt_stats *s)
 	for (size_t i = 0; i < s->nops; i++)
 		histogram(f, s, &s->ops[i]);
 	pools(f, s);
+	recipients(f, r);
 	hsms(f, s);
 }

@@ -132,21 +132,38 @@ int kt_info(kt_conn *c, struct kt_info *out)
 	return st;
 }
 
-int kt_stats(kt_conn *c, struct kt_stats *out)
+/* One stats answer into out and, when rec is not NULL, the recipient cache's counters. */
+static int stats_call(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec)
 {
 	struct wire_fields m;
 	struct frame f;
 	uint32_t id = 0;
 	int st;
 
-	if (c == NULL || out == NULL)
-		return KT_ERR_ARG;
 	memset(out, 0, sizeof(*out));
+	if (rec != NULL)
+		memset(rec, 0, sizeof(*rec));
 	st = call(c, WIRE_OP_STATS, &(struct call_args){ 0 }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_stats(&m, f.body, f.body_len, out, c->err, sizeof(c->err));
+	if (st == KT_OK && rec != NULL)
+		st = resp_recipients(&m, rec, c->err, sizeof(c->err));
 	conn_call_end(c, id);
 	return st;
+}
+
+int kt_stats(kt_conn *c, struct kt_stats *out)
+{
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	return stats_call(c, out, NULL);
+}
+
+int kt_stats_recipients(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec)
+{
+	if (c == NULL || out == NULL || rec == NULL)
+		return KT_ERR_ARG;
+	return stats_call(c, out, rec);
 }
 
 int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n)

@@ -142,6 +142,9 @@ int resp_hsms(const uint8_t *body, size_t len, struct kt_hsm *hsms, size_t *n, c
 /* stats.c: the whole stats answer (m: its parsed fields, body: for the repeated groups). */
 int resp_stats(const struct wire_fields *m, const uint8_t *body, size_t len, struct kt_stats *out,
 	       char *why, size_t wl);
+/* The recipient cache's counters of a stats answer: all three fields, or none (an older daemon). */
+int resp_recipients(const struct wire_fields *m, struct kt_recipient_stats *out, char *why,
+		    size_t wl);
 int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why, size_t wl);
 int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
 		char *why, size_t wl);

@@ -124,3 +124,21 @@ int resp_stats(const struct wire_fields *m, const uint8_t *body, size_t len, str
 		st = resp_hsms(body, len, out->hsms, &out->nhsms, why, wl);
 	return st;
 }
+
+int resp_recipients(const struct wire_fields *m, struct kt_recipient_stats *out, char *why,
+		    size_t wl)
+{
+	int n = wire_has(m, WIRE_T_RECIPIENT_HITS) + wire_has(m, WIRE_T_RECIPIENT_MISSES) +
+		wire_has(m, WIRE_T_RECIPIENTS);
+
+	memset(out, 0, sizeof(*out));
+	if (n == 0)
+		return KT_OK;
+	if (n != 3)
+		return resp_bad(why, wl, "stats answer has only some of the recipient cache's counters");
+	wire_get_u64(m, WIRE_T_RECIPIENT_HITS, &out->hits);
+	wire_get_u64(m, WIRE_T_RECIPIENT_MISSES, &out->misses);
+	wire_get_u32(m, WIRE_T_RECIPIENTS, &out->entries);
+	out->present = 1;
+	return KT_OK;
+}

@@ -160,6 +160,7 @@ _TAGS = {
     36: ("LATENCY_BOUNDS", _BYTES, 124), 37: ("LATENCY_BUCKETS", _BYTES, 256),
     38: ("LATENCY_SUM", _U64, 8), 39: ("CONNECTIONS", _U32, 4), 40: ("ACCEPTED", _U64, 8),
     41: ("REFUSED", _U64, 8), 42: ("POOL_ENTRY", _GROUP, 256), 43: ("QUEUED", _U32, 4),
+    44: ("RECIPIENT_HITS", _U64, 8), 45: ("RECIPIENT_MISSES", _U64, 8), 46: ("RECIPIENTS", _U32, 4),
     50: ("PRIVATE_KEY", _BYTES, 32768),
 }
 _T = {name: tag for tag, (name, _, _) in _TAGS.items()}
@@ -519,10 +520,14 @@ Wrapped.__doc__ = "wrap(): the SIMPLEBLOB and the session key (given or generate
 Copp = collections.namedtuple("Copp", "signature random aes_key status_seq command_seq")
 Copp.__doc__ = "COPP session start values; signature is None for copp_open()."
 Stats = collections.namedtuple(
-    "Stats", "uptime connections accepted refused bounds_us ops pools hsms")
+    "Stats", "uptime connections accepted refused bounds_us ops pools hsms recipient_hits "
+    "recipient_misses recipients", defaults=(None, None, None))
 Stats.__doc__ = ("stats(): connections open now, accepted and refused since the start; "
                  "bounds_us the latency buckets' upper bounds (microseconds); ops the "
-                 "OpStats of each operation; pools the worker pools; hsms as in info().")
+                 "OpStats of each operation; pools the worker pools; hsms as in info(); "
+                 "recipient_hits and recipient_misses the PUBLIC_KEY recipients found in the "
+                 "daemon's cache and decoded, recipients the cache's entries now (all three "
+                 "None from a daemon that does not send them).")
 OpStats = collections.namedtuple("OpStats", "op name count by_status buckets latency_sum_ns")
 OpStats.__doc__ = ("One operation in stats(): op its code (0: unknown codes), by_status "
                    "{status code: answers}, buckets the answers per latency bucket (not "
@@ -661,7 +666,9 @@ def _dec_stats(m, body):
             ops.append(o)
     pools = tuple(_dec_pool(g) for g in _all_fields(body, _T["POOL_ENTRY"])[:_STATS_POOLS_MAX])
     hsms = tuple(_dec_hsm(g) for g in _all_fields(body, _T["HSM_ENTRY"])[:_HSMS_MAX])
-    return Stats(*head, bounds, tuple(ops), pools, hsms)
+    recipients = [_num(m, n) if _T[n] in m else None
+                  for n in ("RECIPIENT_HITS", "RECIPIENT_MISSES", "RECIPIENTS")]
+    return Stats(*head, bounds, tuple(ops), pools, hsms, *recipients)
 
 
 def _dec_keys(m, body):
@@ -1051,8 +1058,9 @@ class Connection:
         return self._run(_req_info)
 
     def stats(self):
-        """Stats(uptime, connections, accepted, refused, bounds_us, ops, pools, hsms): the
-        daemon's counters since it started (anyone who may call info() may call it)."""
+        """Stats(uptime, connections, accepted, refused, bounds_us, ops, pools, hsms,
+        recipient_hits, recipient_misses, recipients): the daemon's counters since it
+        started (anyone who may call info() may call it)."""
         return self._run(_req_stats)
 
     def keys(self):

@@ -10,20 +10,10 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "der.h"
 #include "keytrans_status.h"
+#include "pem.h"
 #include "privatekeyblob.h"
-
-#define PEM_BEGIN "-----BEGIN "
-#define PEM_END "-----END "
-#define PEM_DASHES "-----"
-
-/* The DER tags of the two structures (X.690), [0] being PKCS#8's attributes. */
-#define DER_INTEGER 0x02
-#define DER_OCTET_STRING 0x04
-#define DER_NULL 0x05
-#define DER_OID 0x06
-#define DER_SEQUENCE 0x30
-#define DER_ATTRIBUTES 0xa0
 
 /* PKCS#1 version 1 is the multi-prime form (RFC 8017 A.1.2). */
 #define PKCS1_MULTI_PRIME 1
@@ -70,41 +60,7 @@ static size_t bits_of(const uint8_t *b, size_t len)
 	return bits;
 }
 
-/* ---- DER: exactly the two structures' elements, definite lengths in their shortest form ---- */
-
-/* A length after its first byte: short form, or one or two bytes (no key here needs more). */
-static int der_length(struct buf_reader *r, uint8_t first, size_t *len)
-{
-	uint8_t b;
-
-	if (first < 0x80) {
-		*len = first;
-		return 0;
-	}
-	if (first != 0x81 && first != 0x82)      /* indefinite (0x80), or longer than a frame */
-		return -1;
-	*len = 0;
-	for (int i = 0; i < (first & 0x7f); i++) {
-		if (buf_get_u8(r, &b) != 0 || (i == 0 && b == 0))
-			return -1;
-		*len = *len << 8 | b;
-	}
-	return *len < 0x80 ? -1 : 0;     /* the short form would have done */
-}
-
-/* The next element, which must have this tag: its contents as a reader of their own. */
-static int der_get(struct buf_reader *r, uint8_t tag, struct buf_reader *contents)
-{
-	const uint8_t *p;
-	uint8_t t, first;
-	size_t len;
-
-	if (buf_get_u8(r, &t) != 0 || t != tag || buf_get_u8(r, &first) != 0 ||
-	    der_length(r, first, &len) != 0 || buf_get_ptr(r, &p, len) != 0)
-		return -1;
-	buf_reader_init(contents, p, len);
-	return 0;
-}
+/* ---- DER: exactly the two structures' elements (der.h) ---- */
 
 /* A version: an INTEGER of one byte, 0 to 127. */
 static int der_version(struct buf_reader *r, unsigned *v)
@@ -222,7 +178,7 @@ static int pkcs8_key(struct buf_reader *r, struct rsa_parts *parts, struct why *
 		return st;
 	if (der_get(&seq, DER_OCTET_STRING, &key) != 0)
 		return malformed(w, "PrivateKeyInfo has no privateKey OCTET STRING");
-	if ((buf_left(&seq) > 0 && der_get(&seq, DER_ATTRIBUTES, &attrs) != 0) ||
+	if ((buf_left(&seq) > 0 && der_get(&seq, DER_CONTEXT_0, &attrs) != 0) ||
 	    buf_expect_end(&seq) != 0)
 		return malformed(w, "PrivateKeyInfo has more than its version, algorithm, key and "
 				 "attributes");
@@ -250,79 +206,6 @@ static int der_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct
 
 /* ---- PEM: one block, its base64 decoded into locked memory ---- */
 
-static int is_space(uint8_t c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* The parts of one PEM block: its label and its body (between the BEGIN and END lines). */
-struct pem {
-	const uint8_t *label, *body;
-	size_t label_len, body_len;
-};
-
-static int starts_with(const uint8_t *p, size_t len, const char *s)
-{
-	return len >= strlen(s) && memcmp(p, s, strlen(s)) == 0;
-}
-
-static size_t skip_space(const uint8_t *p, size_t len, size_t i)
-{
-	while (i < len && is_space(p[i]))
-		i++;
-	return i;
-}
-
-static int is_pem(const uint8_t *p, size_t len)
-{
-	size_t i = skip_space(p, len, 0);
-
-	return starts_with(p + i, len - i, PEM_BEGIN);
-}
-
-/* "-----END LABEL-----" at p, then only white space to the end. */
-static int pem_end_ok(const struct pem *pem, const uint8_t *p, size_t len)
-{
-	size_t n = strlen(PEM_END), i;
-
-	if (!starts_with(p, len, PEM_END) || len - n < pem->label_len ||
-	    memcmp(p + n, pem->label, pem->label_len) != 0)
-		return 0;
-	i = n + pem->label_len;
-	if (!starts_with(p + i, len - i, PEM_DASHES))
-		return 0;
-	return skip_space(p, len, i + strlen(PEM_DASHES)) == len;
-}
-
-/* Splits one PEM block, white space around it only (is_pem said it starts as one). */
-static int pem_split(const uint8_t *p, size_t len, struct pem *pem)
-{
-	size_t i = skip_space(p, len, 0) + strlen(PEM_BEGIN);
-	const uint8_t *dashes = memmem(p + i, len - i, PEM_DASHES, strlen(PEM_DASHES)), *end;
-	size_t at;
-
-	if (dashes == NULL)
-		return -1;
-	pem->label = p + i;
-	pem->label_len = (size_t)(dashes - pem->label);
-	at = (size_t)(dashes - p) + strlen(PEM_DASHES);
-	while (at < len && (p[at] == ' ' || p[at] == '\t' || p[at] == '\r'))
-		at++;
-	if (at == len || p[at] != '\n' || memchr(pem->label, '\n', pem->label_len) != NULL)
-		return -1;
-	pem->body = p + at + 1;
-	end = memmem(pem->body, len - at - 1, PEM_END, strlen(PEM_END));
-	if (end == NULL || !pem_end_ok(pem, end, len - (size_t)(end - p)))
-		return -1;
-	pem->body_len = (size_t)(end - pem->body);
-	return 0;
-}
-
-static int label_is(const struct pem *pem, const char *s)
-{
-	return pem->label_len == strlen(s) && memcmp(pem->label, s, pem->label_len) == 0;
-}
-
 /*
  * The label says which structure. Headers (RFC 1421, "Proc-Type: 4,ENCRYPTED")
  * come only with encryption; base64 has no ':', so any ':' starts one.
@@ -331,13 +214,13 @@ static int pem_kind(const struct pem *pem, struct why *w)
 {
 	int headers = memchr(pem->body, ':', pem->body_len) != NULL;
 
-	if (label_is(pem, "ENCRYPTED PRIVATE KEY") ||
+	if (pem_label_is(pem, "ENCRYPTED PRIVATE KEY") ||
 	    (headers && memmem(pem->body, pem->body_len, "ENCRYPTED", strlen("ENCRYPTED")) != NULL))
 		return fail(w, KT_BAD_REQUEST, "the PEM private key is encrypted; decrypt it first "
 			    "(openssl pkey -in KEY -out PLAIN.pem)");
-	if (label_is(pem, "EC PRIVATE KEY") || label_is(pem, "DSA PRIVATE KEY"))
+	if (pem_label_is(pem, "EC PRIVATE KEY") || pem_label_is(pem, "DSA PRIVATE KEY"))
 		return fail(w, KT_BAD_REQUEST, "the private key is not an RSA key");
-	if (!label_is(pem, "PRIVATE KEY") && !label_is(pem, "RSA PRIVATE KEY"))
+	if (!pem_label_is(pem, "PRIVATE KEY") && !pem_label_is(pem, "RSA PRIVATE KEY"))
 		return malformed(w, "its label is neither PRIVATE KEY nor RSA PRIVATE KEY");
 	if (headers)
 		return malformed(w, "it has headers");
@@ -367,8 +250,8 @@ static int pem_key(const uint8_t *p, size_t len, struct rsa_parts *parts, struct
 		st = malformed(w, "its body is not base64");
 	} else {
 		buf_reader_init(&r, buf, (size_t)n);
-		st = label_is(&pem, "PRIVATE KEY") ? pkcs8_key(&r, parts, w)
-						   : pkcs1_key(&r, parts, w);
+		st = pem_label_is(&pem, "PRIVATE KEY") ? pkcs8_key(&r, parts, w)
+						       : pkcs1_key(&r, parts, w);
 	}
 	OPENSSL_secure_clear_free(buf, cap);
 	return st;
@@ -454,7 +337,7 @@ static int decode(const uint8_t *p, size_t len, struct rsa_parts *parts, struct 
 		return privatekeyblob_decode(p, len, parts, w->s, w->len);
 	if (p[0] == DER_SEQUENCE)
 		return der_key(p, len, parts, w);
-	if (is_pem(p, len))
+	if (pem_is(p, len))
 		return pem_key(p, len, parts, w);
 	return fail(w, KT_BAD_REQUEST, "not an RSA private key: expected PEM (PKCS#1 or PKCS#8, "
 		    "unencrypted), DER PKCS#1 or PKCS#8, or a PRIVATEKEYBLOB");

@@ -236,6 +236,7 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 	}
 	pthread_mutex_lock(&b->mu);
 	b->hsm = h;
+	b->built++;
 	b->priv = priv;
 	b->obj = obj;
 	b->npriv = spec->n;
@@ -584,16 +585,43 @@ static enum outcome decrypt_pkcs(struct backend *b, int slot, const struct key *
 	return FAULT;
 }
 
-/* The raw mechanism cannot fail on any input below the modulus: every failure is a fault. */
-static enum outcome decrypt_raw(struct backend *b, int slot, const uint8_t *in, size_t in_len,
-				uint8_t *out, size_t *out_len, unsigned long *ckr)
+/*
+ * The worker's session on b (the lease keeps b built meanwhile), opened on
+ * first use and after a rebuild; NULL with *ckr when it cannot be opened.
+ */
+static struct backend_session *worker_session(struct backends *bs, struct worker *w,
+					      struct backend *b, unsigned long *ckr)
 {
-	EVP_PKEY_CTX *ctx = hsm_raw_ctx_new(b->priv[slot]);
-	int rc = ctx != NULL ? hsm_rsa_raw(ctx, in, in_len, out, ckr) : -1;
+	struct backend_session *s;
 
-	EVP_PKEY_CTX_free(ctx);
+	if (w->sess == NULL && (w->sess = calloc(bs->n, sizeof(*w->sess))) == NULL)
+		return NULL;
+	s = &w->sess[b - bs->b];
+	if (s->built == b->built)
+		return s;
+	s->built = 0;   /* a handle of an earlier build is gone with it: never closed here */
+	if (hsm_session_open(b->hsm, &s->handle, ckr) != 0)
+		return NULL;
+	s->built = b->built;
+	return s;
+}
+
+/* The raw mechanism cannot fail on any input below the modulus: every failure is a fault. */
+static enum outcome decrypt_raw(struct backends *bs, struct worker *w, struct backend *b, int slot,
+				const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len,
+				unsigned long *ckr)
+{
+	struct backend_session *s = worker_session(bs, w, b, ckr);
+
 	*out_len = in_len;
-	return rc == 0 ? DONE : FAULT;
+	if (s == NULL)
+		return FAULT;
+	if (hsm_raw_decrypt(b->hsm, s->handle, b->obj[slot], in, in_len, out, ckr) == 0)
+		return DONE;
+	/* Nothing may be left active on it: the next call starts on a new session. */
+	hsm_session_close(b->hsm, s->handle);
+	s->built = 0;
+	return FAULT;
 }
 
 int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8_t *in,
@@ -621,7 +649,7 @@ int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8
 		}
 		call_begin(w, b);
 		o = pkcs ? decrypt_pkcs(b, slot, k, oaep, in, in_len, out, out_len, &ckr)
-			 : decrypt_raw(b, slot, in, in_len, out, out_len, &ckr);
+			 : decrypt_raw(bs, w, b, slot, in, in_len, out, out_len, &ckr);
 		call_end(w);
 		release(b);
 		switch (o) {
@@ -1000,6 +1028,7 @@ int backends_start(struct backends *bs)
 {
 	if (pthread_create(&bs->supervisor, NULL, supervise, bs) != 0)
 		return -1;
+	pthread_setname_np(bs->supervisor, "kt-supervisor");
 	bs->running = 1;
 	return 0;
 }

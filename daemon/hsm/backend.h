@@ -38,6 +38,15 @@ struct backend_keys {
 	unsigned long keyset;           /* struct gen's keyset */
 };
 
+/*
+ * A worker's own session on one HSM for the raw RSA operation; valid while
+ * built matches the HSM's (a rebuild ends every session of the old one).
+ */
+struct backend_session {
+	unsigned long handle;
+	unsigned long built;            /* 0: none */
+};
+
 struct backend {
 	const struct hsm_conf *conf;
 	struct logger *log;
@@ -47,6 +56,7 @@ struct backend {
 	pthread_mutex_t call_mu;        /* held through each call when serial */
 	pthread_mutex_t mu;             /* the fields below */
 	struct hsm *hsm;                /* NULL while out of service */
+	unsigned long built;            /* times built: workers' sessions belong to one build */
 	EVP_PKEY **priv;                /* per key of spec; NULL while out of service */
 	unsigned long *obj;             /* the keys' object handles, for hsm_decrypt */
 	size_t npriv;

@@ -469,6 +469,41 @@ int hsm_rsa_raw(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, un
 	return 0;
 }
 
+int hsm_session_open(struct hsm *h, unsigned long *session, unsigned long *ckr)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv = h->f->C_OpenSession(h->slot_id, CKF_SERIAL_SESSION, NULL, NULL, &s);
+
+	*ckr = rv;
+	*session = rv == CKR_OK ? (unsigned long)s : 0;
+	return rv == CKR_OK ? 0 : -1;
+}
+
+void hsm_session_close(struct hsm *h, unsigned long session)
+{
+	h->f->C_CloseSession((CK_SESSION_HANDLE)session);
+}
+
+int hsm_raw_decrypt(struct hsm *h, unsigned long session, unsigned long obj, const uint8_t *in,
+		    size_t k, uint8_t *out, unsigned long *ckr)
+{
+	CK_MECHANISM m = { CKM_RSA_X_509, NULL, 0 };
+	CK_ULONG len = (CK_ULONG)k;
+	CK_RV rv = h->f->C_DecryptInit((CK_SESSION_HANDLE)session, &m, (CK_OBJECT_HANDLE)obj);
+
+	if (rv == CKR_OK)
+		rv = h->f->C_Decrypt((CK_SESSION_HANDLE)session, (CK_BYTE_PTR)in, (CK_ULONG)k, out, &len);
+	*ckr = rv;
+	if (rv != CKR_OK || len > k)
+		return -1;
+	/* The result is a number: a module may leave out its leading zero bytes. */
+	if (len < k) {
+		memmove(out + (k - len), out, len);
+		memset(out, 0, k - len);
+	}
+	return 0;
+}
+
 int hsm_random(struct hsm *h, uint8_t *out, size_t n, unsigned long *ckr)
 {
 	ERR_clear_error();

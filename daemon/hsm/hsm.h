@@ -57,6 +57,18 @@ EVP_PKEY_CTX *hsm_raw_ctx_new(EVP_PKEY *priv);
  */
 int hsm_rsa_raw(EVP_PKEY_CTX *ctx, const uint8_t *in, size_t k, uint8_t *out, unsigned long *ckr);
 
+/*
+ * A session of the caller's own on the token (logged in: PKCS#11 logs in per
+ * application and slot), for hsm_raw_decrypt: a worker keeps one per HSM, so
+ * the hot path is two PKCS#11 calls, without libp11's session pool and EVP
+ * dispatch. 0, or -1 with *ckr.
+ */
+int hsm_session_open(struct hsm *h, unsigned long *session, unsigned long *ckr);
+void hsm_session_close(struct hsm *h, unsigned long session);
+/* The raw RSA private operation (CKM_RSA_X_509) on session; as hsm_rsa_raw. */
+int hsm_raw_decrypt(struct hsm *h, unsigned long session, unsigned long obj, const uint8_t *in,
+		    size_t k, uint8_t *out, unsigned long *ckr);
+
 enum hsm_padding { HSM_PAD_PKCS1, HSM_PAD_OAEP };
 enum hsm_step { HSM_STEP_SESSION, HSM_STEP_INIT, HSM_STEP_DECRYPT };
 /* Where a call failed, and with what. */

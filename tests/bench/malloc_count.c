@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -84,8 +85,15 @@ static void dump(int sig)
 	FILE *f;
 
 	(void)sig;
+	/* No fixed path under /tmp, where another user's file or link could be waiting. */
+	if (path == NULL || path[0] == '\0') {
+		static const char msg[] = "malloc_count: set MALLOC_COUNT_FILE to get the counts\n";
+
+		(void)!write(2, msg, sizeof(msg) - 1);
+		return;
+	}
 	/* Not async-signal-safe, but the measurement is taken while the process is idle. */
-	f = fopen(path ? path : "/tmp/malloc_count.txt", "w");
+	f = fopen(path, "w");
 	if (f == NULL)
 		return;
 	for (int i = 0; i < SLOTS; i++)

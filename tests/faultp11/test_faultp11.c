@@ -409,9 +409,11 @@ static void test_delay(void **state)
 	assert_int_equal(get_random(T.session), CKR_OK);
 	t = now_ms() - t0;
 	assert_in_range(t, 200, 2000);
+	/* Other functions are not delayed: a delay far longer than any scheduling hiccup. */
+	control("C_GenerateRandom delay=20000\n");
 	t0 = now_ms();
-	assert_int_equal(get_info(), CKR_OK);  /* other functions are not delayed */
-	assert_in_range(now_ms() - t0, 0, 150);
+	assert_int_equal(get_info(), CKR_OK);
+	assert_in_range(now_ms() - t0, 0, 10000);
 
 	control("C_Decrypt delay=150 rv=CKR_DEVICE_ERROR\n");
 	t0 = now_ms();
@@ -464,8 +466,8 @@ static void test_hang(void **state)
 	/* Removing the rule releases the call, which then reaches SoftHSM. */
 	control("");
 	released = now_ms();
-	assert_true(wait_done(&c, 2000));
-	assert_in_range(c.ended - released, 0, 1000);
+	assert_true(wait_done(&c, 10000));
+	assert_in_range(c.ended - released, 0, 10000);
 	assert_int_equal(c.rv, CKR_OK);
 	pthread_join(c.thread, NULL);
 
@@ -475,7 +477,7 @@ static void test_hang(void **state)
 	assert_int_equal(pthread_create(&c.thread, NULL, call_random, &c), 0);
 	assert_false(wait_done(&c, 200));
 	unlink(T.control);
-	assert_true(wait_done(&c, 2000));
+	assert_true(wait_done(&c, 10000));
 	assert_int_equal(c.rv, CKR_OK);
 	pthread_join(c.thread, NULL);
 }

@@ -181,8 +181,8 @@ static int expected_status(const uint8_t *b, size_t len, const struct fuzz_key *
 {
 	uint8_t c[RSA_MAX_BYTES];
 
-	if (len < SIMPLEBLOB_HDR)
-		return KT_BLOB_LENGTH;
+	if (len != SIMPLEBLOB_HDR + key->k)
+		return KT_BLOB_LENGTH;      /* first: a blob shorter than its header too */
 	if (b[0] != 0x01)
 		return KT_BLOB_TYPE;
 	if (b[1] != 0x02)
@@ -193,8 +193,6 @@ static int expected_status(const uint8_t *b, size_t len, const struct fuzz_key *
 		return KT_BLOB_ALG;
 	if (le32(b + 8) != CALG_RSA_KEYX)
 		return KT_BLOB_WRAP_ALG;
-	if (len != SIMPLEBLOB_HDR + key->k)
-		return KT_BLOB_LENGTH;
 	for (size_t i = 0; i < key->k; i++)
 		c[i] = b[len - 1 - i];
 	return memcmp(c, key->n, key->k) < 0 ? KT_OK : KT_BLOB_RANGE;

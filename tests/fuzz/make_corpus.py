@@ -10,6 +10,7 @@ the raw RSA results an HSM would return for them), the key files, the sample
 configuration, and request/response frames encoded per docs/protocol.md.
 Seed names are stable, so re-running overwrites rather than adds.
 """
+import base64
 import hashlib
 import os
 import struct
@@ -140,6 +141,9 @@ ec_cert = subprocess.run(['openssl', 'x509', '-in', os.path.join(DATA, 'rsa2048.
                           os.path.join(DATA, 'ec256.pub.pem'), '-preserve_dates', '-outform', 'DER'],
                          check=True, capture_output=True).stdout
 seed('fuzz_keyfile', 'ec256.crt.der', ec_cert)
+# The PKCS#1 RSAPublicKey in DER, which no file holds as such.
+rsapub = datafiles['rsa2048.rsapub.pem'].decode().split('-----')[2]
+seed('fuzz_keyfile', 'rsa2048.rsapub.der', base64.b64decode(rsapub))
 # ---- fuzz_privkey: every vector private key as PKCS#8 PEM and as PRIVATEKEYBLOB ----
 for name in KEYS:
     for suffix in ('.pem', '.priv.blob'):

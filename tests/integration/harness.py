@@ -3,8 +3,10 @@ keytransd serving it on a socket in a temporary folder.
 
 Paths come from the environment meson sets: KT_KEYTRANSD, KT_CLI, KT_VECTORS.
 """
+import atexit
 import os
 import pickle
+import re
 import select
 import shutil
 import signal
@@ -27,6 +29,77 @@ KEYS = {
     "wine1024": ("wine1024", "04"),
 }
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+# --- how long the daemon may take: what it is configured to do, never this machine's speed ---
+# A wait or a time bound in a test comes from keytransd's settings and fixed periods
+# (keytransd.conf(5), docs/reliability.md), with a margin: the suite also runs with every
+# core kept busy by other processes (scripts/test's load step, scripts/loadgen), where a
+# round trip may take many times as long as on an idle machine.
+DEFAULTS = {"hsm_retry_max": 4, "hsm_call_timeout": 10, "request_timeout": 30,
+            "idle_timeout": 300}    # [daemon] defaults, daemon/config.c
+FIRST_BACKOFF = 0.25    # s: the first wait before an HSM is rebuilt (daemon/hsm/backend.c)
+SUPERVISE_EVERY = 0.1   # s: the period of the thread that rebuilds HSMs
+WATCH_EVERY = 0.25      # s: the event loop's check of hung calls; audit counts flushed as often
+DRAIN_LIMIT = 10        # s: after SIGTERM, requests in flight are answered for at most this long
+START_WITHIN = 30       # s: how long Daemon.start() lets keytransd take to listen
+
+
+def setting(extra, name):
+    """[daemon] setting name as extra_daemon text sets it (a whole number), or its default."""
+    m = re.search(r"^\s*%s\s*=\s*(\d+)\s*$" % re.escape(name), extra or "", re.M)
+    return int(m.group(1)) if m else DEFAULTS[name]
+
+
+def hsm_back_within(extra=""):
+    """The longest the daemon may take to have an HSM back in service once the cause of its
+    fault is gone: its longest backoff (hsm_retry_max), the supervisor's period, and a
+    rebuild, which the daemon itself calls stuck only after hsm_call_timeout."""
+    return setting(extra, "hsm_retry_max") + SUPERVISE_EVERY + setting(extra, "hsm_call_timeout")
+
+
+def wait_until(cond, within, what="the condition", step=0.05):
+    """Polls cond() until it returns something true (returned) or within seconds pass.
+    what names the condition in the failure, or is a function returning that text."""
+    deadline = time.monotonic() + within
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not so within %.1f s" % (what() if callable(what) else what,
+                                                               within))
+        time.sleep(step)
+
+
+def stats_of(sock, timeout=30):
+    import keytrans
+    with keytrans.Connection(sock, timeout=timeout) as c:
+        return c.stats()
+
+
+class Latency:
+    """The daemon's own latency for one operation (stats: from a request's arrival to its
+    answer, so that the client's own delays on a busy machine are left out), over the
+    requests answered between the snapshot taken here and slowest(). The caller must be an
+    admin (root is, by default) to see the private operations."""
+
+    def __init__(self, sock, op):
+        self.sock, self.op = sock, op
+        self.before = self._buckets()
+
+    def _buckets(self):
+        st = stats_of(self.sock)
+        self.bounds = [b / 1e6 for b in st.bounds_us]
+        return next(o.buckets for o in st.ops if o.name == self.op)
+
+    def slowest(self):
+        """(requests answered since the snapshot, upper bound in seconds of the slowest one's
+        latency bucket: inf beyond the last bound, None if there was none)."""
+        new = [a - b for a, b in zip(self._buckets(), self.before)]
+        worst = max((i for i, k in enumerate(new) if k), default=None)
+        if worst is None:
+            return 0, None
+        return sum(new), self.bounds[worst] if worst < len(self.bounds) else float("inf")
 
 
 def sanitized():
@@ -53,25 +126,48 @@ class Token:
         self.pin = pin
         os.makedirs(os.path.join(root, "tokens"), exist_ok=True)
         self.conf = os.path.join(root, "softhsm2.conf")
-        with open(self.conf, "w") as f:
-            f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n" % root)
-        self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
+        self.env = softhsm_env(self.conf, os.path.join(root, "tokens"))
         self.add_token(label)
 
     def add_token(self, label, keys=None):
         """Another token in the same SoftHSM, holding keys (name -> (label, id); the vector
-        keys by default; a name may map to (label, id, pem_path) to import another key)."""
-        self.util("--init-token", "--free", "--label", label, "--so-pin", SO_PIN,
-                  "--pin", self.pin)
-        for name, spec in (keys or KEYS).items():
-            pem = spec[2] if len(spec) > 2 else vectors("keys", name + ".pem")
-            self.util("--import", pem, "--token", label, "--label", spec[0], "--id", spec[1],
-                      "--pin", self.pin)
+        keys by default; a name may map to (label, id, pem_path) to import another key).
+        It is made in a token folder of its own, then moved into this one whole: SoftHSM's
+        files are not safe to read from one process while another writes them (a daemon
+        that looks at a token while softhsm2-util makes it can leave a key there without
+        its label and id), and a token that appears whole is what an HSM coming online
+        looks like."""
+        staging = tempfile.mkdtemp(prefix="new-token-", dir=self.root)
+        try:
+            env = softhsm_env(os.path.join(staging, "softhsm2.conf"),
+                              os.path.join(staging, "tokens"))
+            run = lambda *args: softhsm_util(env, *args)    # noqa: E731
+            run("--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", self.pin)
+            for name, spec in (keys or KEYS).items():
+                pem = spec[2] if len(spec) > 2 else vectors("keys", name + ".pem")
+                run("--import", pem, "--token", label, "--label", spec[0], "--id", spec[1],
+                    "--pin", self.pin)
+            for d in os.listdir(os.path.join(staging, "tokens")):
+                os.rename(os.path.join(staging, "tokens", d), os.path.join(self.root, "tokens", d))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def util(self, *args):
-        subprocess.run(["softhsm2-util", *args], env=self.env, check=True,
-                       stdout=subprocess.DEVNULL)
+        """softhsm2-util on this SoftHSM (a token a daemon uses: only while it is idle)."""
+        softhsm_util(self.env, *args)
+
+
+def softhsm_env(conf, tokendir):
+    """os.environ with SOFTHSM2_CONF set to conf, written for tokendir."""
+    os.makedirs(tokendir, exist_ok=True)
+    with open(conf, "w") as f:
+        f.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
+                % tokendir)
+    return dict(os.environ, SOFTHSM2_CONF=conf)
+
+
+def softhsm_util(env, *args):
+    subprocess.run(["softhsm2-util", *args], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 class Daemon:
@@ -116,10 +212,11 @@ class Daemon:
         self.log = open(self.log_path, "ab")
         as_user = {} if self.user is None else dict(user=self.user[0], group=self.user[1],
                                                     extra_groups=[])
+        _STARTED.append(self)
         self.proc = subprocess.Popen([os.environ["KT_KEYTRANSD"], "-f", "-c", self.config],
                                      env=self.env, stdout=self.log, stderr=self.log, **as_user)
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        deadline = time.monotonic() + START_WITHIN
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("keytransd exited with %d:\n%s" % (self.proc.returncode,
                                                                         self.log_text()))
@@ -150,6 +247,11 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def connections_held(self):
+        """Client connections the daemon holds open (its accepted sockets on its socket, from
+        /proc/net/unix): one a client has closed counts until the daemon has seen it go."""
+        return held_connections(self.proc.pid, self.socket)
+
     def stop(self, timeout=30):
         """SIGTERM, then require a clean exit (status 0, no sanitizer report)."""
         if self.proc is None:
@@ -162,6 +264,40 @@ class Daemon:
         if rc != 0 or "Sanitizer" in text or "runtime error" in text:
             raise AssertionError("keytransd exited with %d:\n%s" % (rc, text[-6000:]))
         return rc
+
+
+_STARTED = []   # every Daemon of this process
+
+
+@atexit.register
+def kill_leftovers():
+    """At exit (after the tests' own clean-up), kills the daemons still running — those of a
+    test that failed before stopping them — so that a failed run leaves no process behind."""
+    for d in _STARTED:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+    _STARTED.clear()
+
+
+def held_connections(pid, path):
+    """Connections accepted on the Unix socket path that process pid holds open (root only)."""
+    accepted = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000: a listening socket
+            if len(p) >= 8 and p[7] == path and not int(p[3], 16) & 0x10000:
+                accepted.add(p[6])
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        n += link.startswith("socket:[") and link[8:-1] in accepted
+    return n
 
 
 class Workspace:

@@ -66,26 +66,50 @@ def status_of(r):
 
 # --- a user holding long answers unread ---------------------------------------------------
 
-def hog(sock, conns, per_conn, seconds):
-    """Sends per_conn stats requests on each of conns connections, never reads, holds them."""
+def hog(sock, conns, per_conn, ready, release, parents):
+    """Sends per_conn stats requests on each of conns connections, never reads; says so on
+    the pipe ready (the number of requests written) and holds them until the pipe release
+    says go or closes (parents: the parent's ends of the pipes, closed here)."""
+    for fd in parents:
+        os.close(fd)
     held = []
     for _ in range(conns):
         s = socket.socket(socket.AF_UNIX)
         s.connect(sock)
-        s.setblocking(False)
-        data = b"".join(frame("stats", rid=i + 1) for i in range(per_conn))
-        sent = 0
-        deadline = time.monotonic() + 5
-        while sent < len(data) and time.monotonic() < deadline:
-            try:
-                sent += s.send(data[sent:])
-            except BlockingIOError:
-                time.sleep(0.01)
+        s.settimeout(30)
+        s.sendall(b"".join(frame("stats", rid=i + 1) for i in range(per_conn)))  # 12 bytes each
         held.append(s)
-    time.sleep(seconds)
+    os.write(ready, b"%d\n" % (conns * per_conn))
+    os.read(release, 1)     # b"" once the parent's end is closed, whatever happened
     for s in held:
         s.close()
     return True
+
+
+class Answered:
+    """The daemon's count of answers to op (stats), less the stats requests made here
+    (each is counted by the next one)."""
+
+    def __init__(self, sock, op):
+        self.sock, self.op, self.asked = sock, op, 0
+
+    def count(self):
+        n = next(o.count for o in harness.stats_of(self.sock).ops if o.name == self.op)
+        self.asked += 1
+        return n - (self.asked - 1 if self.op == "stats" else 0)
+
+    def settle(self, since, within=60):
+        """Waits until more than since have been answered and then none for half a second."""
+        last, quiet_since = self.count(), time.monotonic()
+        deadline = quiet_since + within
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            n = self.count()
+            if n != last:
+                last, quiet_since = n, time.monotonic()
+            elif last > since and time.monotonic() - quiet_since >= 0.5:
+                return last - since
+        raise AssertionError("%s answers did not settle within %d s" % (self.op, within))
 
 
 def victim_unwraps(sock, n):
@@ -101,14 +125,30 @@ def victim_unwraps(sock, n):
 def test_unread_long_answers_hurt_only_their_uid():
     with Workspace() as root:
         d = open_daemon(root, HOG_EXTRA)
+        ready_r, ready_w = os.pipe()
+        release_r, release_w = os.pipe()
         try:
-            h = Child(hog, d.socket, 4, 140, 4, uid=ATTACKER, gid=ATTACKER)
-            time.sleep(1.5)     # the attacker's requests are read and answered (not read back)
+            answered = Answered(d.socket, "stats")
+            before = answered.count()
+            h = Child(hog, d.socket, 4, 140, ready_w, release_r, (ready_r, release_w),
+                      uid=ATTACKER, gid=ATTACKER)
+            os.close(ready_w)       # the child's ends: its exit, whatever happened, is seen
+            os.close(release_r)
+            ready_w = release_r = None
+            # The attacker's requests are written, and answered (as many as its share of
+            # memory allows) but not read back...
+            assert os.read(ready_r, 64) == b"%d\n" % (4 * 140), "the attacker failed"
+            answered.settle(before)
+            # ... while the others' requests are served.
             for uid in (0, VICTIM):
                 got = as_uid(uid, victim_unwraps, d.socket, 5)
                 assert all(st == "OK" and ok for st, _, ok in got), (uid, got)
+            os.write(release_w, b"x")
             assert h.result() is True
         finally:
+            for fd in (ready_r, ready_w, release_r, release_w):
+                if fd is not None:
+                    os.close(fd)    # the hog, if still there, lets go
             d.stop()
 
 
@@ -202,7 +242,8 @@ def test_refusals_are_aggregated_and_the_connection_closed():
             assert total == 32 * 21, total
             # Someone else's refusal is still written at once.
             assert as_uid(COPP_ONLY, refused_burst, d.socket, 1) == ["DENIED"]
-            deadline = time.monotonic() + 5
+            # Counts are written within about a second (checked four times a second).
+            deadline = time.monotonic() + 30
             while True:
                 log = d.log_text()
                 written = len(re.findall(r"audit op=unwrap .* uid=%d .*outcome=DENIED" % ATTACKER,
@@ -269,8 +310,7 @@ def test_dropped_requests_are_wiped():
             c = Conn(d.socket)
             f = frame("wrap", wrap(secrets[2]) + b"\0" * 64, rid=3)
             c.send(f[:-32])
-            time.sleep(0.2)
-            c.close()
+            c.close()       # the bytes sent are read by the daemon all the same
             # Refused: this uid may not wrap with the key.
             def refused():
                 c = Conn(d.socket)
@@ -278,7 +318,9 @@ def test_dropped_requests_are_wiped():
                 c.close()
                 return status_of(r)
             assert as_uid(ATTACKER, refused) == "DENIED"
-            time.sleep(0.5)
+            # Every connection gone, as far as the daemon is concerned: what it dropped with
+            # them is behind it.
+            harness.wait_until(lambda: d.connections_held() == 0, 30, "connections closed")
             found = memory_holds(d.pid(), {"secret %d" % i: k for i, k in enumerate(secrets)})
             assert not found, "request bytes left in the daemon's memory: %s" % found
         finally:

@@ -430,11 +430,11 @@ def test_public_work_does_not_wait_for_the_hsm():
                "OK")
         expect(c.call("pubkey", field("NAME", "rsa4096"), rid=i), "OK")
     elapsed = time.time() - start
-    # The unwraps are not all answered yet: the public work really ran beside them.
+    # The unwraps are not all answered yet: the public work did not wait for the HSM queue
+    # (behaviour, not speed: a slower machine slows both alike).
     answered = frames_available(busy)
-    # Alone, the 60 public calls take about 10 ms; queued behind the unwraps, 0.4 s or more.
+    print("   60 public calls in %.3f s while %d of 200 unwraps were answered" % (elapsed, answered))
     assert answered < 200, "the HSM queue drained first"
-    assert elapsed < 0.2, "public work took %.2f s behind the HSM queue" % elapsed
     busy.close()
 
 

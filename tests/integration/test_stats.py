@@ -11,7 +11,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Conn, Daemon, STATUS, Workspace, field, frame, run_tests
+from harness import (SOFTHSM_MODULE, TOKEN as TOKEN_LABEL, Conn, Daemon, STATUS, Workspace,
+                     field, frame, run_tests, wait_until)
 
 import keytrans
 
@@ -118,7 +119,10 @@ def test_json_shape_and_python_agree():
     obj = json.loads(ok("--json", "stats"))
     after = PY.stats()
     assert set(obj) == {"uptime_s", "connections", "accepted", "refused", "latency_bounds_us",
-                        "ops", "pools", "hsms"}, sorted(obj)
+                        "ops", "pools", "recipient_cache", "hsms"}, sorted(obj)
+    # No wrap to a PUBLIC_KEY here (test_recipients.py has those).
+    assert obj["recipient_cache"] == {"entries": 0, "hits": 0, "misses": 0}
+    assert (after.recipient_hits, after.recipient_misses, after.recipients) == (0, 0, 0)
     assert obj["latency_bounds_us"] == list(before.bounds_us)
     assert [o["code"] for o in obj["ops"]] == list(range(11))
     for o in obj["ops"]:
@@ -316,30 +320,46 @@ def test_refused_connections_counted():
 def test_queue_depth_under_load():
     """While 32 unwraps are in flight on one connection (2 HSM workers), the hsm pool
     shows them queued and in flight; afterwards both are back to 0 and the unwraps are
-    counted."""
+    counted. A daemon of its own, whose HSM (tests/faultp11) holds both workers in
+    C_Decrypt until released: the 30 others stay queued, however fast this machine."""
     import threading
+    n, depth = 64, 32
     blob = PY.wrap("AES_128", to_key="rsa2048").blob
-    before = by_name(PY.stats())["unwrap"].count
-    done = []
-    load = keytrans.connect(D.socket)
-    t = threading.Thread(target=lambda: done.append(
-        load.batch([keytrans.Op("unwrap", "rsa2048", blob)] * 400, depth=32)))
-    t.start()
-    seen_queued = seen_in_flight = 0
-    while t.is_alive():
-        pool = {p.name: p for p in PY.stats().pools}["hsm"]
-        assert pool.workers == 2, pool
-        seen_queued = max(seen_queued, pool.queued)
-        seen_in_flight = max(seen_in_flight, pool.in_flight)
-        time.sleep(0.005)
-    t.join()
-    load.close()
-    assert all(not isinstance(r, Exception) for r in done[0]), done[0][:3]
-    assert seen_in_flight >= 16 and seen_queued >= 8, (seen_queued, seen_in_flight)
-    s = PY.stats()
-    pool = {p.name: p for p in s.pools}["hsm"]
-    assert pool.queued == 0 and pool.in_flight == 0, pool
-    assert by_name(s)["unwrap"].count == before + 400
+    with Workspace() as root:
+        control = os.path.join(root, "faults")
+        # hsm_call_timeout far above the hold: slow calls, not hung ones.
+        d = Daemon(root, extra_daemon="hsm_call_timeout = 600",
+                   env={"FAULTP11_MODULE": SOFTHSM_MODULE, "FAULTP11_CONTROL": control},
+                   hsm_text="[hsm]\nmodule = %s\ntoken = %s\npin_file = pin" % (
+                       os.environ["KT_FAULTP11"], TOKEN_LABEL))
+        try:
+            with keytrans.connect(d.socket) as py:
+                before = by_name(py.stats())["unwrap"].count
+                with open(control, "w") as f:
+                    f.write("C_Decrypt hang\n")
+                done = []
+                load = keytrans.connect(d.socket)
+                t = threading.Thread(target=lambda: done.append(
+                    load.batch([keytrans.Op("unwrap", "rsa2048", blob)] * n, depth=depth)))
+                t.start()
+                try:
+                    def pool():
+                        return {p.name: p for p in py.stats().pools}["hsm"]
+                    wait_until(lambda: (pool().in_flight, pool().queued) == (depth, depth - 2),
+                               30, lambda: "%d in flight, %d queued: %s" % (depth, depth - 2,
+                                                                           pool()))
+                    assert pool().workers == 2, pool()
+                finally:
+                    os.unlink(control)      # the workers' calls return
+                    t.join(60)
+                load.close()
+                assert all(not isinstance(r, Exception) for r in done[0]), done[0][:3]
+                s = py.stats()
+                p = {p.name: p for p in s.pools}["hsm"]
+                assert p.queued == 0 and p.in_flight == 0, p
+                assert by_name(s)["unwrap"].count == before + n
+        finally:
+            d.stop()
 
 
 def main():

@@ -30,6 +30,23 @@ die() {
 }
 trap 'echo "FAIL: line $LINENO: $BASH_COMMAND"' ERR
 
+# apt_get LOG ARG...: apt-get ARG... (its output in LOG), waiting while another apt-get or
+# dpkg holds a lock: DPkg::Lock::Timeout covers dpkg's locks only, the downloads' lock
+# (/var/cache/apt/archives/lock, taken by every install and purge) fails at once; such a
+# run is tried again every 5 s, for up to 10 minutes.
+apt_get() {
+	local log=$1 start
+	shift
+	start=$(date +%s)
+	while ! apt-get -o DPkg::Lock::Timeout=600 "$@" >"$log" 2>&1; do
+		if ! grep -q -e "Could not get lock" -e "Unable to lock" "$log" ||
+			[ $(($(date +%s) - start)) -ge 600 ]; then
+			return 1
+		fi
+		sleep 5
+	done
+}
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: this test installs packages: run it as root (CI does)"
 	exit 77
@@ -79,7 +96,7 @@ cleanup() {
 		done
 		if [ -n "$purge" ]; then
 			say "purging$purge"
-			apt-get purge -y -qq -o DPkg::Lock::Timeout=600 $purge >"$work/purge.log" 2>&1 ||
+			apt_get "$work/purge.log" purge -y -qq $purge ||
 				{ cat "$work/purge.log"; rc=1; }
 			for p in $purge; do
 				if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
@@ -165,8 +182,7 @@ say "apt-get install ./keytrans_*.deb ./libkeytrans0_*.deb ./libkeytrans-dev_*.d
 installed=1
 debs=()
 for p in $packages; do debs+=("$(debfile "$p")"); done
-if ! apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${debs[@]}" \
-	>"$work/install.log" 2>&1; then
+if ! apt_get "$work/install.log" install -y --no-install-recommends "${debs[@]}"; then
 	cat "$work/install.log"
 	die "apt-get install failed"
 fi

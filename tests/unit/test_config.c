@@ -595,7 +595,19 @@ static void test_security_settings(void **state)
 	assert_int_equal(f->c.limits.idle_timeout, 300);
 	assert_int_equal(f->c.limits.job_memory, 4096);
 	assert_int_equal(f->c.limits.job_memory_per_uid, 1024);
+	assert_int_equal(f->c.limits.recipient_cache, 1024);
 	config_free(&f->c);
+	/* The recipient cache: 0 turns it off. */
+	load_good(f, "[daemon]\nrecipient_cache = 0\n" HSM);
+	assert_int_equal(f->c.limits.recipient_cache, 0);
+	config_free(&f->c);
+	load_good(f, "[daemon]\nrecipient_cache = 65536\n" HSM);
+	assert_int_equal(f->c.limits.recipient_cache, 65536);
+	config_free(&f->c);
+	assert_bad_line(f, "[daemon]\nrecipient_cache = 65537\n", 2,
+			"recipient_cache must be a number from 0 to 65536, not \"65537\"");
+	assert_bad_line(f, "[daemon]\nrecipient_cache = -1\n", 2,
+			"recipient_cache must be a number from 0 to 65536, not \"-1\"");
 
 	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_unwrap = uid:x\n", 7,
 			"allow_unwrap: \"uid:x\" is not user:NAME, uid:N, group:NAME, gid:N or *");
