@@ -344,7 +344,7 @@ struct bench_args {
 static int make_variants(const struct cli *cli, const struct bench_args *a, struct bench_cfg *cfg,
 			 struct bench_recipients *variants)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int st;
 
 	if (a->distinct == NULL)

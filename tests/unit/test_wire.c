@@ -52,15 +52,22 @@ static size_t field(uint8_t *out, uint16_t tag, uint16_t len, const void *value)
 	return WIRE_FIELD_HDR_LEN + (size_t)len;
 }
 
-/* Expects body to be refused with exactly the message want. */
-static void assert_refused(const uint8_t *body, size_t len, const char *want)
+typedef int parse_fn(const uint8_t *p, size_t len, struct wire_fields *out, char *why, size_t whylen);
+
+/* Expects body to be refused by parse with exactly the message want. */
+static void assert_refused_by(parse_fn *parse, const uint8_t *body, size_t len, const char *want)
 {
 	struct wire_fields m;
 	char why[256];
 
 	strcpy(why, "(unset)");
-	assert_int_equal(wire_parse_fields(body, len, &m, why, sizeof(why)), -1);
+	assert_int_equal(parse(body, len, &m, why, sizeof(why)), -1);
 	assert_string_equal(why, want);
+}
+
+static void assert_refused(const uint8_t *body, size_t len, const char *want)
+{
+	assert_refused_by(wire_parse_fields, body, len, want);
 }
 
 static void assert_accepted(const uint8_t *body, size_t len, struct wire_fields *m)
@@ -627,12 +634,7 @@ static void test_parse_nul_in_string(void **state)
 /* A request is read more strictly than a group inside an answer. */
 static void assert_request_refused(const uint8_t *body, size_t len, const char *want)
 {
-	struct wire_fields m;
-	char why[256];
-
-	strcpy(why, "(unset)");
-	assert_int_equal(wire_parse_request(body, len, &m, why, sizeof(why)), -1);
-	assert_string_equal(why, want);
+	assert_refused_by(wire_parse_request, body, len, want);
 }
 
 /* The tags a request may carry, as docs/protocol.md's "in" column says (request or both). */
