@@ -43,6 +43,7 @@ enum {
 	SEEN_ADMIN = 1 << 14, SEEN_SENSITIVE = 1 << 15,
 	SEEN_SERIALIZE = 1 << 13,       /* [hsm] only: shares a bit with a [key] rule */
 	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
+	SEEN_STATS_OUTCOMES = 1 << 26,  /* [daemon], after the limits' bits */
 	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
 
@@ -64,6 +65,7 @@ static const struct {
 	{ "recipient_cache", offsetof(struct limits, recipient_cache), 0, 65536, 1024 },
 };
 #define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
+_Static_assert(NLIMITS <= 10, "the limits' SEEN bits would reach SEEN_STATS_OUTCOMES");
 
 /* Records the first error; returns 0 so that handlers can "return error(...)". */
 __attribute__((format(printf, 2, 3)))
@@ -151,6 +153,8 @@ static int daemon_setting(struct parse *p, const char *name, const char *value)
 		return acl_setting(p, SEEN_PUBLIC_OPS, name, value, &p->c->allow_public_ops);
 	if (strcmp(name, "admin") == 0)
 		return acl_setting(p, SEEN_ADMIN, name, value, &p->c->admin);
+	if (strcmp(name, "stats_outcomes") == 0)
+		return acl_setting(p, SEEN_STATS_OUTCOMES, name, value, &p->c->stats_outcomes);
 
 	if (strcmp(name, "socket") == 0)
 		return once(p, SEEN_SOCKET, name) && resolve_path(p, value, p->c->socket, name);

@@ -80,6 +80,7 @@ struct config {
 	int workers;
 	struct acl allow_public_ops;        /* wrap/copp-sign to a key given in the request */
 	struct acl admin;                   /* keygen, import (default: root and the daemon's uid) */
+	struct acl stats_outcomes;          /* see private-key operations' series in stats, as admin */
 	struct limits limits;
 	struct hsm_conf *hsms;
 	size_t nhsms;

@@ -27,6 +27,7 @@ static int stderr_is_journal(void)
 void log_open(struct logger *lg, int foreground, int debug)
 {
 	lg->debug = debug;
+	lg->pid = (int)getpid();        /* stderr is used in the foreground only: no fork follows */
 	if (foreground)
 		lg->dest = stderr_is_journal() ? LOG_TO_JOURNAL : LOG_TO_STDERR;
 	else
@@ -56,7 +57,7 @@ static const char *prio_name(int prio)
 }
 
 /* One line as written to stderr (timestamp, pid, level); its length, at most cap - 1. */
-static size_t format_stderr(char *out, size_t cap, int prio, const char *line)
+static size_t format_stderr(char *out, size_t cap, int pid, int prio, const char *line)
 {
 	char stamp[32];
 	struct timespec ts;
@@ -67,7 +68,7 @@ static size_t format_stderr(char *out, size_t cap, int prio, const char *line)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = snprintf(out, cap, "%s.%03ldZ keytransd[%d] %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		     (int)getpid(), prio_name(prio), line);
+		     pid, prio_name(prio), line);
 	if (n < 0)
 		return 0;
 	return (size_t)n > cap - 1 ? cap - 1 : (size_t)n;
@@ -80,11 +81,11 @@ static void write_all(const char *p, size_t n)
 		return;
 }
 
-static void write_stderr(int prio, const char *line)
+static void write_stderr(const struct logger *lg, int prio, const char *line)
 {
 	char out[2300];
 
-	write_all(out, format_stderr(out, sizeof(out), prio, line));
+	write_all(out, format_stderr(out, sizeof(out), lg->pid, prio, line));
 }
 
 static void emit(const struct logger *lg, int prio, const char *line)
@@ -98,7 +99,7 @@ static void emit(const struct logger *lg, int prio, const char *line)
 				NULL);
 		break;
 	case LOG_TO_STDERR:
-		write_stderr(prio, line);
+		write_stderr(lg, prio, line);
 		break;
 	}
 }
@@ -183,7 +184,7 @@ void log_audit_batched(const struct logger *lg, struct log_batch *b, const struc
 		return;
 	}
 	audit_line(line, sizeof(line), p, a, k, sizeof(k), exe, sizeof(exe));
-	n = format_stderr(out, sizeof(out), LOG_INFO, line);
+	n = format_stderr(out, sizeof(out), lg->pid, LOG_INFO, line);
 	if (b->len + n > sizeof(b->buf))
 		log_flush(lg, b);
 	memcpy(b->buf + b->len, out, n);

@@ -18,6 +18,7 @@ enum log_dest { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_JOURNAL };
 struct logger {
 	enum log_dest dest;
 	int debug;
+	int pid;                        /* in stderr lines: asked once (a system call each time) */
 };
 
 /* foreground: stderr, or the journal when stderr is the journal's stream. */

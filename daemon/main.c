@@ -57,7 +57,17 @@ static void usage(FILE *to)
 		    " all but the PIN file)\n"
 		    "       keytransd --check-pin=PATH        check that the PIN file PATH is private,"
 		    " without reading it\n"
-		    "       keytransd -V                      print the version\n");
+		    "       keytransd -V | -h\n"
+		    "\n"
+		    "  -c FILE            the configuration file (keytransd.conf(5))\n"
+		    "  -f                 stay in the foreground and log to stderr (without systemd)\n"
+		    "  -d                 log debug messages too\n"
+		    "  -t                 check the configuration and the PIN file, then exit\n"
+		    "  --no-pin           with -t: check everything but the PIN file\n"
+		    "  --check-pin=PATH   check that the PIN file PATH is private, without reading it\n"
+		    "  -V, --version      print the version and exit\n"
+		    "  -h, --help         print this help and exit\n"
+		    "See keytransd(8).\n");
 }
 
 enum { OPT_CHECK_PIN = 256, OPT_NO_PIN };
@@ -75,6 +85,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "check-pin", required_argument, NULL, OPT_CHECK_PIN },
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -420,12 +432,14 @@ static int run(struct daemon *d)
 	if (hsm_watch == NULL || event_add(hsm_watch, &quarter) != 0)
 		rc = -1;
 	if (rc == 0) {
-		log_info(&d->log, "ready: %zu keys, %zu of %zu HSMs in service, %d HSM workers, socket %s",
-			 gen_keys(d->gen)->n, backends_up(&d->hsms), d->hsms.n, d->hsm_pool.nworkers,
+		log_info(&d->log, "ready: %zu key%s, %zu of %zu HSM%s in service, %d HSM worker%s, socket %s",
+			 gen_keys(d->gen)->n, gen_keys(d->gen)->n == 1 ? "" : "s", backends_up(&d->hsms),
+			 d->hsms.n, d->hsms.n == 1 ? "" : "s", d->hsm_pool.nworkers,
+			 d->hsm_pool.nworkers == 1 ? "" : "s",
 			 server_activated(d->server) ? "from systemd" : d->conf.socket);
 		if (gen_ready(d->gen)) {
-			sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys from token %s", d->gen->keys.n,
-				   d->conf.hsms[0].token);
+			sd_notifyf(0, "READY=1\nSTATUS=serving %zu key%s from token %s", d->gen->keys.n,
+				   d->gen->keys.n == 1 ? "" : "s", d->conf.hsms[0].token);
 		} else {
 			char why[256];
 

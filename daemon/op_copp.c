@@ -133,7 +133,8 @@ static int decrypt(struct job *j, struct worker *w, const uint8_t c[COPP_SIG_LEN
 	pkcs1_unpad(em, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, out);
 	OPENSSL_cleanse(em, sizeof(em));
 	if (!(req_flags(j) & WIRE_FLAG_STRICT)) {
-		if (ir_synthetic(j->key->ir_key, c, COPP_SIG_LEN, COPP_MSG_LEN, COPP_MSG_LEN, &synth) != 0) {
+		if (ir_synthetic(worker_ir_mac(w), j->key->ir_key, c, COPP_SIG_LEN, COPP_MSG_LEN,
+				 COPP_MSG_LEN, &synth) != 0) {
 			job_fail(j, KT_INTERNAL, "cannot compute the implicit-rejection message");
 			return -1;
 		}

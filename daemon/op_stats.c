@@ -3,8 +3,9 @@
  * on the loop thread, which owns the counters. Everyone who may connect may
  * ask, as for info: the answer names no key and no peer. But the outcomes of
  * the private-key operations (how many blobs failed to decrypt) are other
- * users' business: only [daemon] admin peers see those operations' series;
- * the others get them empty.
+ * users' business: only [daemon] admin and stats_outcomes peers see those
+ * operations' series; the others get them empty. stats_outcomes grants that
+ * alone, for a metrics scraper that must not also create keys.
  */
 #include <time.h>
 
@@ -77,7 +78,8 @@ static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_put_u64(&j->reply, WIRE_T_ACCEPTED, d->stats.accepted);
 	wire_put_u64(&j->reply, WIRE_T_REFUSED, d->stats.refused);
 	metrics_put_bounds(&j->reply, WIRE_T_LATENCY_BOUNDS, metrics_bounds_us, METRICS_BOUNDS);
-	put_ops(j, &d->stats, acl_allows(&j->gen->conf.admin, j->peer, d->uid));
+	put_ops(j, &d->stats, acl_allows(&j->gen->conf.admin, j->peer, d->uid) ||
+			      acl_allows(&j->gen->conf.stats_outcomes, j->peer, d->uid));
 	put_pool(j, d, &d->hsm_pool);
 	put_pool(j, d, &d->pub_pool);
 	put_recipients(j, d);

@@ -81,7 +81,7 @@ static int decrypt(struct job *j, struct worker *w, const struct simpleblob *sb,
 	OPENSSL_cleanse(em, sb->k);
 	if (pad == RSA_PAD_PKCS1 && !(req_flags(j) & WIRE_FLAG_STRICT)) {
 		/* Always computed, so that success and failure cost the same. */
-		if (ir_synthetic(j->key->ir_key, sb->c, sb->k, sb->alg->min_len, sb->alg->max_len,
+		if (ir_synthetic(worker_ir_mac(w), j->key->ir_key, sb->c, sb->k, sb->alg->min_len, sb->alg->max_len,
 				 &synth) != 0) {
 			job_fail(j, KT_INTERNAL, "cannot compute the implicit-rejection key");
 			return -1;

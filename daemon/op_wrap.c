@@ -63,6 +63,9 @@ static void wrap_check(struct job *j, struct daemon *d)
 	if (key->present) {
 		if (wire_has(&j->req, WIRE_T_KEY_BITS))
 			job_fail(j, KT_BAD_REQUEST, "KEY_BITS applies only to generated keys");
+		else if (!alg_len_ok(a, key->len) && a->min_len == a->max_len)
+			job_fail(j, KT_KEY_LENGTH, "%s keys are %u bytes, not %u", a->name,
+				 a->max_len, key->len);
 		else if (!alg_len_ok(a, key->len))
 			job_fail(j, KT_KEY_LENGTH, "%s keys are %u to %u bytes, not %u", a->name,
 				 a->min_len, a->max_len, key->len);

@@ -86,7 +86,8 @@ static void reloaded(struct daemon *d, struct gen *g, const char *how)
 
 	key_changes(&d->gen->conf, &g->conf, changes, sizeof(changes));
 	install(d, g);
-	log_info(&d->log, "configuration reloaded (%s): %zu keys; %s", how, g->keys.n, changes);
+	log_info(&d->log, "configuration reloaded (%s): %zu key%s; %s", how, g->keys.n,
+		 g->keys.n == 1 ? "" : "s", changes);
 	sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
 }
 

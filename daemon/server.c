@@ -36,7 +36,9 @@ struct conn {
 	struct peer peer;               /* who connected (SO_PEERCRED at accept) */
 	struct account *acct;           /* the peer uid's connections and memory */
 	struct event *frame_timer;      /* a started frame must be complete in time */
+	struct event *backlog_timer;    /* ends a PAUSE_BACKLOG (made on first use) */
 	unsigned pending;               /* jobs on a worker; the conn lives until they return */
+	unsigned hsm_pending;           /* of which on the HSM pool */
 	struct conn *dead_next;         /* the graveyard: closed, waiting to be freed */
 	int closing;                    /* close once the replies are written */
 	int paused;                     /* reading stopped for back-pressure: PAUSE_* bits, why */
@@ -178,6 +180,9 @@ static void conn_close(struct conn *c)
 	c->bev = NULL;
 	event_free(c->frame_timer);
 	c->frame_timer = NULL;
+	if (c->backlog_timer != NULL)
+		event_free(c->backlog_timer);
+	c->backlog_timer = NULL;
 	conn_unlink(c);
 	s->nconns--;
 	c->acct->conns--;
@@ -393,7 +398,31 @@ enum {
 	PAUSE_INFLIGHT = 1,     /* max_inflight requests on workers; resumes at half */
 	PAUSE_OUTPUT = 2,       /* CONN_OUT_HIGH of answers unwritten; resumes at CONN_OUT_LOW */
 	PAUSE_ACCOUNT = 4,      /* the uid's job memory share; resumes at 3/4 of it */
+	PAUSE_BACKLOG = 8,      /* BACKLOG_CONN_HIGH HSM jobs out while the HSM's queue is long;
+				   resumes at half of either, or after BACKLOG_PAUSE_MS */
 };
+
+/*
+ * A connection with this many HSM operations out while REPLY_BATCH_QUEUED per
+ * HSM worker wait in the queue, and nothing more in its socket, is not read
+ * again until half of them are answered (or the queue is half as long, or
+ * BACKLOG_PAUSE_MS have passed, for an HSM that answers nothing): its next
+ * requests would only join a queue the HSM is far behind on, and reading them
+ * one by one as they arrive costs the loop a wake-up each
+ * (docs/performance.md); then those that came meanwhile are read together.
+ */
+#define BACKLOG_CONN_HIGH 8
+#define BACKLOG_PAUSE_MS 50
+
+static size_t hsm_waiting(const struct server *s)
+{
+	return atomic_load_explicit(&s->d->hsm_pool.queued, memory_order_relaxed);
+}
+
+static size_t hsm_long_queue(const struct server *s)
+{
+	return REPLY_BATCH_QUEUED * (size_t)s->d->hsm_pool.nworkers;
+}
 
 static int over_limits(const struct conn *c)
 {
@@ -423,7 +452,9 @@ static int still_held(const struct conn *c)
 	return over_limits(c) != 0 ||
 	       ((c->paused & PAUSE_INFLIGHT) && c->pending > (unsigned)c->srv->lim->max_inflight / 2) ||
 	       ((c->paused & PAUSE_OUTPUT) && out_len(c) > CONN_OUT_LOW) ||
-	       ((c->paused & PAUSE_ACCOUNT) && !account_relieved(c->acct));
+	       ((c->paused & PAUSE_ACCOUNT) && !account_relieved(c->acct)) ||
+	       ((c->paused & PAUSE_BACKLOG) && c->hsm_pending > BACKLOG_CONN_HIGH / 2 &&
+		hsm_waiting(c->srv) >= hsm_long_queue(c->srv) / 2);
 }
 
 static void resume_if_possible(struct conn *c)
@@ -433,6 +464,40 @@ static void resume_if_possible(struct conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 		conn_read(c);   /* frames may already be buffered; no new data will announce them */
 	}
+}
+
+static void on_backlog_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->bev == NULL || !(c->paused & PAUSE_BACKLOG))
+		return;
+	c->paused &= ~PAUSE_BACKLOG;
+	if (c->paused == 0 && !c->closing) {
+		bufferevent_enable(c->bev, EV_READ);
+		conn_read(c);
+	}
+}
+
+/*
+ * After a read: stop reading for a while when the HSM is far behind (see
+ * above), but only once the socket is empty: what the client has already sent
+ * is taken in whole, so only its later requests wait in the socket.
+ */
+static void pause_for_backlog(struct conn *c)
+{
+	struct timeval tv = { 0, BACKLOG_PAUSE_MS * 1000 };
+
+	if (c->bev == NULL || c->closing || c->paused || c->hsm_pending < BACKLOG_CONN_HIGH ||
+	    hsm_waiting(c->srv) < hsm_long_queue(c->srv) || unread_in_socket(c))
+		return;
+	if (c->backlog_timer == NULL &&
+	    (c->backlog_timer = evtimer_new(c->srv->d->base, on_backlog_timeout, c)) == NULL)
+		return;         /* no timer, no pause: reading on costs time, not correctness */
+	pause_for(c, PAUSE_BACKLOG);
+	evtimer_add(c->backlog_timer, &tv);
 }
 
 static struct pool *pool_for(struct daemon *d, const struct op_def *op)
@@ -484,9 +549,10 @@ static void dispatch(struct conn *c, const struct wire_hdr *h, const struct op_d
 		return;
 	}
 	c->pending++;
-	if (op->place == OP_PRIVATE)
+	if (op->place == OP_PRIVATE) {
+		c->hsm_pending++;
 		c->srv->hsm_in_flight++;
-	else
+	} else
 		c->srv->pub_in_flight++;
 }
 
@@ -603,6 +669,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	conn_read(arg);
+	pause_for_backlog(arg);
 	drain_close_if_done(arg);
 }
 
@@ -774,10 +841,12 @@ static void deliver(struct job *j)
 
 	c->pending--;
 	ops_audit(j, c->srv->d, &c->srv->audit);
-	if (j->op->place == OP_PRIVATE)
+	if (j->op->place == OP_PRIVATE) {
+		c->hsm_pending--;
 		c->srv->hsm_in_flight--;
-	else
+	} else {
 		c->srv->pub_in_flight--;
+	}
 	if (c->bev == NULL) {
 		count_answer(c->srv, j);
 		job_done(j);

@@ -59,7 +59,7 @@ int bench_check(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 		const struct kt_item *it, char *why, size_t whylen);
 
 /*
- * n recipients like file (PUBLICKEYBLOB, PEM or DER key or certificate) but
+ * n recipients like file (PUBLICKEYBLOB, PEM or DER key or certificate, COPP XML chain) but
  * each with another modulus of the same length. 0, or -1 when file's modulus
  * cannot be found.
  */

@@ -4,7 +4,8 @@
  * modulus (found in the DER, or reversed in a PUBLICKEYBLOB), so that each
  * is another key to the daemon at no key-generation cost. The length, the
  * top bits and the odd last byte stay; nothing checks that n is a product of
- * two primes, nor a certificate's signature. PEM keeps its label and headers.
+ * two primes, nor a certificate's signature. PEM keeps its label and headers;
+ * a COPP XML chain has four base64 digits of its leaf's Modulus changed.
  */
 #include "bench.h"
 
@@ -112,6 +113,63 @@ static int add(struct bench_recipients *r, const uint8_t *p, size_t len)
 	return 0;
 }
 
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_digit(uint8_t c)
+{
+	return c != '\0' && strchr(b64, c) != NULL;
+}
+
+/*
+ * Where the leaf's modulus digits are: the text after the first "Modulus>" (the
+ * leaf comes first; any namespace prefix) up to the next '<'. Four digits from
+ * its middle, in pos.
+ */
+static int xml_spot(const uint8_t *file, size_t len, size_t pos[4])
+{
+	const uint8_t *m = memmem(file, len, "Modulus>", 8), *end;
+	size_t digits = 0, seen = 0, k = 0;
+
+	if (m == NULL)
+		return -1;
+	m += 8;
+	end = memchr(m, '<', len - (size_t)(m - file));
+	if (end == NULL)
+		return -1;
+	for (const uint8_t *p = m; p < end; p++)
+		digits += (size_t)b64_digit(*p);
+	for (const uint8_t *p = m; p < end && k < 4 && digits >= MIN_MODULUS; p++) {
+		if (b64_digit(*p) && seen++ >= digits / 2)
+			pos[k++] = (size_t)(p - file);
+	}
+	return k == 4 ? 0 : -1;
+}
+
+/* Variant i of an XML chain: 24 bits of the modulus changed by i + 1, in base64. */
+static int make_xml(const uint8_t *file, size_t len, struct bench_recipients *r, size_t n)
+{
+	size_t pos[4];
+	uint8_t *enc;
+	int rc;
+
+	if (xml_spot(file, len, pos) != 0 || (enc = malloc(len)) == NULL)
+		return -1;
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint32_t v = (uint32_t)i + 1;
+
+		memcpy(enc, file, len);
+		for (int b = 0; b < 4; b++) {
+			size_t d = (size_t)(strchr(b64, enc[pos[b]]) - b64);
+
+			enc[pos[b]] = (uint8_t)b64[d ^ ((v >> (6 * b)) & 63)];
+		}
+		rc = add(r, enc, len);
+	}
+	free(enc);
+	return rc;
+}
+
 /* Binary forms: the bytes themselves, varied in place. */
 static int make_binary(const uint8_t *file, size_t len, const struct spot *s,
 		       struct bench_recipients *r, size_t n)
@@ -182,6 +240,8 @@ int bench_recipients_make(const uint8_t *file, size_t len, size_t n, struct benc
 	r->len = calloc(n, sizeof(*r->len));
 	if (r->p == NULL || r->len == NULL)
 		rc = -1;
+	else if (kt_is_xml(file, len))
+		rc = make_xml(file, len, r, n);
 	else if (is_blob(file, len))
 		rc = blob_spot(file, len, &s) == 0 ? make_binary(file, len, &s, r, n) : -1;
 	else if (memmem(file, len, begin, sizeof(begin) - 1) != NULL)

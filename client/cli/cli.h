@@ -23,33 +23,66 @@ enum cli_exit {
 struct cli {
 	const char *socket;     /* NULL: the library's default */
 	int json;
+	int help, version;      /* --help, --version seen */
 	const char *cmd;        /* the command, for usage hints */
 };
 
-/* report.c: every message to the user goes through here. */
+/* "s" for a count other than one: "1 key", "2 keys". */
+static inline const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/*
+ * report.c: every message to the user goes through here. With --json, one
+ * object on stdout, {"error": NAME, "code": N or null, "message": TEXT}, and
+ * nothing on stderr; else one line on stderr (a usage error adds the usage).
+ */
 int cli_usage(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A failed library call: the status name and the connection's message. */
 int cli_fail(const struct cli *cli, int status, const char *msg);
 /* An output file was refused, or writing a result failed after the daemon did its part. */
 int cli_output_failed(const struct cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void cli_print_help(FILE *f);
-void cli_print_command_help(FILE *f, const char *cmd);
+/* An input file could not be read: exit 1, "keytrans: cannot read FILE: why". */
+int cli_input_failed(const struct cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-/* main.c */
-/* Connects to the daemon; EXIT_DONE, or the exit code after reporting. */
-int cli_connect(const struct cli *cli, kt_conn **c);
-
-/* args.c: a command's options and positional arguments. */
+/* args.c: a command's options and positional arguments, and the global options. */
 struct opt {
 	const char *name;       /* "--out" */
 	const char *alias;      /* "-o", or NULL */
 	const char **value;     /* option with a value, or NULL */
 	int *flag;              /* option without a value, or NULL */
+	const char *arg;        /* the value's name in --help ("FILE") */
+	const char *help;       /* its line in --help */
 };
+/* One table per command, read by both the parser and --help. */
+#define OPT_VALUE(n, a, v, meta, text) \
+	{ .name = (n), .alias = (a), .value = (v), .arg = (meta), .help = (text) }
+#define OPT_FLAG(n, a, f, text) { .name = (n), .alias = (a), .flag = (f), .help = (text) }
+#define OPT_END { .name = NULL }
+#define GLOBAL_OPTS 5           /* entries of args_globals, OPT_END included */
+/* The options every command takes, before or after its name, set in cli. */
+void args_globals(struct cli *cli, struct opt table[GLOBAL_OPTS]);
+/* The global options before the command; *i ends at the command. EXIT_HELP: all said. */
+int args_leading(struct cli *cli, int argc, char **argv, int *i);
 /* EXIT_DONE, EXIT_HELP, or EXIT_USAGE after reporting. */
 int args_parse(struct cli *cli, int argc, char **argv, const struct opt *opts,
 	       const char **pos, int npos);
+/* An enumeration's value, in any case: its index in names (NULL-ended), or -1. */
+int args_choice(const char *text, const char *const *names);
+
+/* help.c: --help, from the command table and each command's option table. */
+void help_print(FILE *f, const struct opt *cmd_opts, const char *cmd);
+/* The synopsis of cmd, or NULL. */
+const char *help_synopsis(const char *cmd);
+
+/* main.c, connect.c */
+/* The command table, for help.c: name i, or NULL past the end. */
+const char *cli_command_name(size_t i);
+/* Connects to the daemon; EXIT_DONE, or the exit code after reporting. */
+int cli_connect(const struct cli *cli, kt_conn **c);
 
 /* keyref.c: a key given by name or by PKCS#11 URI. */
 struct keyref {
@@ -75,7 +108,10 @@ struct out_file {
 	char *tmp;              /* a secret's own new file, renamed over name once written */
 };
 int io_is_std(const char *path);
-/* Reads a file or stdin (NULL or "-"), at most CLI_INPUT_MAX bytes; free() *buf. */
+/*
+ * Reads a file or stdin (NULL or "-"), at most CLI_INPUT_MAX bytes; free()
+ * *buf. One that cannot be read (or is too large) is reported: INPUT, exit 1.
+ */
 int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len);
 /*
  * Opens an output before the daemon is asked anything, so a bad path fails
@@ -83,7 +119,8 @@ int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len)
  * is written (the result is in the JSON). binary: refuse a terminal.
  * A symbolic link is never followed. secret: a new file of mode 0600,
  * renamed over the target once written, and only where nothing or a private
- * regular file of the caller's stands (else refused: OUTPUT, exit 1).
+ * regular file of the caller's stands (else refused: OUTPUT, exit 1). A file
+ * that cannot be created is OUTPUT, exit 1, too.
  */
 int io_out_open(const struct cli *cli, struct out_file *o, const char *path, int binary,
 		int secret);
@@ -111,6 +148,8 @@ void json_begin(struct json *j, FILE *f);
 void json_str(struct json *j, const char *key, const char *s);
 void json_strn(struct json *j, const char *key, const char *s, size_t n);
 void json_u64(struct json *j, const char *key, uint64_t v);
+void json_i64(struct json *j, const char *key, int64_t v);
+void json_null(struct json *j, const char *key);
 void json_f64(struct json *j, const char *key, double v);     /* one decimal */
 void json_hex(struct json *j, const char *key, const uint8_t *p, size_t n);
 void json_array_begin(struct json *j, const char *key);
@@ -126,6 +165,8 @@ void hsms_json(struct json *j, const struct kt_hsm *hsms, size_t n);
 
 /* prometheus.c: the stats in the Prometheus text exposition format (version 0.0.4). */
 void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r);
+/* http_metrics.c: one HTTP scrape of the stats, the request on stdin, the answer on stdout. */
+int http_metrics(const struct cli *cli);
 
 /* The commands: argc/argv are the arguments after the command name. */
 int cmd_info(struct cli *cli, int argc, char **argv);

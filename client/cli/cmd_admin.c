@@ -85,8 +85,9 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
 {
 	const char *name, *bits_text = NULL;
 	const struct opt opts[] = {
-		{ "--bits", NULL, &bits_text, NULL },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--bits", NULL, &bits_text, "N",
+			  "the modulus length: 2048 (default), 3072 or 4096"),
+		OPT_END,
 	};
 	uint32_t bits = 2048;
 	int st = args_parse(cli, argc, argv, opts, &name, 1);
@@ -113,7 +114,7 @@ static const char *key_format(const uint8_t *p, size_t n)
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
 	const char *pos[2];
-	const struct opt opts[] = { { NULL, NULL, NULL, NULL } };
+	const struct opt opts[] = { OPT_END };
 	struct kt_new_key k;
 	char what[64];
 	uint8_t *buf = NULL;

@@ -4,6 +4,7 @@
  * percentiles, errors, and the benchmark's own CPU use (to show it is not the
  * bottleneck).
  */
+#include "alg.h"
 #include "bench.h"
 #include "cli.h"
 
@@ -277,10 +278,10 @@ static void report(const struct cli *cli, const struct bench_cfg *cfg, const str
 	struct json j;
 
 	if (!cli->json) {
-		printf("%s: %u connections x %u in flight, %.1f s", bench_op_name(cfg->op), cfg->conns,
-		       cfg->depth, t->seconds);
+		printf("%s: %u connection%s x %u in flight, %.1f s", bench_op_name(cfg->op), cfg->conns,
+		       plural(cfg->conns), cfg->depth, t->seconds);
 		if (cfg->variants != NULL)
-			printf(", %zu distinct recipients", cfg->variants->n);
+			printf(", %zu distinct recipient%s", cfg->variants->n, plural(cfg->variants->n));
 		putchar('\n');
 		printf("requests %llu, errors %llu, %.0f ops/s\n", (unsigned long long)t->requests,
 		       (unsigned long long)t->errors, ops);
@@ -381,10 +382,10 @@ static int configure(const struct cli *cli, const struct bench_args *a, struct b
 	if (st == EXIT_DONE && a->to != NULL && (st = io_read(cli, a->to, pub, &cfg->to_pub_len)) == EXIT_DONE)
 		cfg->to_pub = *pub;
 	if (st == EXIT_DONE && a->alg != NULL) {
-		if (strcmp(a->alg, "AES_128") == 0 || strcmp(a->alg, "0x660e") == 0)
-			cfg->alg_id = 0x660e;
-		else if (strcmp(a->alg, "AES_256") == 0 || strcmp(a->alg, "0x6610") == 0)
-			cfg->alg_id = 0x6610;
+		const struct alg_info *alg = alg_by_name(a->alg);   /* any case or spelling */
+
+		if (alg != NULL && (alg->id == 0x660e || alg->id == 0x6610))
+			cfg->alg_id = alg->id;
 		else
 			st = cli_usage(cli, "--alg must be AES_128 or AES_256");
 	}
@@ -408,13 +409,24 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 {
 	struct bench_args a = { 0 };
 	const struct opt opts[] = {
-		{ "--op", NULL, &a.op, NULL }, { "--key", NULL, &a.key, NULL },
-		{ "--to", NULL, &a.to, NULL }, { "--alg", NULL, &a.alg, NULL },
-		{ "--connections", "-c", &a.conns, NULL }, { "--pipeline", "-P", &a.depth, NULL },
-		{ "--duration", "-d", &a.duration, NULL }, { "--requests", "-n", &a.requests, NULL },
-		{ "--distinct-recipients", NULL, &a.distinct, NULL },
-		{ "--strict", NULL, NULL, &a.strict },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--op", NULL, &a.op, "OP", "unwrap, unwrap-oaep, wrap, wrap-generate, "
+			  "copp-sign, copp-open or pubkey (required)"),
+		OPT_VALUE("--key", NULL, &a.key, "NAME", "the daemon's key to use (or a PKCS#11 URI)"),
+		OPT_VALUE("--to", NULL, &a.to, "KEYFILE",
+			  "a public key file as recipient instead (wrap, wrap-generate, copp-sign)"),
+		OPT_VALUE("--alg", NULL, &a.alg, "ALG", "the session keys: AES_128 (default) or AES_256"),
+		OPT_VALUE("--connections", "-c", &a.conns, "N",
+			  "connections, a thread each (1 to 4096, default 1)"),
+		OPT_VALUE("--pipeline", "-P", &a.depth, "N",
+			  "requests in flight per connection (1 to 256, default 1)"),
+		OPT_VALUE("--duration", "-d", &a.duration, "SECONDS",
+			  "how long to run (above 0, fractions allowed, default 10)"),
+		OPT_VALUE("--requests", "-n", &a.requests, "N", "how many requests in all, instead of -d"),
+		OPT_VALUE("--distinct-recipients", NULL, &a.distinct, "N",
+			  "with --to: cycle through N recipients made from KEYFILE (1 to 100000)"),
+		OPT_FLAG("--strict", NULL, &a.strict,
+			 "unwrap and copp-open with no implicit rejection (STRICT)"),
+		OPT_END,
 	};
 	struct bench_recipients variants = { 0 };
 	struct bench_fixture *fx = calloc(1, sizeof(*fx));

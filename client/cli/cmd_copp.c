@@ -119,14 +119,21 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 {
 	struct sign_opts s = { 0 };
 	const struct opt opts[] = {
-		{ "--to", NULL, &s.to, NULL },
-		{ "--to-key", NULL, &s.to_key, NULL },
-		{ "--random", NULL, &s.random, NULL },
-		{ "--aes-key", NULL, &s.aes_key, NULL },
-		{ "--status-seq", NULL, &s.status_seq, NULL },
-		{ "--command-seq", NULL, &s.command_seq, NULL },
-		{ "--out", "-o", &s.out, NULL },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--to", NULL, &s.to, "KEYFILE",
+			  "the recipient: an RSA-2048 public key, certificate or COPP XML chain"),
+		OPT_VALUE("--to-key", NULL, &s.to_key, "NAME",
+			  "the recipient: the daemon's RSA-2048 key NAME (or a PKCS#11 URI)"),
+		OPT_VALUE("--random", NULL, &s.random, "HEX",
+			  "the driver's 128-bit random number, 32 hex digits (required)"),
+		OPT_VALUE("--aes-key", NULL, &s.aes_key, "HEX",
+			  "the session's AES-128 key, 32 hex digits (default: from the HSM)"),
+		OPT_VALUE("--status-seq", NULL, &s.status_seq, "N",
+			  "the starting status sequence number (default: from the HSM)"),
+		OPT_VALUE("--command-seq", NULL, &s.command_seq, "N",
+			  "the starting command sequence number (default: from the HSM)"),
+		OPT_VALUE("--out", "-o", &s.out, "SIGFILE",
+			  "where the signature goes, mode 0600 (default: stdout, not a terminal)"),
+		OPT_END,
 	};
 	struct kt_copp_sign_args a = { 0 };
 	struct out_file o = { .fd = -1 };
@@ -184,10 +191,12 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 	const char *name, *in = NULL, *expect_hex = NULL;
 	int strict = 0;
 	const struct opt opts[] = {
-		{ "--in", "-i", &in, NULL },
-		{ "--expect-random", NULL, &expect_hex, NULL },
-		{ "--strict", NULL, NULL, &strict },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--in", "-i", &in, "SIGFILE", "the 256-byte signature (default: stdin)"),
+		OPT_VALUE("--expect-random", NULL, &expect_hex, "HEX",
+			  "the random number it must carry, else RANDOM_MISMATCH (always give it)"),
+		OPT_FLAG("--strict", NULL, &strict,
+			 "fail with UNWRAP_FAILED when it does not decrypt (no implicit rejection)"),
+		OPT_END,
 	};
 	uint8_t expect[16], *sig = NULL;
 	size_t len = 0;

@@ -4,15 +4,15 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const struct opt no_opts[] = { { NULL, NULL, NULL, NULL } };
+static const struct opt no_opts[] = { OPT_END };
 
 void hsms_text(const struct kt_hsm *hsms, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct kt_hsm *h = &hsms[i];
 
-		printf("hsm %s: token %s, %s, %" PRIu32 " in flight, %" PRIu64 " faults%s%s\n",
-		       h->name, h->token_label, h->state, h->in_flight, h->faults,
+		printf("hsm %s: token %s, %s, %" PRIu32 " in flight, %" PRIu64 " fault%s%s%s\n",
+		       h->name, h->token_label, h->state, h->in_flight, h->faults, plural(h->faults),
 		       h->last_error[0] ? ", last error: " : "", h->last_error);
 	}
 }

@@ -4,16 +4,11 @@
 #include <string.h>
 
 static const char *const format_names[] = { [KT_FMT_BLOB] = "blob", [KT_FMT_PEM] = "pem",
-					    [KT_FMT_DER] = "der" };
+					    [KT_FMT_DER] = "der", NULL };
 
 static int parse_format(const char *s)
 {
-	if (s == NULL)
-		return KT_FMT_BLOB;
-	for (int i = 0; i < 3; i++)
-		if (strcmp(s, format_names[i]) == 0)
-			return i;
-	return -1;
+	return s == NULL ? KT_FMT_BLOB : args_choice(s, format_names);
 }
 
 static void pubkey_json(const char *name, int format, const uint8_t *p, size_t n)
@@ -62,9 +57,11 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 {
 	const char *name, *fmt = NULL, *out = NULL;
 	const struct opt opts[] = {
-		{ "--format", NULL, &fmt, NULL },
-		{ "--out", "-o", &out, NULL },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--format", NULL, &fmt, "FORMAT",
+			  "blob (PUBLICKEYBLOB, default), pem or der (SubjectPublicKeyInfo)"),
+		OPT_VALUE("--out", "-o", &out, "FILE",
+			  "where it goes (default: stdout; blob and der not to a terminal)"),
+		OPT_END,
 	};
 	struct out_file o;
 	struct keyref ref;

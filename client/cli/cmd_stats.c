@@ -51,11 +51,13 @@ static void stats_text(const struct kt_stats *s, const struct kt_recipient_stats
 	printf("uptime_s: %" PRIu64 "\nconnections: %" PRIu32 " open, %" PRIu64 " accepted, %" PRIu64
 	       " refused\n", s->uptime_s, s->connections, s->accepted, s->refused);
 	for (size_t i = 0; i < s->npools; i++)
-		printf("pool %s: %" PRIu32 " workers, %" PRIu32 " queued, %" PRIu32 " in flight\n",
-		       s->pools[i].name, s->pools[i].workers, s->pools[i].queued, s->pools[i].in_flight);
+		printf("pool %s: %" PRIu32 " worker%s, %" PRIu32 " queued, %" PRIu32 " in flight\n",
+		       s->pools[i].name, s->pools[i].workers, plural(s->pools[i].workers),
+		       s->pools[i].queued, s->pools[i].in_flight);
 	if (r->present)
-		printf("recipient cache: %" PRIu32 " keys, %" PRIu64 " hits, %" PRIu64 " misses\n",
-		       r->entries, r->hits, r->misses);
+		printf("recipient cache: %" PRIu32 " key%s, %" PRIu64 " hit%s, %" PRIu64 " miss%s\n",
+		       r->entries, plural(r->entries), r->hits, plural(r->hits), r->misses,
+		       r->misses == 1 ? "" : "es");
 	hsms_text(s->hsms, s->nhsms);
 	for (size_t i = 0; i < s->nops; i++)
 		if (s->ops[i].count > 0) {
@@ -127,10 +129,13 @@ static int stats_json(const struct kt_stats *s, const struct kt_recipient_stats 
 
 int cmd_stats(struct cli *cli, int argc, char **argv)
 {
-	int prometheus = 0;
+	int prometheus = 0, http = 0;
 	const struct opt opts[] = {
-		{ "--prometheus", NULL, NULL, &prometheus },
-		{ NULL, NULL, NULL, NULL },
+		OPT_FLAG("--prometheus", NULL, &prometheus,
+			 "print the Prometheus text format (0.0.4) instead; not with --json"),
+		OPT_FLAG("--http", NULL, &http,
+			 "with --prometheus: answer one HTTP request read on stdin (a socket unit's)"),
+		OPT_END,
 	};
 	struct kt_recipient_stats r;
 	struct kt_stats *s;
@@ -139,6 +144,10 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 
 	if (st == EXIT_DONE && prometheus && cli->json)
 		st = cli_usage(cli, "--json and --prometheus exclude each other");
+	if (st == EXIT_DONE && http && !prometheus)
+		st = cli_usage(cli, "--http needs --prometheus");
+	if (st == EXIT_DONE && http)
+		return http_metrics(cli);
 	if (st == EXIT_DONE)
 		st = cli_connect(cli, &c);
 	if (st != EXIT_DONE)

@@ -67,11 +67,13 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv)
 	const char *name, *in = NULL, *out = NULL;
 	int oaep = 0, strict = 0;
 	const struct opt opts[] = {
-		{ "--in", "-i", &in, NULL },
-		{ "--out", "-o", &out, NULL },
-		{ "--oaep", NULL, NULL, &oaep },
-		{ "--strict", NULL, NULL, &strict },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--in", "-i", &in, "BLOBFILE", "the SIMPLEBLOB to decrypt (default: stdin)"),
+		OPT_VALUE("--out", "-o", &out, "KEYBLOBFILE",
+			  "where the PLAINTEXTKEYBLOB goes, mode 0600 (default: stdout, not a terminal)"),
+		OPT_FLAG("--oaep", NULL, &oaep, "the blob has OAEP padding (SHA-1), not PKCS#1 v1.5"),
+		OPT_FLAG("--strict", NULL, &strict,
+			 "fail with UNWRAP_FAILED instead of giving the implicit-rejection key"),
+		OPT_END,
 	};
 	struct out_file o;
 	uint8_t *blob = NULL;

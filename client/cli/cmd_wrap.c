@@ -103,7 +103,8 @@ static int prepare(const struct cli *cli, const struct wrap_opts *w, struct wrap
 	return st;
 }
 
-static void wrap_json(const struct kt_wrapped *r, const char *alg)
+/* show_key: a generated key not written to --key-out, whose only copy this is. */
+static void wrap_json(const struct kt_wrapped *r, const char *alg, int show_key)
 {
 	struct json j;
 
@@ -111,8 +112,10 @@ static void wrap_json(const struct kt_wrapped *r, const char *alg)
 	json_u64(&j, "alg_id", r->key.alg_id);
 	json_str(&j, "alg", alg);
 	json_hex(&j, "blob", r->blob, r->blob_len);
-	if (r->generated)
+	if (show_key)
 		json_hex(&j, "key", r->key.key, r->key.len);
+	else if (r->generated)
+		json_u64(&j, "key_len", r->key.len);
 	json_end(&j);
 }
 
@@ -134,6 +137,8 @@ static int emit(const struct cli *cli, struct wrap_job *job, const struct kt_wra
 	const struct alg_info *alg = alg_by_id(r->key.alg_id);
 	const char *name = alg != NULL ? alg->name : "unknown";
 	FILE *f = job->ko.is_stdout ? stderr : io_summary(&job->o);
+	/* With --key-out (its name set by io_out_open) the key goes there only. */
+	int show_key = r->generated && job->ko.name == NULL;
 	int st = io_out_write(cli, &job->o, r->blob, r->blob_len);
 
 	if (st == EXIT_DONE && r->generated)
@@ -141,11 +146,13 @@ static int emit(const struct cli *cli, struct wrap_job *job, const struct kt_wra
 	if (st != EXIT_DONE)
 		return st;
 	if (cli->json) {
-		wrap_json(r, name);
-	} else if (r->generated) {
+		wrap_json(r, name, show_key);
+	} else if (show_key) {
 		fprintf(f, "alg: %s\nkey: ", name);
 		io_print_hex(f, r->key.key, r->key.len);
 		fputc('\n', f);
+	} else if (r->generated) {
+		fprintf(f, "alg: %s\nkey_len: %zu\n", name, r->key.len);
 	}
 	return EXIT_DONE;
 }
@@ -177,17 +184,25 @@ int cmd_wrap(struct cli *cli, int argc, char **argv)
 {
 	struct wrap_opts w = { 0 };
 	const struct opt opts[] = {
-		{ "--to", NULL, &w.to, NULL },
-		{ "--to-key", NULL, &w.to_key, NULL },
-		{ "--alg", NULL, &w.alg, NULL },
-		{ "--key", NULL, &w.key, NULL },
-		{ "--generate", NULL, NULL, &w.generate },
-		{ "--bits", NULL, &w.bits, NULL },
-		{ "--key-blob", NULL, &w.key_blob, NULL },
-		{ "--key-out", NULL, &w.key_out, NULL },
-		{ "--oaep", NULL, NULL, &w.oaep },
-		{ "--out", "-o", &w.out, NULL },
-		{ NULL, NULL, NULL, NULL },
+		OPT_VALUE("--to", NULL, &w.to, "KEYFILE",
+			  "the recipient: an RSA public key or certificate file (blob, PEM, DER)"),
+		OPT_VALUE("--to-key", NULL, &w.to_key, "NAME",
+			  "the recipient: the daemon's key NAME (or a PKCS#11 URI)"),
+		OPT_VALUE("--alg", NULL, &w.alg, "ALG",
+			  "the session key's algorithm: AES_128, aes-256, CALG_RC4, 0x6610, ..."),
+		OPT_VALUE("--key", NULL, &w.key, "HEX", "the session key to wrap, in hexadecimal"),
+		OPT_FLAG("--generate", NULL, &w.generate,
+			 "draw a new session key from the HSM instead of --key"),
+		OPT_VALUE("--bits", NULL, &w.bits, "N",
+			  "with --generate, RC2 and RC4: the key's length (40 to 128, default 128)"),
+		OPT_VALUE("--key-blob", NULL, &w.key_blob, "KEYBLOBFILE",
+			  "the algorithm and key from a PLAINTEXTKEYBLOB (instead of --alg)"),
+		OPT_VALUE("--key-out", NULL, &w.key_out, "KEYBLOBFILE",
+			  "with --generate: write the new key there (0600), not to stdout or JSON"),
+		OPT_FLAG("--oaep", NULL, &w.oaep, "pad with OAEP (SHA-1) instead of PKCS#1 v1.5"),
+		OPT_VALUE("--out", "-o", &w.out, "BLOBFILE",
+			  "where the SIMPLEBLOB goes (default: stdout, not a terminal)"),
+		OPT_END,
 	};
 	struct wrap_job job = { .o = { .fd = -1 }, .ko = { .fd = -1 } };
 	int st = args_parse(cli, argc, argv, opts, NULL, 0);

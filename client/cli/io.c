@@ -59,8 +59,9 @@ int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
+	/* A file that is not there is a runtime failure, not a misuse of the command line. */
 	if (fd < 0)
-		return cli_usage(cli, "cannot open %s: %s", name, strerror(errno));
+		return cli_input_failed(cli, "cannot read %s: %s", name, strerror(errno));
 	if (fd == STDIN_FILENO && isatty(fd))
 		return cli_usage(cli, "refusing to read binary input from a terminal; use -i FILE");
 	err = read_input(fd, buf, len);
@@ -73,8 +74,9 @@ int io_read(const struct cli *cli, const char *path, uint8_t **buf, size_t *len)
 	free(*buf);
 	*buf = NULL;
 	if (err != 0)
-		return cli_usage(cli, "cannot read %s: %s", name, strerror(err));
-	return cli_usage(cli, "%s is larger than %d KiB", name, CLI_INPUT_MAX / 1024);
+		return cli_input_failed(cli, "cannot read %s: %s", name, strerror(err));
+	return cli_input_failed(cli, "cannot read %s: it is larger than %d KiB", name,
+				CLI_INPUT_MAX / 1024);
 }
 
 /*
@@ -143,7 +145,7 @@ static int open_secret(const struct cli *cli, struct out_file *o, const char *pa
 	r = errno;
 	free(o->tmp);
 	o->tmp = NULL;
-	return cli_usage(cli, "cannot open %s for writing: %s", path, strerror(r));
+	return cli_output_failed(cli, "cannot open %s for writing: %s", path, strerror(r));
 }
 
 /* O_NOFOLLOW fails with ELOOP on a link: said plainly, as a refusal. */
@@ -154,7 +156,7 @@ static int refuse_link(const struct cli *cli, const char *path)
 
 	if (err == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
 		return cli_output_failed(cli, "refusing to write to %s: it is a symbolic link", path);
-	return cli_usage(cli, "cannot open %s for writing: %s", path, strerror(err));
+	return cli_output_failed(cli, "cannot open %s for writing: %s", path, strerror(err));
 }
 
 /*

@@ -114,6 +114,18 @@ void json_u64(struct json *j, const char *key, uint64_t v)
 	fprintf(j->f, "%" PRIu64, v);
 }
 
+void json_i64(struct json *j, const char *key, int64_t v)
+{
+	member(j, key);
+	fprintf(j->f, "%" PRId64, v);
+}
+
+void json_null(struct json *j, const char *key)
+{
+	member(j, key);
+	fputs("null", j->f);
+}
+
 void json_f64(struct json *j, const char *key, double v)
 {
 	member(j, key);

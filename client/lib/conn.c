@@ -73,6 +73,7 @@ void kt_conn_free(kt_conn *c)
 	kt_close(c);
 	wipe(c->tx, WIRE_FRAME_MAX);
 	free(c->pend);
+	free(c->xml);
 	free(c->rx);
 	free(c->tx);
 	free(c);

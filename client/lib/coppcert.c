@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/globals.h>
@@ -23,6 +24,7 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "internal.h"
 
 #define COPP_BITS 2048
 #define MOD_CAP 2048            /* decoded modulus bytes accepted, to report its size */
@@ -376,4 +378,28 @@ int kt_copp_cert_key(const uint8_t *xml, size_t len, uint8_t blob[KT_COPP_KEY_BL
 		st = leaf_key(leaf, blob, err, errlen);
 	xmlFreeDoc(doc);
 	return st;
+}
+
+int conn_copp_cert_key(kt_conn *c, const uint8_t *xml, size_t len,
+		       uint8_t blob[KT_COPP_KEY_BLOB_LEN])
+{
+	uint8_t *copy;
+	int st;
+
+	if (c->xml != NULL && c->xml_len == len && memcmp(c->xml, xml, len) == 0) {
+		memcpy(blob, c->xml_key, KT_COPP_KEY_BLOB_LEN);
+		return KT_OK;
+	}
+	st = kt_copp_cert_key(xml, len, blob, c->err, sizeof(c->err));
+	if (st != KT_OK)
+		return st;
+	/* No copy (out of memory) only means no cache. */
+	if ((copy = malloc(len)) != NULL) {
+		memcpy(copy, xml, len);
+		free(c->xml);
+		c->xml = copy;
+		c->xml_len = len;
+		memcpy(c->xml_key, blob, KT_COPP_KEY_BLOB_LEN);
+	}
+	return KT_OK;
 }

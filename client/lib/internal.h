@@ -45,6 +45,11 @@ struct kt_conn {
 	char path[108];         /* the socket of the last kt_connect ("": kt_close'd) */
 	int reconnect;          /* kt_set_reconnect */
 	int req_status;         /* why a req_* encoder failed when not KT_ERR_ARG (else 0) */
+	/* The last COPP XML chain read here and its key: a caller signing for one driver
+	 * sends the same chain every time, and libxml2 costs more than the RSA. */
+	uint8_t *xml;
+	size_t xml_len;
+	uint8_t xml_key[KT_COPP_KEY_BLOB_LEN];
 	char err[KT_ERRMSG_MAX];
 };
 
@@ -67,6 +72,10 @@ struct deadline {
 };
 
 /* conn.c */
+/* kt_copp_cert_key, remembering the last chain on c (the error, if any, in c->err). */
+int conn_copp_cert_key(kt_conn *c, const uint8_t *xml, size_t len,
+		       uint8_t blob[KT_COPP_KEY_BLOB_LEN]);
+
 int conn_err(kt_conn *c, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int conn_errno(kt_conn *c, int status, const char *what, int errnum);

@@ -156,7 +156,7 @@ static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_a
 		return arg_error(c, "unknown COPP flags");
 	/* A driver's XML certificate chain becomes its leaf's key here: the daemon reads no XML. */
 	if (a->to_key == NULL && pub != NULL && kt_is_xml(pub, pub_len)) {
-		st = kt_copp_cert_key(pub, pub_len, blob, c->err, sizeof(c->err));
+		st = conn_copp_cert_key(c, pub, pub_len, blob);
 		if (st != KT_OK) {
 			c->req_status = st;
 			return 0;

@@ -1,9 +1,11 @@
-"""The Python client (keytrans.py) against a keytransd serving the vector keys (harness.py),
-and against fake daemons that misbehave on purpose (tests/conformance/fake_daemon.py):
-every method, every error kind, pipelining, every vector line, wrap/unwrap round trips.
+"""The Python client (the package keytrans, blocking) against a keytransd serving the vector
+keys (harness.py), and against fake daemons that misbehave on purpose
+(tests/conformance/fake_daemon.py): every method, every error kind and its class,
+pipelining, every vector line, wrap/unwrap round trips, results that never show key bytes.
+test_aio.py does the same for keytrans.aio.
 
-Run by meson (test 'python-client'), which sets KT_VECTORS, KT_KEYTRANSD and PYTHONPATH
-(client/python, tests/integration, tests/conformance)."""
+Run by meson (test 'python-client'), which sets KT_VECTORS, KT_KEYTRANSD, KT_VERSION and
+PYTHONPATH (client/python, tests/integration, tests/conformance)."""
 import base64
 import hashlib
 import json
@@ -68,12 +70,14 @@ def data(name):
 
 
 def raises(code, fn, *args, message=None, **kw):
-    """fn(*args, **kw) must raise KeytransError with that code (a name or a number)."""
+    """fn(*args, **kw) must raise KeytransError with that code (a name or a number), an
+    instance of the code's family class."""
     want = getattr(keytrans, code) if isinstance(code, str) else code
     try:
         r = fn(*args, **kw)
     except KeytransError as e:
         assert e.code == want, "got %r, expected %s" % (e, code)
+        assert type(e) is keytrans.error_class(want), (type(e), code)
         assert e.name == keytrans.status_name(want)
         assert e.message, e
         if message is not None:
@@ -99,14 +103,14 @@ def test_tables_match_the_c_sources():
         for entry in c_list("common/keytrans_status.h", macro):
             name, code, desc = [p.strip() for p in entry.split(",", 2)]
             statuses.append((name, int(code), desc.strip('"')))
-    assert statuses == keytrans._STATUS_LIST, "keytrans.py's status list differs from the C one"
+    assert statuses == keytrans._STATUS_LIST, "keytrans' status list differs from the C one"
     types = {"WT_U8": keytrans._U8, "WT_U32": keytrans._U32, "WT_U64": keytrans._U64,
              "WT_BYTES": keytrans._BYTES, "WT_STR": keytrans._STR, "WT_GROUP": keytrans._GROUP}
     tags = {}
     for entry in c_list("common/wire.h", "WIRE_TAG_LIST(X)"):
         name, tag, typ, mx, _where = [p.strip() for p in entry.split(",")]
         tags[int(tag)] = (name, types[typ], int(mx))
-    assert tags == keytrans._TAGS, "keytrans.py's field tags differ from common/wire.h"
+    assert tags == keytrans._TAGS, "keytrans' field tags differ from common/wire.h"
     ops = {}
     for entry in c_list("common/wire.h", "WIRE_OP_LIST(X)"):
         name, code, wire = [p.strip() for p in entry.split(",")]
@@ -145,6 +149,98 @@ def test_errors_are_exceptions():
     assert "UNWRAP_FAILED" in repr(e)
     assert KeytransError(keytrans.BUSY).message == "daemon overloaded, try again"
     assert KeytransError(99, "x").name == "UNKNOWN"
+    assert keytrans.__version__ == os.environ.get("KT_VERSION", keytrans.__version__)
+
+
+FAMILY_OF = {
+    "ProtocolError": ["BAD_FRAME", "FRAME_TOO_LARGE", "BAD_VERSION", "UNKNOWN_OP", "ERR_PROTOCOL"],
+    "BadRequest": ["BAD_REQUEST", "KEY_LENGTH"],
+    "UnknownKey": ["UNKNOWN_KEY"],
+    "BadBlob": ["BLOB_TYPE", "BLOB_VERSION", "BLOB_RESERVED", "BLOB_WRAP_ALG", "BLOB_ALG",
+                "BLOB_LENGTH", "BLOB_RANGE"],
+    "UnwrapFailed": ["UNWRAP_FAILED", "RANDOM_MISMATCH"],
+    "BadKey": ["BAD_PUBLIC_KEY", "KEY_SIZE"],
+    "HsmUnavailable": ["HSM_ERROR", "HSM_UNAVAILABLE"],
+    "Busy": ["BUSY", "SHUTTING_DOWN", "TIMEOUT"],
+    "InternalError": ["INTERNAL"],
+    "Denied": ["DENIED"],
+    "NotSupported": ["NOT_SUPPORTED"],
+    "ConnectError": ["ERR_CONNECT"],
+    "ConnectionLost": ["ERR_IO"],
+    "InvalidArgument": ["ERR_ARG"],
+    "OutOfMemory": ["ERR_NOMEM"],
+    "Timeout": ["ERR_TIMEOUT"],
+}
+BUILTIN_BASE = {"ConnectError": ConnectionError, "ConnectionLost": ConnectionError,
+                "InvalidArgument": ValueError, "Timeout": TimeoutError}
+
+
+def test_error_families():
+    """Every status but OK maps to exactly one family class (the one documented in the
+    module docstring and client/python/README.md); what raises it raises that class."""
+    families = [getattr(keytrans, name) for name in FAMILY_OF]
+    assert tuple(families) == keytrans.FAMILIES
+    seen = {}
+    for family in families:
+        assert issubclass(family, KeytransError) and family is not KeytransError
+        for code in family.codes:
+            assert code not in seen, (code, family, seen.get(code))
+            seen[code] = family
+    statuses = [(name, code) for name, code, _ in keytrans._STATUS_LIST if code != 0]
+    assert sorted(seen) == sorted(code for _, code in statuses), "a status in no family"
+    for name, code in statuses:
+        family = keytrans.error_class(code)
+        assert name in FAMILY_OF[family.__name__], (name, family)
+        assert [f for f in families if code in f.codes] == [family]
+        for e in (KeytransError(code, "why"), family(code, "why"), KeytransError(code)):
+            assert type(e) is family and isinstance(e, KeytransError), (name, type(e))
+            assert (e.code, e.name) == (code, name) and e.message
+            assert str(e).startswith(name + ": ")
+            assert repr(e).startswith("%s(%s, " % (family.__name__, name)), repr(e)
+        want_builtin = BUILTIN_BASE.get(family.__name__)
+        if want_builtin is not None:
+            assert isinstance(KeytransError(code), want_builtin), (name, want_builtin)
+        e = KeytransError(code, "why")
+        assert (str(e), e.args) == ("%s: why" % name, (code, "why"))
+        try:
+            raise KeytransError(code, "raised")
+        except family as caught:
+            assert caught.message == "raised"
+    for code in (0, 99, -99):       # OK and unknown codes: no family
+        assert keytrans.error_class(code) is KeytransError
+        assert type(KeytransError(code)) is KeytransError
+    assert not isinstance(KeytransError(keytrans.UNKNOWN_KEY), ValueError)
+
+
+def test_results_hide_key_bytes():
+    """repr() and str() of results that hold a session key or an AES key never show it."""
+    secret = bytes(range(0x41, 0x41 + 32))          # b"ABC...": printable, easy to spot
+    hexed, reprd = secret.hex(), repr(secret)
+    sk = keytrans.SessionKey(0x6610, secret)
+    w = keytrans.Wrapped(b"\x01" * 268, secret)
+    cp = keytrans.Copp(b"\x02" * 256, secret[:16], secret[16:], 7, 9)
+    for r, want in ((sk, "SessionKey(alg_id=0x6610 (CALG_AES_256), key=<redacted 32 bytes>)"),
+                    (w, "Wrapped(blob=<268 bytes>, key=<redacted 32 bytes>)"),
+                    (cp, "Copp(signature=<256 bytes>, random=<16 bytes>, "
+                         "aes_key=<redacted 16 bytes>, status_seq=7, command_seq=9)")):
+        for text in (repr(r), str(r), "%s" % (r,), "{}".format(r), repr([r]), repr({"r": r})):
+            assert want in text, (text, want)
+            for leak in (hexed, reprd, hexed[:16], repr(secret[:8])[2:-1], repr(secret[16:])):
+                assert leak not in text, (text, leak)
+    # Still tuples: unpacking, indexing and comparing work on the bytes.
+    alg, key = sk
+    assert key == secret and w[1] == secret and cp.aes_key == secret[16:]
+    assert sk == (0x6610, secret) and sk._replace(key=b"x").key == b"x"
+    assert "<redacted 2 bytes>" in repr(keytrans.SessionKey(1, b"xy"))
+    assert "unknown" in repr(keytrans.SessionKey(1, b"xy"))
+    assert repr(cp._replace(signature=None)).startswith("Copp(signature=None, ")
+    with conn() as c:
+        w = c.wrap("AES_256", to_key="rsa2048")
+        u = c.unwrap("rsa2048", w.blob)
+        s = c.copp_sign(RND, to_key="rsa2048")
+        o = c.copp_open("rsa2048", s.signature)
+        for r, k in ((w, w.key), (u, u.key), (s, s.aes_key), (o, o.aes_key)):
+            assert k.hex() not in repr(r) and repr(k) not in repr(r) and "redacted" in str(r), r
 
 
 # --- connections ---
@@ -915,7 +1011,8 @@ def main():
                 fakes.append(FakeDaemon(path, handler))
                 FAKES[name] = path
             run_tests([test_tables_match_the_c_sources, test_alg_spellings,
-                       test_errors_are_exceptions, test_connect_paths, test_connect_errors,
+                       test_errors_are_exceptions, test_error_families,
+                       test_results_hide_key_bytes, test_connect_paths, test_connect_errors,
                        test_timeouts, test_info_and_keys, test_pubkey_formats,
                        test_unwrap_every_vector, test_negative_vectors, test_copp_vectors,
                        test_wrap_round_trips, test_wrap_refusals, test_unwrap_refusals,

@@ -2,16 +2,47 @@
 
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "ct.h"
 
 #define SHA256_LEN 32
 
+EVP_MAC_CTX *ir_mac_new(void)
+{
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+	char sha256[] = "SHA256";
+	OSSL_PARAM p[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, sha256, 0),
+		OSSL_PARAM_construct_end(),
+	};
+
+	EVP_MAC_free(hmac);     /* the context keeps its own reference */
+	if (ctx != NULL && EVP_MAC_CTX_set_params(ctx, p) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+/* HMAC-SHA256(key, in) into out, with the digest already chosen in mac. */
+static int hmac(EVP_MAC_CTX *mac, const uint8_t *key, size_t key_len, const uint8_t *in,
+		size_t in_len, uint8_t out[SHA256_LEN])
+{
+	size_t len = 0;
+
+	return mac != NULL && EVP_MAC_init(mac, key, key_len, NULL) == 1 &&
+	       EVP_MAC_update(mac, in, in_len) == 1 &&
+	       EVP_MAC_final(mac, out, &len, SHA256_LEN) == 1 && len == SHA256_LEN ? 0 : -1;
+}
+
 /* PRF(kdk, label, bytes): HMAC-SHA256(kdk, i || label || bits) blocks, as in the draft. */
-static int prf(const uint8_t kdk[SHA256_LEN], const char *label, uint8_t *out, size_t n)
+static int prf(EVP_MAC_CTX *mac, const uint8_t kdk[SHA256_LEN], const char *label, uint8_t *out,
+	       size_t n)
 {
 	uint8_t in[2 + 16 + 2], block[SHA256_LEN];
 	size_t label_len = strlen(label), bits = n * 8;
@@ -26,7 +57,7 @@ static int prf(const uint8_t kdk[SHA256_LEN], const char *label, uint8_t *out, s
 		memcpy(in + 2, label, label_len);
 		in[2 + label_len] = (uint8_t)(bits >> 8);
 		in[3 + label_len] = (uint8_t)bits;
-		if (HMAC(EVP_sha256(), kdk, SHA256_LEN, in, 4 + label_len, block, NULL) == NULL)
+		if (hmac(mac, kdk, SHA256_LEN, in, 4 + label_len, block) != 0)
 			return -1;
 		memcpy(out, block, take);
 		out += take;
@@ -36,8 +67,8 @@ static int prf(const uint8_t kdk[SHA256_LEN], const char *label, uint8_t *out, s
 	return 0;
 }
 
-int ir_synthetic(const uint8_t ir_key[IR_KEY_LEN], const uint8_t *c, size_t k, size_t min_len,
-		 size_t max_len, struct unpadded *out)
+int ir_synthetic(EVP_MAC_CTX *mac, const uint8_t ir_key[IR_KEY_LEN], const uint8_t *c, size_t k,
+		 size_t min_len, size_t max_len, struct unpadded *out)
 {
 	uint8_t kdk[SHA256_LEN], r[4];
 	uint64_t draw;
@@ -45,9 +76,10 @@ int ir_synthetic(const uint8_t ir_key[IR_KEY_LEN], const uint8_t *c, size_t k, s
 
 	if (max_len > PKCS1_MSG_MAX || min_len > max_len)
 		return -1;
-	if (HMAC(EVP_sha256(), ir_key, IR_KEY_LEN, c, k, kdk, NULL) == NULL)
+	if (hmac(mac, ir_key, IR_KEY_LEN, c, k, kdk) != 0)
 		goto done;
-	if (prf(kdk, "message", out->msg, max_len) != 0 || prf(kdk, "length", r, sizeof(r)) != 0)
+	if (prf(mac, kdk, "message", out->msg, max_len) != 0 ||
+	    prf(mac, kdk, "length", r, sizeof(r)) != 0)
 		goto done;
 	/* A length in [min, max] by multiply-and-shift: no division on a secret value. */
 	draw = (uint64_t)((uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3]);

@@ -11,17 +11,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "pkcs1.h"
 
 #define IR_KEY_LEN 32
 
 /*
+ * An HMAC-SHA256 context for ir_synthetic, made once per thread: OpenSSL 3's
+ * one-shot HMAC() looks the algorithms up in the provider on every call,
+ * which cost more than the HMACs themselves (docs/performance.md). NULL when
+ * OpenSSL has no HMAC; free with EVP_MAC_CTX_free.
+ */
+EVP_MAC_CTX *ir_mac_new(void);
+
+/*
  * The synthetic message for ciphertext c (k bytes): its length is drawn from
  * [min_len, max_len], its bytes (max_len of them) are pseudo-random, both
- * functions of (ir_key, c) only. 0, or -1 if HMAC fails.
+ * functions of (ir_key, c) only; mac is the calling thread's ir_mac_new(). 0,
+ * or -1 if HMAC fails.
  */
-int ir_synthetic(const uint8_t ir_key[IR_KEY_LEN], const uint8_t *c, size_t k, size_t min_len,
-		 size_t max_len, struct unpadded *out);
+int ir_synthetic(EVP_MAC_CTX *mac, const uint8_t ir_key[IR_KEY_LEN], const uint8_t *c, size_t k,
+		 size_t min_len, size_t max_len, struct unpadded *out);
 /*
  * Replaces a failed decoding by the synthetic message in constant time:
  * afterwards out->len and out->msg are the real ones when out->good, else the

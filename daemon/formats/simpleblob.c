@@ -90,6 +90,10 @@ int simpleblob_wrap_with(EVP_PKEY_CTX *enc, size_t k, const struct alg_info *alg
 	uint8_t c[RSA_MAX_BYTES];
 	struct buf_writer w;
 
+	if (!alg_len_ok(alg, key_len) && alg->min_len == alg->max_len) {
+		snprintf(why, whylen, "%s keys are %u bytes, not %zu", alg->name, alg->max_len, key_len);
+		return KT_KEY_LENGTH;
+	}
 	if (!alg_len_ok(alg, key_len)) {
 		snprintf(why, whylen, "%s keys are %u to %u bytes, not %zu", alg->name,
 			 alg->min_len, alg->max_len, key_len);

@@ -250,9 +250,12 @@ static int build(struct backend *b, struct backend_keys *spec, struct hsm_key *f
 static void note_down(struct backend *b, const char *why, int64_t retry_in_ms)
 {
 	int64_t now = now_us();
+	/* Cut to fit on purpose (wire_put_text escapes a UTF-8 sequence cut short). */
+	size_t n = strnlen(why, sizeof(b->last_error) - 1);
 
 	pthread_mutex_lock(&b->mu);
-	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+	memcpy(b->last_error, why, n);
+	b->last_error[n] = '\0';
 	if (b->down_since_us == 0)
 		b->down_since_us = now;
 	b->retry_at_us = now + retry_in_ms * 1000;
@@ -486,12 +489,14 @@ static void call_begin(struct worker *w, struct backend *b)
 		pthread_mutex_lock(&b->call_mu);
 	atomic_store(&w->call_on, b);
 	atomic_store(&w->call_since_us, now_us());
+	w->call_cpu_from = thread_cpu_ns();
 }
 
 static void call_end(struct worker *w)
 {
 	struct backend *b = atomic_load(&w->call_on);
 
+	w->call_cpu_ns += thread_cpu_ns() - w->call_cpu_from;
 	atomic_store(&w->call_since_us, 0);
 	if (b->serial)
 		pthread_mutex_unlock(&b->call_mu);
@@ -779,9 +784,10 @@ int backends_stuck(struct backends *bs)
 void backends_watch(struct backends *bs)
 {
 	if (atomic_exchange(&bs->announce, 0)) {
-		log_info(&bs->d->log, "serving %zu keys: the first HSM came into service",
-			 bs->d->gen->keys.n);
-		sd_notifyf(0, "STATUS=serving %zu keys", bs->d->gen->keys.n);
+		log_info(&bs->d->log, "serving %zu key%s: the first HSM came into service",
+			 bs->d->gen->keys.n, bs->d->gen->keys.n == 1 ? "" : "s");
+		sd_notifyf(0, "STATUS=serving %zu key%s", bs->d->gen->keys.n,
+			   bs->d->gen->keys.n == 1 ? "" : "s");
 	}
 	int64_t limit = bs->d->conf.limits.hsm_call_timeout * 1000000;
 	struct backend *on;

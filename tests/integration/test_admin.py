@@ -258,7 +258,8 @@ def test_import_refusals():
     bad[30] ^= 1            # a byte of the modulus: the numbers no longer make a key
     refused("import", "broken", tmpfile(bytes(bad)), code="BAD_REQUEST",
             text="do not make one RSA key")
-    refused("import", "nofile", os.path.join(TMP, "missing"), code="USAGE", text="missing")
+    refused("import", "nofile", os.path.join(TMP, "missing"), code="INPUT",
+            text="cannot read .*missing: No such file or directory")
     r = call(D.socket, OP_IMPORT, tlv(T_NAME, "nokey"))
     assert r.status == STATUS["BAD_REQUEST"] and "PRIVATE_KEY" in r.message(), r.message()
     assert "garbage" not in token_objects() and "broken" not in token_objects()

@@ -89,8 +89,10 @@ def js(*args, rc=0, **kw):
     assert r.returncode == rc, (args, r.returncode, r.stdout[:300], r.stderr)
     obj = one_json(r.stdout)
     if rc != 0:
-        assert set(obj) == {"error", "message"}, obj
+        assert set(obj) == {"error", "code", "message"}, obj
         assert isinstance(obj["message"], str) and obj["message"], obj
+        # The error is said once, on stdout.
+        assert r.stderr == b"", r.stderr
     return obj
 
 
@@ -348,13 +350,13 @@ def test_unwrap_negative_vectors():
 def test_unwrap_usage_errors():
     blob = tmpfile(unhex(read_vector_lines("simpleblob.txt")[0][4]), "sb")
     err("unwrap", "-i", blob, rc=2, code="USAGE")                      # no NAME
-    err("unwrap", "rsa1024", "-i", os.path.join(TMP, "missing"), rc=2, code="USAGE")
+    err("unwrap", "rsa1024", "-i", os.path.join(TMP, "missing"), rc=1, code="INPUT")
     err("unwrap", "rsa1024", "-i", blob, "-o", "-", rc=2, code="USAGE")
     err("unwrap", "rsa1024", "rsa2048", "-i", blob, rc=2, code="USAGE")  # two names
     err("unwrap", "rsa1024", "-i", blob, "--oaep=1", rc=2, code="USAGE")
     err("unwrap", "rsa1024", "-i", blob, "-i", blob, rc=2, code="USAGE")  # given twice
     err("unwrap", "rsa1024", "--pad", "x", rc=2, code="USAGE")
-    err("unwrap", "rsa1024", rc=2, code="USAGE", input=b"\0" * (64 * 1024 + 1))  # too large
+    err("unwrap", "rsa1024", rc=1, code="INPUT", input=b"\0" * (64 * 1024 + 1))  # too large
     o = err("unwrap", "nosuch", "-i", blob, rc=1, code="UNKNOWN_KEY")
     assert "nosuch" in o["message"], o
     human_err("unwrap", "nosuch", "-i", blob, rc=1, code="UNKNOWN_KEY: ")
@@ -461,7 +463,7 @@ def test_wrap_recipient_files():
     err("wrap", "--to", tmpfile(b"", "empty"), "--alg", "AES_128", "--generate",
         rc=2, code="USAGE")
     err("wrap", "--to", os.path.join(TMP, "missing"), "--alg", "AES_128", "--generate",
-        rc=2, code="USAGE")
+        rc=1, code="INPUT")
 
 
 def test_wrap_generate_bits_and_key_out():
@@ -472,8 +474,10 @@ def test_wrap_generate_bits_and_key_out():
             kout = tmpfile(stem="kout")
             obj = js("wrap", "--to-key", "rsa2048", "--alg", calg, "--generate", "--bits", bits,
                      "--key-out", kout)
-            key = hexfield(obj, "key", nbytes)
-            assert read(kout) == keyblob(alg, key), (calg, bits, read(kout).hex())
+            # --key-out takes the key: the JSON has its length only.
+            assert "key" not in obj and obj["key_len"] == nbytes, obj
+            key = read(kout)[12:]
+            assert len(key) == nbytes and read(kout) == keyblob(alg, key), (calg, bits)
             assert stat.S_IMODE(os.stat(kout).st_mode) == 0o600
             assert unwrap_json("rsa2048", hexfield(obj, "blob"), False) == (alg, key)
         # Without --bits: the longest key.
@@ -489,16 +493,17 @@ def test_wrap_generate_bits_and_key_out():
         r = ok("wrap", "--to", pub_blob_file("rsa4096"), "--alg", "0x%x" % alg, "--generate",
                "--key-out", kout, "-o", bout)
         f = human_fields(r.stdout.decode())
-        key = bytes.fromhex(f["key"])
-        assert f["alg"] == calg and len(key) == hi, f
+        key = read(kout)[12:]
+        assert f == {"alg": calg, "key_len": str(hi)} and len(key) == hi, f
         assert read(kout) == keyblob(alg, key)
         check_simpleblob(read(bout), "rsa4096", alg, key, False)
-    # --key-out to stdout and the blob to a file: the summary moves to stderr.
+    # --key-out to stdout and the blob to a file: the summary (without the key) on stderr.
     bout = tmpfile(stem="bout")
     r = ok("wrap", "--to-key", "rsa2048", "--alg", "AES_128", "--generate", "--key-out", "-",
            "-o", bout)
-    key = human_fields(r.stderr.decode())["key"]
-    assert r.stdout == keyblob(0x660e, bytes.fromhex(key)), r.stdout
+    assert human_fields(r.stderr.decode()) == {"alg": "CALG_AES_128", "key_len": "16"}, r.stderr
+    assert r.stdout == keyblob(0x660e, r.stdout[12:]) and len(r.stdout) == 28, r.stdout
+    assert unwrap_json("rsa2048", read(bout), False) == (0x660e, r.stdout[12:])
     # --bits is for RC2/RC4 only (the daemon says so).
     err("wrap", "--to-key", "rsa2048", "--alg", "AES_128", "--generate", "--bits", "128",
         rc=1, code="BAD_REQUEST")

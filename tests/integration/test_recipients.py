@@ -197,7 +197,10 @@ def test_stats_everywhere():
     hits, misses, entries = counters(SMALL)
     assert entries == BOUND and misses > 0 and hits > 0
     text = cli(SMALL, "stats")
-    assert "recipient cache: %d keys, %d hits, %d misses\n" % (entries, hits, misses) in text, text
+    line = "recipient cache: %d key%s, %d hit%s, %d miss%s\n" % (
+        entries, "" if entries == 1 else "s", hits, "" if hits == 1 else "s",
+        misses, "" if misses == 1 else "es")
+    assert line in text, text
     obj = json.loads(cli(SMALL, "--json", "stats"))
     assert obj["recipient_cache"] == {"entries": entries, "hits": hits, "misses": misses}, obj
     prom = cli(SMALL, "stats", "--prometheus")

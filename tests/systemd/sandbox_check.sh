@@ -11,8 +11,9 @@
 # cgroup of its own on the cgroup2 hierarchy. Inside, it installs the units as
 # docs/systemd.md says, makes a SoftHSM token, enables keytransd.socket and
 # checks: socket activation, READY=1, the sandbox of the running daemon, every
-# operation, who may connect, the watchdog, restarts, the live exposure score
-# and the clean-up. Then it powers the container off and removes its cgroup.
+# operation, who may connect, the metrics endpoint (keytrans-metrics.socket), the
+# watchdog, restarts, the live exposure score and the clean-up. Then it powers
+# the container off and removes its cgroup.
 # On a host whose PID 1 is systemd, install the units for real instead.
 set -uo pipefail
 
@@ -118,6 +119,7 @@ if [ $mode = inner ]; then
 	install -D -m 0755 "$0" "$r"/usr/local/libexec/keytrans-sandbox-check
 	mkdir -p "$r"/usr/local/share/keytrans
 	cp "$src"/systemd/keytransd.service "$src"/systemd/keytransd.socket \
+		"$src"/systemd/keytrans-metrics.socket "$src"/systemd/keytrans-metrics@.service \
 		"$src"/systemd/keytrans.sysusers "$src"/systemd/keytrans.tmpfiles "$r"/usr/local/share/keytrans/
 	# Units that would touch the host, or make no sense here.
 	for u in systemd-modules-load.service systemd-sysctl.service systemd-binfmt.service \
@@ -162,7 +164,8 @@ prop() { systemctl show -P "$1" keytransd.service; }
 share=/usr/local/share/keytrans
 
 # Installation, as docs/systemd.md says.
-install -m 0644 $share/keytransd.service $share/keytransd.socket /usr/lib/systemd/system/
+install -m 0644 $share/keytransd.service $share/keytransd.socket $share/keytrans-metrics.socket \
+	"$share/keytrans-metrics@.service" /usr/lib/systemd/system/
 install -m 0644 $share/keytrans.sysusers /usr/lib/sysusers.d/keytrans.conf
 install -m 0644 $share/keytrans.tmpfiles /usr/lib/tmpfiles.d/keytrans.conf
 systemd-sysusers keytrans.conf && systemd-tmpfiles --create keytrans.conf
@@ -188,6 +191,8 @@ allow_unwrap = group:keytrans
 allow_wrap = *
 allow_pubkey = *
 CONF
+# The metrics endpoint's user sees the unwrap series (docs/metrics.md).
+sed -i '/^socket = /a stats_outcomes = user:keytrans-metrics' /etc/keytrans/keytransd.conf
 systemd-tmpfiles --create keytrans.conf
 systemctl daemon-reload
 systemctl enable --now keytransd.socket >/dev/null 2>&1
@@ -235,6 +240,34 @@ check "a user outside group keytrans cannot connect" sh -c "setpriv --reuid=othe
 	keytrans -s $sock info 2>&1 | grep -q 'Permission denied'"
 check "the peer's real uid reaches the audit log (no PrivateUsers=)" \
 	sh -c "journalctl -u keytransd.service -o cat | grep -q 'uid=$(id -u app1) '"
+
+# The metrics endpoint (docs/metrics.md): systemd listens on 127.0.0.1:9464 and
+# runs keytrans-metrics@.service for each connection, as keytrans-metrics.
+scrape() { # scrape PATH: "STATUS CONTENT-TYPE", then the body
+	python3 - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen("http://127.0.0.1:9464" + sys.argv[1], timeout=30)
+except urllib.error.HTTPError as e:
+    r = e
+print(r.status, r.headers["Content-Type"])
+sys.stdout.write(r.read().decode())
+PY
+}
+scrape_is() { scrape "$1" | head -1 | grep -q "^$2 "; } # scrape_is PATH STATUS
+systemctl enable --now keytrans-metrics.socket >/dev/null 2>&1
+check "keytrans-metrics.socket listening on 127.0.0.1:9464" \
+	test "$(systemctl is-active keytrans-metrics.socket)" = active
+scrape /metrics >"$w/scrape" 2>&1
+check "GET /metrics: 200, text/plain; version=0.0.4, the daemon's HSM" \
+	sh -c "head -1 $w/scrape | grep -qx '200 text/plain; version=0.0.4; charset=utf-8' &&
+		grep -q '^keytrans_hsm_up{hsm=\".*\"} 1\$' $w/scrape"
+check "as keytrans-metrics through group keytrans: stats_outcomes shows the unwraps" \
+	sh -c "grep -q '^keytrans_requests_total{op=\"unwrap\",status=\"OK\"} [1-9]' $w/scrape"
+check "GET /other: 404" scrape_is /other 404
+check "the instances log to the journal and leave no unit behind" \
+	sh -c "journalctl -o cat | grep -q 'keytrans: metrics: answered 404 Not Found' &&
+		! systemctl list-units --all --no-legend 'keytrans-metrics@*' | grep -q failed"
 
 # systemctl reload: ExecReload= runs without the credentials (systemd 252 hides
 # them from it), so its -t must not need the PIN.
@@ -300,6 +333,7 @@ check "one token: exposure unchanged" \
 systemctl stop keytransd.socket
 check "socket unit stopped: the service stops, the socket file is removed" \
 	test "$(prop ActiveState)" = inactive -a ! -e $sock
+check "the metrics endpoint answers 503 without the daemon" scrape_is /metrics 503
 # SystemCallErrorNumber=EPERM: a call the filter refuses fails with EPERM, which
 # the daemon may only log (as for mlock) rather than stop on.
 check "no 'Operation not permitted' in the daemon's log (SystemCallFilter)" \

@@ -9,7 +9,10 @@
 #     and with the one-token drop-in of docs/systemd.md;
 #  4. keytrans.sysusers and keytrans.tmpfiles pass systemd-sysusers and
 #     systemd-tmpfiles (applied to a scratch root when run as root), and so
-#     do the modules' sysusers files (DIR/modules/*.sysusers).
+#     do the modules' sysusers files (DIR/modules/*.sysusers);
+#  5. keytrans-metrics.socket and keytrans-metrics@.service (docs/metrics.md):
+#     what the scrape endpoint relies on, `systemd-analyze verify`, and an
+#     exposure of the service of at most $metrics_max.
 # Usage: test_units.sh [DIR]
 set -uo pipefail
 
@@ -17,7 +20,10 @@ dir=${1:-$(dirname "$0")/../../systemd}
 dir=$(cd "$dir" && pwd) || { echo "FAIL: no folder $1"; exit 1; }
 service=$dir/keytransd.service
 socket=$dir/keytransd.socket
+msocket=$dir/keytrans-metrics.socket
+mservice=$dir/keytrans-metrics@.service
 max=1.0
+metrics_max=1.0     # 0.4 with systemd 252
 failed=0
 
 fail() {
@@ -25,7 +31,7 @@ fail() {
 	failed=$((failed + 1))
 }
 
-for f in "$service" "$socket" "$dir/keytrans.sysusers" "$dir/keytrans.tmpfiles"; do
+for f in "$service" "$socket" "$msocket" "$mservice" "$dir/keytrans.sysusers" "$dir/keytrans.tmpfiles"; do
 	[ -f "$f" ] || { echo "FAIL: $f is missing"; exit 1; }
 done
 
@@ -72,11 +78,12 @@ done
 make_root() { # make_root ROOT [DROP-IN...]
 	local root=$1
 	shift
-	mkdir -p "$root/usr/sbin" "$root/usr/lib/systemd" "$root/etc/systemd/system/keytransd.service.d"
+	mkdir -p "$root/usr/sbin" "$root/usr/bin" "$root/usr/lib/systemd" "$root/etc/systemd/system/keytransd.service.d"
 	printf '#!/bin/sh\nexit 0\n' >"$root/usr/sbin/keytransd"
-	chmod 755 "$root/usr/sbin/keytransd"
+	printf '#!/bin/sh\nexit 0\n' >"$root/usr/bin/keytrans"
+	chmod 755 "$root/usr/sbin/keytransd" "$root/usr/bin/keytrans"
 	[ -d "$sysunits" ] && cp -a "$sysunits" "$root/usr/lib/systemd/system"
-	cp "$service" "$socket" "$root/etc/systemd/system/"
+	cp "$service" "$socket" "$msocket" "$mservice" "$root/etc/systemd/system/"
 	[ $# -eq 0 ] || cp "$@" "$root/etc/systemd/system/keytransd.service.d/"
 }
 
@@ -109,11 +116,11 @@ exposure() { # exposure ROOT WHAT
 	fi
 }
 
-# systemd-analyze verify of both units in ROOT.
-verify() { # verify ROOT WHAT
-	local out rc
-	out=$(systemd-analyze verify --man=no --recursive-errors=no --root="$1" \
-		keytransd.socket keytransd.service 2>&1)
+# systemd-analyze verify of UNITS in ROOT (default: keytransd's two).
+verify() { # verify ROOT WHAT [UNITS...]
+	local out rc units=("${@:3}")
+	[ ${#units[@]} -gt 0 ] || units=(keytransd.socket keytransd.service)
+	out=$(systemd-analyze verify --man=no --recursive-errors=no --root="$1" "${units[@]}" 2>&1)
 	rc=$?
 	if printf '%s\n' "$out" | grep -qiE "unrecognized option|failed to connect to bus|failed to initialize manager"; then
 		printf '%s\n' "$out" | sed 's/^/  /'
@@ -210,6 +217,42 @@ else
 			fi
 		done < <(sed -n 's/^m[[:space:]]\+\([^[:space:]]\+\)[[:space:]]\+\([^[:space:]]\+\).*/\1 \2/p' "$f")
 	done
+fi
+
+# 5. The metrics units (docs/metrics.md): one process per connection with the
+# connection on stdin and stdout, as `keytrans stats --prometheus --http`
+# expects; loopback unless widened on purpose; a user of its own, let through
+# keytransd's socket by its group only.
+[ "$(get Accept "$msocket")" = yes ] || fail "keytrans-metrics.socket: Accept= is not yes"
+case $(get ListenStream "$msocket") in
+127.0.0.1:* | "[::1]:"*) ;;
+*) fail "keytrans-metrics.socket listens on $(get ListenStream "$msocket"), not on loopback only" ;;
+esac
+[ "$(get StandardInput "$mservice")" = socket ] || fail "keytrans-metrics@.service: StandardInput= is not socket"
+mexec=$(get ExecStart "$mservice")
+[ "$mexec" = "/usr/bin/keytrans -s $listen stats --prometheus --http" ] ||
+	fail "keytrans-metrics@.service: ExecStart=$mexec is not keytrans -s $listen (keytransd.socket's) stats --prometheus --http"
+muser=$(get User "$mservice")
+case $muser in
+'' | root | 0 | keytrans) fail "keytrans-metrics@.service: User=${muser:-(none)} is not an unprivileged user of its own" ;;
+*) grep -qE "^u[[:space:]]+$muser[[:space:]]" "$dir/keytrans.sysusers" ||
+	fail "keytrans-metrics@.service: User=$muser is not made by keytrans.sysusers" ;;
+esac
+[ "$(get SupplementaryGroups "$mservice")" = "$(get SocketGroup "$socket")" ] ||
+	fail "keytrans-metrics@.service: SupplementaryGroups= is not keytransd.socket's SocketGroup=$(get SocketGroup "$socket")"
+verify "$scratch/root" "keytrans-metrics.socket keytrans-metrics@.service" \
+	keytrans-metrics.socket keytrans-metrics@.service
+out=$(systemd-analyze security --offline=true --root="$scratch/root" --no-pager keytrans-metrics@0.service 2>&1)
+score=$(printf '%s\n' "$out" |
+	sed -n 's/.*Overall exposure level for keytrans-metrics@0\.service: *\([0-9][0-9]*\.[0-9]*\).*/\1/p')
+if [ -z "$score" ]; then
+	printf '%s\n' "$out" | sed 's/^/  /'
+	fail "keytrans-metrics@.service: no 'Overall exposure level' in the output of systemd-analyze security"
+else
+	echo "exposure of keytrans-metrics@.service: $score (limit $metrics_max)"
+	printf '%s\n' "$out" | grep '✗' | tr -s ' ' | sed 's/^/  /'
+	awk -v s="$score" -v m="$metrics_max" 'BEGIN { exit !(s > m) }' &&
+		fail "keytrans-metrics@.service: overall exposure $score is above $metrics_max"
 fi
 
 if [ $failed -ne 0 ]; then

@@ -608,6 +608,19 @@ static void test_security_settings(void **state)
 			"recipient_cache must be a number from 0 to 65536, not \"65537\"");
 	assert_bad_line(f, "[daemon]\nrecipient_cache = -1\n", 2,
 			"recipient_cache must be a number from 0 to 65536, not \"-1\"");
+	/* stats_outcomes: a rule of its own, given with every limit (no "seen" bit shared). */
+	load_good(f, "[daemon]\nhsm_retry_max = 5\nrecipient_cache = 0\nstats_outcomes = uid:7\n"
+		     HSM);
+	assert_true(f->c.stats_outcomes.set);
+	assert_int_equal(f->c.stats_outcomes.n, 1);
+	assert_int_equal(f->c.stats_outcomes.e[0].id, 7);
+	assert_false(f->c.admin.set);
+	config_free(&f->c);
+	load_good(f, HSM);
+	assert_false(f->c.stats_outcomes.set);
+	config_free(&f->c);
+	assert_bad_line(f, "[daemon]\nstats_outcomes = uid:7\nstats_outcomes = *\n", 3,
+			"stats_outcomes given twice in this section");
 
 	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_unwrap = uid:x\n", 7,
 			"allow_unwrap: \"uid:x\" is not user:NAME, uid:N, group:NAME, gid:N or *");

@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
@@ -530,44 +532,74 @@ static void test_simpleblob_wrong_key(void **state)
 	EVP_PKEY_free(k2048);
 }
 
+/*
+ * The draft's derivation written out with OpenSSL's one-shot HMAC(), as an
+ * independent reference: KDK = HMAC(key, c); message = PRF(KDK, "message"),
+ * length from PRF(KDK, "length") by multiply-and-shift.
+ */
+static void reference_synthetic(const uint8_t key[IR_KEY_LEN], const uint8_t *c, size_t k,
+				size_t min_len, size_t max_len, uint8_t *msg, size_t *len)
+{
+	uint8_t kdk[32], block[32], in[32], r[32];
+	unsigned bl = 32;
+
+	assert_non_null(HMAC(EVP_sha256(), key, IR_KEY_LEN, c, k, kdk, &bl));
+	for (unsigned i = 0; i * 32 < max_len; i++) {
+		size_t bits = max_len * 8;
+		int n = snprintf((char *)in, sizeof(in), "%c%cmessage%c%c", (char)(i >> 8), (char)i,
+				 (char)(bits >> 8), (char)bits);
+
+		assert_int_equal(n, 11);
+		assert_non_null(HMAC(EVP_sha256(), kdk, 32, in, 11, block, &bl));
+		memcpy(msg + i * 32, block, max_len - i * 32 < 32 ? max_len - i * 32 : 32);
+	}
+	memcpy(in, "\0\0length\0\x20", 10);
+	assert_non_null(HMAC(EVP_sha256(), kdk, 32, in, 10, r, &bl));
+	*len = min_len + (size_t)((((uint64_t)r[0] << 24 | (uint64_t)r[1] << 16 | (uint64_t)r[2] << 8 |
+				    r[3]) * (max_len - min_len + 1)) >> 32);
+}
+
 static void test_implicit_rejection(void **state)
 {
-	uint8_t key_a[IR_KEY_LEN], key_b[IR_KEY_LEN], c[256];
+	uint8_t key_a[IR_KEY_LEN], key_b[IR_KEY_LEN], c[256], want[64];
 	struct unpadded s1, s2, real;
 	unsigned seen[17] = { 0 };
+	EVP_MAC_CTX *mac = ir_mac_new();
+	size_t want_len = 0;
 
 	(void)state;
+	assert_non_null(mac);
 	memset(key_a, 0x11, sizeof(key_a));
 	memset(key_b, 0x22, sizeof(key_b));
 	memset(c, 0x5a, sizeof(c));
 	/* Deterministic in (secret, ciphertext); different for another secret or ciphertext. */
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s1), 0);
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s2), 0);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 16, 16, &s1), 0);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 16, 16, &s2), 0);
 	assert_int_equal(s1.len, 16);
 	assert_false(s1.good);
 	assert_memory_equal(s1.msg, s2.msg, 16);
-	assert_int_equal(ir_synthetic(key_b, c, sizeof(c), 16, 16, &s2), 0);
+	assert_int_equal(ir_synthetic(mac, key_b, c, sizeof(c), 16, 16, &s2), 0);
 	assert_memory_not_equal(s1.msg, s2.msg, 16);
 	c[255] ^= 1;
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 16, 16, &s2), 0);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 16, 16, &s2), 0);
 	assert_memory_not_equal(s1.msg, s2.msg, 16);
 	/* Variable lengths (RC2/RC4) cover the whole 5..16 range, and only it. */
 	for (unsigned i = 0; i < 2000; i++) {
 		memcpy(c, &i, sizeof(i));
-		assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 5, 16, &s1), 0);
+		assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 5, 16, &s1), 0);
 		assert_in_range(s1.len, 5, 16);
 		seen[s1.len]++;
 	}
 	for (unsigned len = 5; len <= 16; len++)
 		assert_true(seen[len] > 100);   /* ~167 each if uniform */
 	/* 40-byte COPP messages need two PRF blocks. */
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 40, 40, &s1), 0);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 40, 40, &s1), 0);
 	assert_int_equal(s1.len, 40);
 	/* Bad arguments. */
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 17, 16, &s1), -1);
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 0, PKCS1_MSG_MAX + 1, &s1), -1);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 17, 16, &s1), -1);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 0, PKCS1_MSG_MAX + 1, &s1), -1);
 	/* Selection: a good decoding keeps its bytes and length, a bad one takes the synthetic. */
-	assert_int_equal(ir_synthetic(key_a, c, sizeof(c), 5, 16, &s1), 0);
+	assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 5, 16, &s1), 0);
 	memset(&real, 0, sizeof(real));
 	memset(real.msg, 0xab, 16);
 	real.len = 7;
@@ -580,6 +612,17 @@ static void test_implicit_rejection(void **state)
 	ir_select(&real, &s1, 16);
 	assert_int_equal(real.len, s1.len);
 	assert_memory_equal(real.msg, s1.msg, 16);
+	/* The same bytes as the draft's derivation computed independently (one and two blocks). */
+	for (size_t max = 16; max <= 40; max += 24) {
+		for (unsigned i = 0; i < 50; i++) {
+			memcpy(c, &i, sizeof(i));
+			assert_int_equal(ir_synthetic(mac, key_a, c, sizeof(c), 5, max, &s1), 0);
+			reference_synthetic(key_a, c, sizeof(c), 5, max, want, &want_len);
+			assert_int_equal(s1.len, want_len);
+			assert_memory_equal(s1.msg, want, max);
+		}
+	}
+	EVP_MAC_CTX_free(mac);
 }
 
 /* Every decrypt vector, in the daemon's implicit path: a key of an allowed length, never an error. */
@@ -587,6 +630,7 @@ static void test_implicit_on_negative_vectors(void **state)
 {
 	EVP_PKEY *priv = vectors_private_key("rsa2048");
 	FILE *fp = vectors_open("negative.txt");
+	EVP_MAC_CTX *mac = ir_mac_new();
 	uint8_t ir_key[IR_KEY_LEN];
 	struct vline l;
 	int n = 0;
@@ -605,8 +649,8 @@ static void test_implicit_on_negative_vectors(void **state)
 		assert_int_equal(unwrap_soft(priv, blob, len, RSA_PAD_PKCS1, &sb, &out, why, sizeof(why)),
 				 KT_OK);
 		assert_false(out.good);
-		assert_int_equal(ir_synthetic(ir_key, sb.c, sb.k, sb.alg->min_len, sb.alg->max_len,
-					      &synth), 0);
+		assert_int_equal(ir_synthetic(mac, ir_key, sb.c, sb.k, sb.alg->min_len,
+					      sb.alg->max_len, &synth), 0);
 		ir_select(&out, &synth, sb.alg->max_len);
 		assert_true(alg_len_ok(sb.alg, out.len));
 		assert_int_equal(out.len, synth.len);
@@ -615,6 +659,7 @@ static void test_implicit_on_negative_vectors(void **state)
 	}
 	fclose(fp);
 	EVP_PKEY_free(priv);
+	EVP_MAC_CTX_free(mac);
 	assert_int_equal(n, 8);
 }
 
