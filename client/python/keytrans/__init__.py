@@ -15,26 +15,8 @@ status: the daemon's (> 0) or a local one (< 0). A blocking Connection is for on
 time. The results holding key bytes (SessionKey, Wrapped, Copp) never show them in repr().
 
 Each status raises the class of its family, a subclass of KeytransError (error_class(code)):
-
-    ProtocolError    BAD_FRAME FRAME_TOO_LARGE BAD_VERSION UNKNOWN_OP ERR_PROTOCOL
-    BadRequest       BAD_REQUEST KEY_LENGTH
-    UnknownKey       UNKNOWN_KEY
-    BadBlob          BLOB_TYPE BLOB_VERSION BLOB_RESERVED BLOB_WRAP_ALG BLOB_ALG BLOB_LENGTH
-                     BLOB_RANGE
-    UnwrapFailed     UNWRAP_FAILED RANDOM_MISMATCH
-    BadKey           BAD_PUBLIC_KEY KEY_SIZE
-    HsmUnavailable   HSM_ERROR HSM_UNAVAILABLE
-    Busy             BUSY SHUTTING_DOWN TIMEOUT
-    InternalError    INTERNAL
-    Denied           DENIED
-    NotSupported     NOT_SUPPORTED
-    ConnectError     ERR_CONNECT (also a ConnectionError)
-    ConnectionLost   ERR_IO (also a ConnectionError)
-    InvalidArgument  ERR_ARG (also a ValueError)
-    OutOfMemory      ERR_NOMEM (libkeytrans' status; this client does not raise it)
-    Timeout          ERR_TIMEOUT (also a TimeoutError)
-
-A status in no family (from a newer daemon) raises KeytransError itself.
+UnknownKey, Denied, UnwrapFailed, HsmUnavailable, Busy, ... (keytrans.errors lists which
+statuses each takes). A status in no family (from a newer daemon) raises KeytransError itself.
 
 Submodules: status (codes and names), errors, wire (the frame format), algs (ALG_IDs),
 results, copp_cert (COPP XML certificate chains), requests and answers (encoding and
