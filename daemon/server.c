@@ -490,8 +490,10 @@ static void pause_for_backlog(struct conn *c)
 {
 	struct timeval tv = { 0, BACKLOG_PAUSE_MS * 1000 };
 
-	if (c->bev == NULL || c->closing || c->paused || c->hsm_pending < BACKLOG_CONN_HIGH ||
-	    hsm_waiting(c->srv) < hsm_long_queue(c->srv) || unread_in_socket(c))
+	/* Not while draining: then every connection is read to its end (server_drain). */
+	if (c->bev == NULL || c->closing || c->paused || c->srv->draining ||
+	    c->hsm_pending < BACKLOG_CONN_HIGH || hsm_waiting(c->srv) < hsm_long_queue(c->srv) ||
+	    unread_in_socket(c))
 		return;
 	if (c->backlog_timer == NULL &&
 	    (c->backlog_timer = evtimer_new(c->srv->d->base, on_backlog_timeout, c)) == NULL)
