@@ -96,17 +96,22 @@ def get(path, method="GET", body=None, headers=None):
         c.close()
 
 
+def read_to_end(s):
+    """Everything s receives until the peer closes."""
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
 def raw(data, timeout=60):
     """Sends data as is, reads the answer to the end: (status code, head, body)."""
     with socket.create_connection(("127.0.0.1", PORT), timeout=timeout) as s:
         if data:
             s.sendall(data)
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_to_end(s)
     head, _, body = got.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
     assert m, "no status line: %r" % got[:200]
@@ -205,12 +210,7 @@ def test_malformed_400():
             s.sendall(data)
             if not data.endswith(b"\r\n\r\n"):
                 s.shutdown(socket.SHUT_WR)
-            got = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got = read_to_end(s)
         assert got.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (data[:60], got[:80])
 
 

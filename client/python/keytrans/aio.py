@@ -20,7 +20,8 @@ from types import TracebackType
 from . import status as st
 from .answers import Decoder, decode_answer, refusal_message
 from .checks import arg_error
-from .client import DEFAULT_DEPTH, DEFAULT_TIMEOUT, open_socket, socket_path, timeout_ms
+from .client import (DEFAULT_DEPTH, DEFAULT_TIMEOUT, TimeLimited, open_socket, socket_path,
+                     timeout_ms)
 from .errors import KeytransError
 from .requests import (LOCAL_REFUSALS, BatchResults, Request, build, req_copp_open,
                        req_copp_sign, req_import, req_info, req_keygen, req_keys, req_pubkey,
@@ -41,7 +42,7 @@ class _Pending:
         self.op, self.decode, self.future = op, decode, future
 
 
-class Connection:
+class Connection(TimeLimited):
     """One connection to keytransd for asyncio; made by connect() (or Connection() then
     await connect()). timeout: seconds for each call; None or 0 waits forever."""
 
@@ -60,14 +61,6 @@ class Connection:
         self._open_lock: Optional[asyncio.Lock] = None
 
     # -- setup --
-
-    @property
-    def timeout(self) -> Optional[float]:
-        return None if self._timeout_ms == 0 else self._timeout_ms / 1000.0
-
-    @timeout.setter
-    def timeout(self, seconds: Optional[float]) -> None:
-        self._timeout_ms = timeout_ms(seconds)
 
     @property
     def connected(self) -> bool:

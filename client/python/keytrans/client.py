@@ -42,6 +42,20 @@ def timeout_ms(seconds: Optional[float]) -> int:
     return max(1, int(round(seconds * 1000)))
 
 
+class TimeLimited:
+    """The time limit for each call that both connections keep (0 ms: none)."""
+
+    _timeout_ms: int = 0
+
+    @property
+    def timeout(self) -> Optional[float]:
+        return None if self._timeout_ms == 0 else self._timeout_ms / 1000.0
+
+    @timeout.setter
+    def timeout(self, seconds: Optional[float]) -> None:
+        self._timeout_ms = timeout_ms(seconds)
+
+
 def open_socket(p: str, ms: int) -> socket.socket:
     """A non-blocking socket connected to p, as libkeytrans connects: a blocking connect()
     bounded by SO_SNDTIMEO (ms, 0: none). ERR_CONNECT, or ERR_TIMEOUT (a full backlog)."""
@@ -76,7 +90,7 @@ class _Pending:
         self.error: Optional[KeytransError] = None
 
 
-class Connection:
+class Connection(TimeLimited):
     """One connection to keytransd. timeout: seconds for each call (batch: for each wait);
     None or 0 waits forever. path None: $KEYTRANS_SOCKET, else DEFAULT_SOCKET."""
 
@@ -94,14 +108,6 @@ class Connection:
             self.connect(path)
 
     # -- setup --
-
-    @property
-    def timeout(self) -> Optional[float]:
-        return None if self._timeout_ms == 0 else self._timeout_ms / 1000.0
-
-    @timeout.setter
-    def timeout(self, seconds: Optional[float]) -> None:
-        self._timeout_ms = timeout_ms(seconds)
 
     def set_timeout(self, seconds: Optional[float]) -> None:
         """The limit for each call, in seconds; None or 0 waits forever."""
