@@ -65,7 +65,7 @@ enum kt_padding { KT_PAD_PKCS1 = 0, KT_PAD_OAEP = 1 };
  * reaches another party (see docs/security.md).
  */
 #define KT_STRICT 0x100
-enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2 };
+enum kt_format { KT_FMT_BLOB = 0, KT_FMT_PEM = 1, KT_FMT_DER = 2, KT_FMT_CNG = 3 };
 
 #define KT_KEY_MAX 32
 #define KT_BLOB_MAX (20 + 2048)     /* a 16384-bit key's PUBLICKEYBLOB; SIMPLEBLOBs stop at 12 + 2048 */
@@ -225,6 +225,65 @@ int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
 		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
 
 /*
+ * OPM session start (since libkeytrans 0.3): the same parameters as COPP's,
+ * RSAES-OAEP (SHA-512) under an RSA-2048 key, big-endian. kt_opm_sign takes
+ * the recipient like kt_copp_sign (a COPP XML chain too); kt_opm_open ignores
+ * KT_STRICT (an OPM array that does not decode is always KT_UNWRAP_FAILED).
+ */
+int kt_opm_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out);
+int kt_opm_open(kt_conn *c, const char *name, const uint8_t sig[256],
+		const uint8_t *expect_random, unsigned flags, struct kt_copp *out);
+
+/*
+ * Sealed sessions (since libkeytrans 0.3): with KT_SEAL the daemon keeps the
+ * session's AES key and answers an opaque handle instead, which only the uid
+ * that opened it may use, until kt_session_close, idle expiry or a reload.
+ * None of these is sent again on a new connection (kt_set_reconnect): a
+ * second open would make a second session, a second verify would find its
+ * sequence number already used.
+ */
+#define KT_SEAL 0x2u            /* flags: keep the session's AES key in the daemon */
+#define KT_SESSION_LEN 16
+#define KT_OMAC_LEN 16
+#define KT_SESSION_DATA_MAX 4096
+enum kt_msg_kind { KT_KIND_NONE = 0, KT_KIND_STATUS = 1, KT_KIND_COMMAND = 2 };
+
+struct kt_sealed {               /* a sealed copp-open / opm-open */
+	uint8_t session[KT_SESSION_LEN];
+	uint8_t random[16];
+	uint32_t status_seq, command_seq;
+};
+
+struct kt_session_seq { uint32_t next_status_seq, next_command_seq; };
+
+struct kt_session_stats { uint32_t open; uint64_t opened, expired; };
+
+/* flags: KT_STRICT (KT_SEAL is implied). */
+int kt_copp_open_sealed(kt_conn *c, const char *name, const uint8_t sig[256],
+			const uint8_t *expect_random, unsigned flags, struct kt_sealed *out);
+int kt_opm_open_sealed(kt_conn *c, const char *name, const uint8_t sig[256],
+		       const uint8_t *expect_random, struct kt_sealed *out);
+/* The OMAC-1 (AES-CMAC) of len bytes (at most KT_SESSION_DATA_MAX) under the session's key. */
+int kt_session_mac(kt_conn *c, const uint8_t session[KT_SESSION_LEN], const uint8_t *data,
+		   size_t len, uint8_t omac[KT_OMAC_LEN]);
+/*
+ * KT_OK when omac is data's OMAC-1 and, for kind KT_KIND_STATUS or
+ * KT_KIND_COMMAND, data's sequence number is the session's next one (which
+ * then advances); else KT_OMAC_MISMATCH or KT_BAD_SEQUENCE, nothing changed.
+ * omac NULL only for a COPP status request; next (the numbers now expected) may be NULL.
+ */
+int kt_session_verify(kt_conn *c, const uint8_t session[KT_SESSION_LEN], const uint8_t *data,
+		      size_t len, const uint8_t *omac, int kind, struct kt_session_seq *next);
+/* Wipes the session's key in the daemon; the handle is unknown from then on. */
+int kt_session_close(kt_conn *c, const uint8_t session[KT_SESSION_LEN]);
+/*
+ * kt_stats, and from the same answer the sealed sessions' counters and, unless rec
+ * is NULL, the recipient cache's (since libkeytrans 0.3): one consistent snapshot.
+ */
+int kt_stats_sessions(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec,
+		      struct kt_session_stats *sess);
+
+/*
  * Administration ([daemon] admin peers only; the daemon answers KT_DENIED to
  * others): a new RSA key in the HSM, named name (its CKA_LABEL). The daemon
  * serves it once its [key NAME] section (label, id) is added to the
@@ -286,7 +345,11 @@ enum kt_op_kind {
 	KT_OP_WRAP,
 	KT_OP_COPP_SIGN,
 	KT_OP_COPP_OPEN,
-	KT_OP_PUBKEY_BLOB       /* pubkey as PUBLICKEYBLOB into out.blob */
+	KT_OP_PUBKEY_BLOB,      /* pubkey as PUBLICKEYBLOB into out.blob */
+	KT_OP_OPM_SIGN,         /* in.copp_sign, out.copp */
+	KT_OP_OPM_OPEN,         /* in.copp_open, out.copp (out.sealed with KT_SEAL) */
+	KT_OP_SESSION_MAC,      /* in.session, the tag in out.blob (len KT_OMAC_LEN) */
+	KT_OP_SESSION_VERIFY    /* in.session, out.seq */
 };
 
 struct kt_item {
@@ -304,11 +367,18 @@ struct kt_item {
 			const char *name;
 			const uint8_t *sig;             /* 256 bytes */
 			const uint8_t *expect_random;   /* 16 bytes or NULL */
-			unsigned flags;                 /* KT_STRICT */
+			unsigned flags;                 /* KT_STRICT, KT_SEAL */
 		} copp_open;
 		struct {
 			const char *name;
 		} pubkey;
+		struct {
+			const uint8_t *session;         /* KT_SESSION_LEN bytes */
+			const uint8_t *data;
+			size_t len;
+			const uint8_t *omac;            /* verify: KT_OMAC_LEN bytes, or NULL */
+			int kind;                       /* verify: enum kt_msg_kind */
+		} session;
 	} in;
 	int status;             /* out: KT_OK or the daemon's / local code */
 	union {
@@ -319,6 +389,8 @@ struct kt_item {
 			size_t len;
 			uint8_t b[KT_BLOB_MAX];
 		} blob;
+		struct kt_sealed sealed;        /* copp-open, opm-open with KT_SEAL */
+		struct kt_session_seq seq;      /* session-verify */
 	} out;
 	void *user;
 };

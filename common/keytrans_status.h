@@ -35,7 +35,11 @@
 	X(DENIED,           23, "not allowed for this peer") \
 	X(TIMEOUT,          24, "request not served in time") \
 	X(HSM_UNAVAILABLE,  25, "no HSM in service; try again later") \
-	X(NOT_SUPPORTED,    26, "the HSM does not support this operation")
+	X(NOT_SUPPORTED,    26, "the HSM does not support this operation") \
+	X(OMAC_MISMATCH,    27, "the OMAC does not match the data") \
+	X(UNKNOWN_SESSION,  28, "no such session (closed, expired, or not this user's)") \
+	X(BAD_SEQUENCE,     29, "sequence number replayed or skipped") \
+	X(SESSION_LIMIT,    30, "too many open sessions")
 
 /* X(NAME, code, description): errors raised by libkeytrans itself. */
 #define KT_LOCAL_STATUS_LIST(X) \

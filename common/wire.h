@@ -32,13 +32,18 @@
 	X(COPP_OPEN, 7, "copp-open") \
 	X(STATS,     8, "stats") \
 	X(KEYGEN,    9, "keygen") \
-	X(IMPORT,    10, "import")
+	X(IMPORT,    10, "import") \
+	X(OPM_SIGN,  11, "opm-sign") \
+	X(OPM_OPEN,  12, "opm-open") \
+	X(SESSION_MAC, 13, "session-mac") \
+	X(SESSION_VERIFY, 14, "session-verify") \
+	X(SESSION_CLOSE, 15, "session-close")
 
 enum wire_op {
 #define WIRE_OP_ENUM(name, code, str) WIRE_OP_##name = (code),
 	WIRE_OP_LIST(WIRE_OP_ENUM)
 #undef WIRE_OP_ENUM
-	WIRE_OP_MAX = 11
+	WIRE_OP_MAX = 16
 };
 
 enum wire_type { WT_U8, WT_U32, WT_U64, WT_BYTES, WT_STR, WT_GROUP };
@@ -93,21 +98,32 @@ enum wire_dir { WD_REQUEST = 1, WD_ANSWER = 2, WD_BOTH = 3 };
 	X(RECIPIENT_HITS, 44, WT_U64, 8, WD_ANSWER) \
 	X(RECIPIENT_MISSES, 45, WT_U64, 8, WD_ANSWER) \
 	X(RECIPIENTS,   46, WT_U32,   4, WD_ANSWER) \
-	X(PRIVATE_KEY,  50, WT_BYTES, 32768, WD_REQUEST)
+	X(SESSION,      47, WT_BYTES, 16, WD_BOTH) \
+	X(DATA,         48, WT_BYTES, 4096, WD_REQUEST) \
+	X(OMAC,         49, WT_BYTES, 16, WD_BOTH) \
+	X(PRIVATE_KEY,  50, WT_BYTES, 32768, WD_REQUEST) \
+	X(KIND,         51, WT_U8,    1, WD_REQUEST) \
+	X(SESSIONS,     52, WT_U32,   4, WD_ANSWER) \
+	X(SESSIONS_OPENED, 53, WT_U64, 8, WD_ANSWER) \
+	X(SESSIONS_EXPIRED, 54, WT_U64, 8, WD_ANSWER)
 
 enum wire_tag {
 #define WIRE_TAG_ENUM(name, tag, type, max, dir) WIRE_T_##name = (tag),
 	WIRE_TAG_LIST(WIRE_TAG_ENUM)
 #undef WIRE_TAG_ENUM
-	WIRE_T_MAX = 51
+	WIRE_T_MAX = 55
 };
 
-/* FLAGS bits (unwrap, copp-open); the others are reserved and refused. */
+/* FLAGS bits (unwrap, copp-open, opm-open); the others are reserved and refused. */
 #define WIRE_FLAG_STRICT 0x1u   /* answer UNWRAP_FAILED instead of implicit rejection */
-#define WIRE_FLAGS_DEFINED WIRE_FLAG_STRICT
+#define WIRE_FLAG_SEAL 0x2u     /* copp-open, opm-open: keep the AES key, answer a SESSION handle */
+#define WIRE_FLAGS_DEFINED (WIRE_FLAG_STRICT | WIRE_FLAG_SEAL)
+
+/* KIND (session-verify): which message's sequence number to check, if any. */
+enum wire_kind { WIRE_KIND_NONE = 0, WIRE_KIND_STATUS = 1, WIRE_KIND_COMMAND = 2 };
 
 enum wire_padding { WIRE_PAD_PKCS1 = 0, WIRE_PAD_OAEP = 1 };
-enum wire_format { WIRE_FMT_BLOB = 0, WIRE_FMT_PEM = 1, WIRE_FMT_DER = 2 };
+enum wire_format { WIRE_FMT_BLOB = 0, WIRE_FMT_PEM = 1, WIRE_FMT_DER = 2, WIRE_FMT_CNG = 3 };
 
 struct wire_hdr {
 	uint32_t len;       /* bytes after the length field */

@@ -101,6 +101,7 @@ const char *acl_op_setting(enum acl_op op)
 	static const char *const names[ACL_OPS] = {
 		[ACL_UNWRAP] = "allow_unwrap", [ACL_WRAP] = "allow_wrap",
 		[ACL_COPP_OPEN] = "allow_copp_open", [ACL_PUBKEY] = "allow_pubkey",
+		[ACL_OPM_OPEN] = "allow_opm_open",
 	};
 
 	return names[op];

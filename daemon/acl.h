@@ -14,7 +14,7 @@
 
 #define ACL_MAX 32
 
-enum acl_op { ACL_UNWRAP, ACL_WRAP, ACL_COPP_OPEN, ACL_PUBKEY, ACL_OPS };
+enum acl_op { ACL_UNWRAP, ACL_WRAP, ACL_COPP_OPEN, ACL_PUBKEY, ACL_OPM_OPEN, ACL_OPS };
 
 struct acl_entry {
 	enum { ACL_ANYONE, ACL_UID, ACL_GID } kind;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ struct parse {
 	FILE *f;
 	char dir[PATH_MAX];
 	enum section kind;                  /* of the section being read */
-	unsigned seen[SEC_KEY + 1];         /* SEEN_* bits per kind (SEC_KEY: this key) */
+	uint64_t seen[SEC_KEY + 1];         /* SEEN_* bits per kind (SEC_KEY: this key) */
 	int line;                           /* lines read so far */
 	int err_line;                       /* line of msg */
 	char msg[256];                      /* first error, without position */
@@ -42,10 +43,10 @@ enum {
 	SEEN_ALLOW = 1024,              /* + the acl_op: one bit per rule */
 	SEEN_ADMIN = 1 << 14, SEEN_SENSITIVE = 1 << 15,
 	SEEN_SERIALIZE = 1 << 13,       /* [hsm] only: shares a bit with a [key] rule */
-	SEEN_LIMIT = 1 << 16,           /* + the index in limit_settings */
 	SEEN_STATS_OUTCOMES = 1 << 26,  /* [daemon], after the limits' bits */
 	SEEN_URI = 1 << 28, SEEN_PIN_SOURCE = 1 << 29, SEEN_MODULE_PATH = 1 << 30,
 };
+#define SEEN_LIMIT ((uint64_t)1 << 32)  /* + the index in limit_settings */
 
 /* The numeric [daemon] limits: name, field, range, default. */
 static const struct {
@@ -63,9 +64,12 @@ static const struct {
 	{ "hsm_call_timeout", offsetof(struct limits, hsm_call_timeout), 1, 3600, 10 },
 	{ "hsm_retry_max", offsetof(struct limits, hsm_retry_max), 1, 3600, 4 },
 	{ "recipient_cache", offsetof(struct limits, recipient_cache), 0, 65536, 1024 },
+	{ "max_sessions", offsetof(struct limits, max_sessions), 0, 65536, 4096 },
+	{ "max_sessions_per_uid", offsetof(struct limits, max_sessions_per_uid), 0, 65536, 64 },
+	{ "session_idle_timeout", offsetof(struct limits, session_idle_timeout), 1, 86400, 300 },
 };
 #define NLIMITS (sizeof(limit_settings) / sizeof(limit_settings[0]))
-_Static_assert(NLIMITS <= 10, "the limits' SEEN bits would reach SEEN_STATS_OUTCOMES");
+_Static_assert(NLIMITS <= 32, "the limits' SEEN bits would not fit in 64");
 
 /* Records the first error; returns 0 so that handlers can "return error(...)". */
 __attribute__((format(printf, 2, 3)))
@@ -97,7 +101,7 @@ static int resolve_path(struct parse *p, const char *value, char *out, const cha
 	return 1;
 }
 
-static int once(struct parse *p, unsigned bit, const char *name)
+static int once(struct parse *p, uint64_t bit, const char *name)
 {
 	if (p->seen[p->kind] & bit)
 		return error(p, "%s given twice in this section", name);
@@ -114,7 +118,7 @@ static int parse_long(const char *v, long min, long max, int base, long *out)
 	return errno == 0 && end != v && *end == '\0' && *out >= min && *out <= max;
 }
 
-static int acl_setting(struct parse *p, unsigned bit, const char *name, const char *value,
+static int acl_setting(struct parse *p, uint64_t bit, const char *name, const char *value,
 		       struct acl *out)
 {
 	char why[160];
@@ -182,7 +186,7 @@ static int daemon_setting(struct parse *p, const char *name, const char *value)
  * A setting that a token URI may give too (pin_file / pin-source, module /
  * module-path): whichever comes second is refused, as two answers would be.
  */
-static int given_once(struct parse *p, unsigned bit, unsigned other, const char *name,
+static int given_once(struct parse *p, uint64_t bit, uint64_t other, const char *name,
 		      const char *conflict)
 {
 	if (p->seen[p->kind] & other)
@@ -293,9 +297,9 @@ static int key_uri(struct parse *p, struct key_conf *k, const char *value)
 }
 
 /* A key is named by label and/or id, or by a uri holding them: not both ways. */
-static int key_named_once(struct parse *p, unsigned bit, const char *name)
+static int key_named_once(struct parse *p, uint64_t bit, const char *name)
 {
-	unsigned other = bit == SEEN_URI ? SEEN_LABEL | SEEN_ID : SEEN_URI;
+	uint64_t other = bit == SEEN_URI ? SEEN_LABEL | SEEN_ID : SEEN_URI;
 
 	if (p->seen[p->kind] & other)
 		return error(p, "%s: give either uri or label/id, not both", name);

@@ -72,6 +72,9 @@ struct limits {
 	long hsm_call_timeout;          /* s: a longer PKCS#11 call takes its HSM out of service */
 	long hsm_retry_max;             /* s: longest wait between two attempts to bring an HSM back */
 	long recipient_cache;           /* PUBLIC_KEYs kept decoded (recipients.h); 0: none */
+	long max_sessions;              /* sealed COPP/OPM sessions open at once (sessions.h); 0: none */
+	long max_sessions_per_uid;
+	long session_idle_timeout;      /* s: a session unused this long is wiped */
 };
 
 struct config {

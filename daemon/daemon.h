@@ -16,6 +16,7 @@
 #include "keytab.h"
 #include "log.h"
 #include "recipients.h"
+#include "sessions.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -38,6 +39,7 @@ struct daemon {
 	struct pool hsm_pool;           /* private-key work: one HSM call per job */
 	struct pool pub_pool;           /* public-key work: wrap, copp-sign */
 	struct recipients recipients;   /* PUBLIC_KEYs decoded, shared by pub_pool's workers */
+	struct sessions sessions;       /* sealed COPP/OPM sessions: HSM workers open, the loop uses */
 	struct jobpool jobs;            /* loop thread only */
 	struct accounts accounts;       /* per-uid use, loop thread only */
 	struct stats stats;             /* answers and connections, loop thread only */

@@ -268,6 +268,7 @@ static void on_hsm_watch(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	backends_watch(&d->hsms);
 	ops_audit_flush(d);
+	sessions_expire(&d->sessions);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -330,6 +331,12 @@ static int start(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the recipient cache");
 		return 1;
 	}
+	if (sessions_init(&d->sessions, (size_t)d->conf.limits.max_sessions,
+			  (size_t)d->conf.limits.max_sessions_per_uid,
+			  (time_t)d->conf.limits.session_idle_timeout) != 0) {
+		snprintf(err, errlen, "cannot set up the sealed-session table (AES-CMAC)");
+		return 1;
+	}
 	return server_start(d, &d->server, err, errlen) == 0 ? 0 : 1;
 }
 
@@ -340,6 +347,7 @@ static void stop(struct daemon *d)
 	pool_stop(&d->hsm_pool);
 	pool_stop(&d->pub_pool);
 	recipients_free(&d->recipients);        /* recipient cache (issue 11): no worker holds one now */
+	sessions_free(&d->sessions);            /* every sealed session's key wiped */
 	if (d->server != NULL) {
 		server_flush_replies(d->server);
 		server_free(d->server);

@@ -1,9 +1,10 @@
-/* info, keys, pubkey: answered on the loop thread from the key table. */
+/* info, keys, pubkey (PUBLICKEYBLOB, PEM, DER or CNG blob): answered on the loop thread from the key table. */
 #include <time.h>
 
 #include "daemon.h"
 #include "gen.h"
 #include "backend.h"
+#include "cngblob.h"
 #include "job.h"
 #include "ops.h"
 #include "publickeyblob.h"
@@ -133,8 +134,9 @@ static void pubkey_check(struct job *j, struct daemon *d)
 	if (req_key(j, d, ACL_PUBKEY) != 0)
 		return;
 	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
-	if (fmt > WIRE_FMT_DER)
-		job_fail(j, KT_BAD_REQUEST, "FORMAT must be 0 (blob), 1 (PEM) or 2 (DER), not %u", fmt);
+	if (fmt > WIRE_FMT_CNG)
+		job_fail(j, KT_BAD_REQUEST, "FORMAT must be 0 (blob), 1 (PEM), 2 (DER) or 3 (CNG), "
+			 "not %u", fmt);
 }
 
 static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
@@ -147,6 +149,8 @@ static void pubkey_run(struct job *j, struct daemon *d, struct worker *w)
 	wire_get_u8(&j->req, WIRE_T_FORMAT, &fmt);
 	if (fmt == WIRE_FMT_BLOB)
 		n = publickeyblob_encode(j->key->pub, out, sizeof(out));
+	else if (fmt == WIRE_FMT_CNG)
+		n = cngblob_public_encode(j->key->pub, out, sizeof(out));
 	else
 		n = rsa_pub_spki(j->key->pub, fmt == WIRE_FMT_PEM, out, sizeof(out));
 	if (n == 0) {

@@ -63,6 +63,17 @@ static void put_recipients(struct job *j, struct daemon *d)
 	wire_put_u32(&j->reply, WIRE_T_RECIPIENTS, r.entries);
 }
 
+/* Sealed sessions (sessions.h): open now, opened and expired since the start. */
+static void put_sessions(struct job *j, struct daemon *d)
+{
+	struct session_counts s;
+
+	sessions_counts(&d->sessions, &s);
+	wire_put_u32(&j->reply, WIRE_T_SESSIONS, s.open);
+	wire_put_u64(&j->reply, WIRE_T_SESSIONS_OPENED, s.opened);
+	wire_put_u64(&j->reply, WIRE_T_SESSIONS_EXPIRED, s.expired);
+}
+
 static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 {
 	struct timespec now;
@@ -83,6 +94,7 @@ static void stats_run(struct job *j, struct daemon *d, struct worker *w)
 	put_pool(j, d, &d->hsm_pool);
 	put_pool(j, d, &d->pub_pool);
 	put_recipients(j, d);
+	put_sessions(j, d);
 	put_hsm_entries(j, d);
 }
 

@@ -62,7 +62,7 @@ static int decrypt(struct job *j, struct worker *w, const struct simpleblob *sb,
 	uint8_t em[RSA_MAX_BYTES];
 	struct unpadded synth;
 	size_t len;
-	int rc = ops_private_decrypt(j, w, pad == RSA_PAD_OAEP, sb->c, sb->k, em, &len);
+	int rc = ops_private_decrypt(j, w, pad, sb->c, sb->k, em, &len);
 
 	out->good = 0;
 	out->len = 0;

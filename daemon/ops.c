@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "accounts.h"
+#include "backend.h"
 #include "acl.h"
 #include "daemon.h"
 #include "gen.h"
@@ -27,6 +28,11 @@ static const struct op_def *const table[WIRE_OP_MAX] = {
 	[WIRE_OP_STATS] = &op_stats,
 	[WIRE_OP_KEYGEN] = &op_keygen,
 	[WIRE_OP_IMPORT] = &op_import,
+	[WIRE_OP_OPM_SIGN] = &op_opm_sign,
+	[WIRE_OP_OPM_OPEN] = &op_opm_open,
+	[WIRE_OP_SESSION_MAC] = &op_session_mac,
+	[WIRE_OP_SESSION_VERIFY] = &op_session_verify,
+	[WIRE_OP_SESSION_CLOSE] = &op_session_close,
 };
 
 const struct op_def *ops_find(uint8_t code)
@@ -38,6 +44,12 @@ void ops_check(struct job *j, struct daemon *d)
 {
 	if (wire_parse_request(j->frame, j->frame_len, &j->req, j->msg, sizeof(j->msg)) != 0) {
 		j->status = KT_BAD_REQUEST;
+		return;
+	}
+	if ((req_flags(j) & WIRE_FLAG_SEAL) && j->opcode != WIRE_OP_COPP_OPEN &&
+	    j->opcode != WIRE_OP_OPM_OPEN) {
+		job_fail(j, KT_BAD_REQUEST, "FLAGS SEAL (0x2) is for copp-open and opm-open, not %s",
+			 wire_op_name(j->opcode));
 		return;
 	}
 	j->op->check(j, d);
@@ -63,14 +75,17 @@ static const char *audit_key(const struct job *j, char *buf, size_t cap)
 	return buf;
 }
 
-/* What the request asked for, for the audit record: "-", "strict", "oaep" or "strict,oaep". */
+/* What the request asked for, for the audit record: "-", or some of "strict", "oaep", "seal". */
 static const char *audit_mode(const struct job *j)
 {
-	static const char *const modes[] = { "-", "strict", "oaep", "strict,oaep" };
+	static const char *const modes[] = { "-", "strict", "oaep", "strict,oaep",
+					     "seal", "strict,seal", "oaep,seal", "strict,oaep,seal" };
 	uint8_t pad = WIRE_PAD_PKCS1;
+	uint32_t flags = req_flags(j);
 
 	wire_get_u8(&j->req, WIRE_T_PADDING, &pad);
-	return modes[((req_flags(j) & WIRE_FLAG_STRICT) ? 1 : 0) + (pad == WIRE_PAD_OAEP ? 2 : 0)];
+	return modes[((flags & WIRE_FLAG_STRICT) ? 1 : 0) + (pad == WIRE_PAD_OAEP ? 2 : 0) +
+		     ((flags & WIRE_FLAG_SEAL) ? 4 : 0)];
 }
 
 void ops_audit(const struct job *j, struct daemon *d, struct log_batch *b)
@@ -290,10 +305,12 @@ int req_bytes(struct job *j, unsigned tag, size_t len, int required)
 	return 0;
 }
 
-int ops_private_decrypt(struct job *j, struct worker *w, int oaep, const uint8_t *c,
+int ops_private_decrypt(struct job *j, struct worker *w, enum rsa_padding pad, const uint8_t *c,
 			size_t clen, uint8_t *em, size_t *len)
 {
-	int st = backend_decrypt(w, j->key, oaep, c, clen, em, len, j->msg, sizeof(j->msg));
+	enum hsm_padding hp = pad == RSA_PAD_OAEP ? HSM_PAD_OAEP
+			    : pad == RSA_PAD_OAEP_SHA512 ? HSM_PAD_OAEP_SHA512 : HSM_PAD_PKCS1;
+	int st = backend_decrypt(w, j->key, hp, c, clen, em, len, j->msg, sizeof(j->msg));
 
 	if (st == KT_UNWRAP_FAILED)
 		return 0;

@@ -37,7 +37,8 @@ struct op_def {
 };
 
 extern const struct op_def op_info, op_keys, op_pubkey, op_unwrap, op_wrap, op_copp_sign,
-	op_copp_open, op_stats, op_keygen, op_import;
+	op_copp_open, op_stats, op_keygen, op_import, op_opm_sign, op_opm_open, op_session_mac,
+	op_session_verify, op_session_close;
 
 /* NULL for an unknown operation code. */
 const struct op_def *ops_find(uint8_t code);
@@ -102,7 +103,7 @@ int key_visible(const struct daemon *d, const struct key *k, const struct peer *
  * padding (rsa_mechanism = pkcs); -1 when the job failed (status and message
  * set: HSM unavailable or in error).
  */
-int ops_private_decrypt(struct job *j, struct worker *w, int oaep, const uint8_t *c,
+int ops_private_decrypt(struct job *j, struct worker *w, enum rsa_padding pad, const uint8_t *c,
 			size_t clen, uint8_t *em, size_t *len);
 
 #endif

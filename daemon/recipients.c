@@ -132,7 +132,7 @@ static struct recipient *insert(struct recipients *c, struct recipient *r)
 
 static struct recipient *entry_new(struct recipients *c, EVP_PKEY *pub, const uint8_t *digest)
 {
-	size_t nctx = (size_t)c->nworkers * 2;
+	size_t nctx = (size_t)c->nworkers * RSA_PAD_COUNT;
 	struct recipient *r = calloc(1, sizeof(*r) + nctx * sizeof(r->ctx[0]));
 
 	if (r == NULL)
@@ -219,7 +219,7 @@ void recipients_put(struct recipients *c, struct recipient *r)
 
 EVP_PKEY_CTX *recipient_enc_ctx(struct recipient *r, int worker, enum rsa_padding pad)
 {
-	size_t i = (size_t)worker * 2 + (pad == RSA_PAD_OAEP);
+	size_t i = (size_t)worker * RSA_PAD_COUNT + (size_t)pad;
 
 	if (worker < 0 || i >= r->nctx)
 		return NULL;

@@ -33,7 +33,7 @@ struct recipient {
 	struct recipient *chain;            /* its hash bucket */
 	struct recipient *newer, *older;    /* order of use */
 	size_t nctx;
-	EVP_PKEY_CTX *ctx[];                /* [worker * 2 + padding]: only that worker touches it */
+	EVP_PKEY_CTX *ctx[];                /* [worker * RSA_PAD_COUNT + padding]: only that worker touches it */
 };
 
 struct recipients {

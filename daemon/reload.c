@@ -14,8 +14,13 @@ static void install(struct daemon *d, struct gen *g)
 {
 	struct gen *old = d->gen;
 
+	size_t wiped;
+
 	d->gen = g;
 	gen_release(old);
+	/* The rules the sessions were opened under may be gone: they all end here. */
+	if ((wiped = sessions_wipe(&d->sessions)) > 0)
+		log_info(&d->log, "reload: %zu sealed session%s wiped", wiped, wiped == 1 ? "" : "s");
 }
 
 /* Appends to buf (", " between items); what does not fit is cut. */

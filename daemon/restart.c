@@ -27,6 +27,7 @@ void daemon_restart(struct daemon *d)
 		setenv("LISTEN_PID", pid, 1);
 	}
 	setenv("KEYTRANSD_RESTARTED", "1", 1);
+	sessions_wipe(&d->sessions);    /* the new process starts without them */
 	execv("/proc/self/exe", d->argv);
 	log_err(&d->log, "cannot restart: %s", strerror(errno));
 	_exit(1);

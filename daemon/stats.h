@@ -16,7 +16,7 @@
 #include "wire.h"
 
 /* Status codes counted one by one: every code the daemon answers (KT_STATUS_LIST) is below. */
-#define STATS_STATUSES (KT_HSM_UNAVAILABLE + 1)
+#define STATS_STATUSES (KT_SESSION_LIMIT + 1)   /* every status the daemon answers */
 
 struct op_stats {
 	uint64_t by_status[STATS_STATUSES];

@@ -326,18 +326,18 @@ void pool_stop(struct pool *p)
 }
 
 /*
- * Each key has two encryption contexts, one per padding (decryption runs in
+ * Each key has an encryption context per padding (decryption runs in
  * the HSMs). A reload that changes the key list (a new keyset) renumbers the
  * keys, so the cache starts again; its size follows the largest index seen.
  */
 EVP_PKEY_CTX *worker_enc_ctx(struct worker *w, const struct key *k, enum rsa_padding pad)
 {
-	size_t i = k->index * 2 + (pad == RSA_PAD_OAEP);
+	size_t i = k->index * RSA_PAD_COUNT + (size_t)pad;
 
 	if (w->ctx != NULL && w->ctx_keyset != k->keyset)
 		worker_cleanup(w);
 	if (i >= w->nctx) {
-		size_t n = i + 2 > 16 ? i + 2 : 16;
+		size_t n = i + RSA_PAD_COUNT > 16 ? i + RSA_PAD_COUNT : 16;
 		EVP_PKEY_CTX **ctx = realloc(w->ctx, n * sizeof(*ctx));
 
 		if (ctx == NULL)

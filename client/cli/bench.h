@@ -8,9 +8,10 @@
 #include "keytrans.h"
 
 enum bench_op { B_UNWRAP, B_UNWRAP_OAEP, B_WRAP, B_WRAP_GENERATE, B_COPP_SIGN, B_COPP_OPEN,
-		B_PUBKEY, B_OPS };
+		B_PUBKEY, B_OPM_SIGN, B_OPM_OPEN, B_SESSION_MAC, B_SESSION_VERIFY, B_OPS };
 
 #define BENCH_CASES 64          /* distinct prepared requests, used round robin */
+#define BENCH_DATA 64           /* bytes of each session-mac / session-verify message */
 
 #define BENCH_RECIPIENTS_MAX 100000
 
@@ -44,6 +45,11 @@ struct bench_fixture {
 	struct kt_copp copp[BENCH_CASES];           /* COPP parameters and signatures */
 	uint8_t pubkey[KT_BLOB_MAX];                /* pubkey's expected answer */
 	size_t pubkey_len;
+	int sealed;                                 /* session is open (closed by bench_finish) */
+	uint8_t session[KT_SESSION_LEN];            /* session-mac, session-verify: a sealed session */
+	struct kt_session_seq seq;                  /* its numbers, which KIND none never moves */
+	uint8_t data[BENCH_CASES][BENCH_DATA];      /* messages */
+	uint8_t omac[BENCH_CASES][KT_OMAC_LEN];     /* their OMAC-1, computed here */
 };
 
 const char *bench_op_name(enum bench_op op);
@@ -51,6 +57,8 @@ int bench_op_parse(const char *name, enum bench_op *op);
 /* Prepares the fixture through the daemon (wraps, signs); KT status, message in err. */
 int bench_prepare(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx, char *err,
 		  size_t errlen);
+/* Closes what bench_prepare opened in the daemon (the sealed session). */
+void bench_finish(kt_conn *c, struct bench_fixture *fx);
 /* Sets up item for request number seq. */
 void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uint64_t seq,
 		struct kt_item *it);

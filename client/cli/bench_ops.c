@@ -2,8 +2,9 @@
  * keytrans bench: what each operation sends and how its answer is checked.
  * Every answer is checked against what was prepared, so that a fast wrong
  * answer counts as an error: unwraps of blobs the daemon wrapped from known
- * keys, COPP openings of signatures made from known parameters, and the
- * structure of every wrap and signature.
+ * keys, COPP and OPM openings of signatures made from known parameters, the
+ * structure of every wrap and signature, and a sealed session's OMACs
+ * against the ones computed here with the AES key it was opened with.
  */
 #include "bench.h"
 
@@ -11,14 +12,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include "mac.h"
 
 #define CALG_AES_128 0x660e
 
 static const char *const op_names[B_OPS] = {
 	[B_UNWRAP] = "unwrap", [B_UNWRAP_OAEP] = "unwrap-oaep", [B_WRAP] = "wrap",
 	[B_WRAP_GENERATE] = "wrap-generate", [B_COPP_SIGN] = "copp-sign",
-	[B_COPP_OPEN] = "copp-open", [B_PUBKEY] = "pubkey",
+	[B_COPP_OPEN] = "copp-open", [B_PUBKEY] = "pubkey", [B_OPM_SIGN] = "opm-sign",
+	[B_OPM_OPEN] = "opm-open", [B_SESSION_MAC] = "session-mac",
+	[B_SESSION_VERIFY] = "session-verify",
 };
 
 const char *bench_op_name(enum bench_op op)
@@ -73,18 +80,62 @@ static int prepare_blobs(kt_conn *c, const struct bench_cfg *cfg, struct bench_f
 	return KT_OK;
 }
 
-static int prepare_signatures(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx)
+/* COPP signatures, or OPM parameter arrays, of random parameters for the bench key. */
+static int prepare_signatures(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx,
+			      size_t n)
 {
-	for (size_t i = 0; i < BENCH_CASES; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct kt_copp_sign_args a = { .to_key = cfg->key };
 		int st;
 
 		RAND_bytes(a.random, sizeof(a.random));
-		st = kt_copp_sign(c, &a, &fx->copp[i]);
+		st = cfg->op == B_COPP_OPEN ? kt_copp_sign(c, &a, &fx->copp[i])
+					    : kt_opm_sign(c, &a, &fx->copp[i]);
 		if (st != KT_OK)
 			return st;
 	}
 	return KT_OK;
+}
+
+/* AES-CMAC (OMAC-1): the answers the daemon's must equal. */
+static int cmac(const uint8_t key[16], const uint8_t *p, size_t n, uint8_t tag[KT_OMAC_LEN])
+{
+	EVP_MAC_CTX *ctx = omac1_ctx_new();
+	int ok = omac1(ctx, key, p, n, tag) == 0;
+
+	EVP_MAC_CTX_free(ctx);
+	return ok ? KT_OK : KT_ERR_NOMEM;
+}
+
+/*
+ * A sealed OPM session on the bench key, and messages with their OMACs made
+ * here from the AES key opm-sign chose (the caller of opm-sign knows it).
+ */
+static int prepare_session(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture *fx)
+{
+	struct kt_sealed s;
+	int st = prepare_signatures(c, cfg, fx, 1);
+
+	if (st == KT_OK)
+		st = kt_opm_open_sealed(c, cfg->key, fx->copp[0].signature, fx->copp[0].random, &s);
+	if (st != KT_OK)
+		return st;
+	fx->sealed = 1;
+	memcpy(fx->session, s.session, sizeof(fx->session));
+	fx->seq.next_status_seq = s.status_seq;
+	fx->seq.next_command_seq = s.command_seq;
+	RAND_bytes(&fx->data[0][0], sizeof(fx->data));
+	for (size_t i = 0; i < BENCH_CASES && st == KT_OK; i++)
+		st = cmac(fx->copp[0].aes_key, fx->data[i], BENCH_DATA, fx->omac[i]);
+	OPENSSL_cleanse(fx->copp[0].aes_key, sizeof(fx->copp[0].aes_key));
+	return st;
+}
+
+void bench_finish(kt_conn *c, struct bench_fixture *fx)
+{
+	if (fx->sealed)
+		kt_session_close(c, fx->session);
+	fx->sealed = 0;
 }
 
 /* The recipient's modulus length, from its PUBLICKEYBLOB (bitlen at offset 12). */
@@ -124,14 +175,20 @@ int bench_prepare(kt_conn *c, const struct bench_cfg *cfg, struct bench_fixture 
 		st = prepare_blobs(c, cfg, fx);
 		break;
 	case B_COPP_OPEN:
-		st = prepare_signatures(c, cfg, fx);
+	case B_OPM_OPEN:
+		st = prepare_signatures(c, cfg, fx, BENCH_CASES);
+		break;
+	case B_SESSION_MAC:
+	case B_SESSION_VERIFY:
+		st = prepare_session(c, cfg, fx);
 		break;
 	case B_WRAP:
 	case B_WRAP_GENERATE:
 		st = prepare_modulus(c, cfg, fx);
 		break;
 	case B_COPP_SIGN:
-		/* A COPP key is 2048-bit (the daemon refuses others); a driver's XML chain cannot be wrapped to. */
+	case B_OPM_SIGN:
+		/* A COPP or OPM key is 2048-bit (the daemon refuses others); a driver's XML chain cannot be wrapped to. */
 		fx->k = KT_COPP_KEY_BLOB_LEN - 20;
 		break;
 	case B_PUBKEY:
@@ -179,17 +236,28 @@ void bench_fill(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 		}
 		break;
 	case B_COPP_SIGN:
-		it->op = KT_OP_COPP_SIGN;
+	case B_OPM_SIGN:
+		it->op = cfg->op == B_COPP_SIGN ? KT_OP_COPP_SIGN : KT_OP_OPM_SIGN;
 		set_recipient(cfg, seq, &it->in.copp_sign.to_key, &it->in.copp_sign.to_pub,
 			      &it->in.copp_sign.to_pub_len);
 		memcpy(it->in.copp_sign.random, fx->keys[i].key, sizeof(it->in.copp_sign.random));
 		break;
 	case B_COPP_OPEN:
-		it->op = KT_OP_COPP_OPEN;
+	case B_OPM_OPEN:
+		it->op = cfg->op == B_COPP_OPEN ? KT_OP_COPP_OPEN : KT_OP_OPM_OPEN;
 		it->in.copp_open.name = cfg->key;
 		it->in.copp_open.sig = fx->copp[i].signature;
 		it->in.copp_open.expect_random = fx->copp[i].random;
 		it->in.copp_open.flags = cfg->strict ? KT_STRICT : 0;
+		break;
+	case B_SESSION_MAC:
+	case B_SESSION_VERIFY:
+		/* KIND none: connections in parallel cannot keep one sequence in order. */
+		it->op = cfg->op == B_SESSION_MAC ? KT_OP_SESSION_MAC : KT_OP_SESSION_VERIFY;
+		it->in.session.session = fx->session;
+		it->in.session.data = fx->data[i];
+		it->in.session.len = BENCH_DATA;
+		it->in.session.omac = cfg->op == B_SESSION_VERIFY ? fx->omac[i] : NULL;
 		break;
 	case B_PUBKEY:
 	case B_OPS:
@@ -231,14 +299,26 @@ int bench_check(const struct bench_cfg *cfg, const struct bench_fixture *fx, uin
 			bad = "wrap --generate returned a key of the wrong length";
 		break;
 	case B_COPP_SIGN:
+	case B_OPM_SIGN:
 		if (memcmp(it->out.copp.random, fx->keys[i].key, 16) != 0)
-			bad = "copp-sign echoed another random number";
+			bad = "the answer echoed another random number";
 		break;
 	case B_COPP_OPEN:
+	case B_OPM_OPEN:
 		if (memcmp(it->out.copp.aes_key, fx->copp[i].aes_key, 16) != 0 ||
 		    it->out.copp.status_seq != fx->copp[i].status_seq ||
 		    it->out.copp.command_seq != fx->copp[i].command_seq)
-			bad = "copp-open returned other parameters than were signed";
+			bad = "the opening returned other parameters than were signed";
+		break;
+	case B_SESSION_MAC:
+		if (it->out.blob.len != KT_OMAC_LEN ||
+		    memcmp(it->out.blob.b, fx->omac[i], KT_OMAC_LEN) != 0)
+			bad = "session-mac returned another OMAC than AES-CMAC gives";
+		break;
+	case B_SESSION_VERIFY:
+		if (it->out.seq.next_status_seq != fx->seq.next_status_seq ||
+		    it->out.seq.next_command_seq != fx->seq.next_command_seq)
+			bad = "session-verify moved a sequence number with KIND none";
 		break;
 	case B_PUBKEY:
 	case B_OPS:

@@ -1,7 +1,8 @@
 /*
  * keytrans bench --to FILE --distinct-recipients N: N recipients in FILE's
  * format, made from FILE's key by changing a few bytes in the middle of its
- * modulus (found in the DER, or reversed in a PUBLICKEYBLOB), so that each
+ * modulus (found in the DER, reversed in a PUBLICKEYBLOB, big-endian in a
+ * CNG BCRYPT_RSAPUBLIC_BLOB), so that each
  * is another key to the daemon at no key-generation cost. The length, the
  * top bits and the odd last byte stay; nothing checks that n is a product of
  * two primes, nor a certificate's signature. PEM keeps its label and headers;
@@ -20,12 +21,18 @@
 #include <openssl/x509.h>
 
 #define BLOB_HDR 20             /* PUBLICKEYBLOB: BLOBHEADER, "RSA1", bitlen, pubexp */
+#define CNG_HDR 24              /* BCRYPT_RSAKEY_BLOB: magic, bits, cbPublicExp, cbModulus, 2 x 0 */
 #define MIN_MODULUS 16          /* bytes: room for the changed ones away from both ends */
 
 /* Where the modulus lies in the encoded key: offset and length. */
 struct spot {
 	size_t at, len;
 };
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 static int is_blob(const uint8_t *p, size_t len)
 {
@@ -34,12 +41,26 @@ static int is_blob(const uint8_t *p, size_t len)
 
 static int blob_spot(const uint8_t *p, size_t len, struct spot *s)
 {
-	uint32_t bits = (uint32_t)p[12] | (uint32_t)p[13] << 8 | (uint32_t)p[14] << 16 |
-			(uint32_t)p[15] << 24;
+	uint32_t bits = le32(p + 12);
 
 	s->at = BLOB_HDR;
 	s->len = bits / 8;
 	return s->len >= MIN_MODULUS && s->len <= len - BLOB_HDR ? 0 : -1;
+}
+
+static int is_cng(const uint8_t *p, size_t len)
+{
+	return len >= CNG_HDR && memcmp(p, "RSA1", 4) == 0;
+}
+
+/* The modulus follows the exponent (cbPublicExp bytes) after the header. */
+static int cng_spot(const uint8_t *p, size_t len, struct spot *s)
+{
+	uint32_t exp = le32(p + 8), mod = le32(p + 12);
+
+	s->at = CNG_HDR + (size_t)exp;
+	s->len = mod;
+	return s->len >= MIN_MODULUS && exp <= len - CNG_HDR && s->len <= len - s->at ? 0 : -1;
 }
 
 /* The key of DER bytes: SubjectPublicKeyInfo, RSAPublicKey or certificate. */
@@ -244,6 +265,8 @@ int bench_recipients_make(const uint8_t *file, size_t len, size_t n, struct benc
 		rc = make_xml(file, len, r, n);
 	else if (is_blob(file, len))
 		rc = blob_spot(file, len, &s) == 0 ? make_binary(file, len, &s, r, n) : -1;
+	else if (is_cng(file, len))
+		rc = cng_spot(file, len, &s) == 0 ? make_binary(file, len, &s, r, n) : -1;
 	else if (memmem(file, len, begin, sizeof(begin) - 1) != NULL)
 		rc = make_pem(file, len, r, n);
 	else

@@ -150,6 +150,7 @@ void json_strn(struct json *j, const char *key, const char *s, size_t n);
 void json_u64(struct json *j, const char *key, uint64_t v);
 void json_i64(struct json *j, const char *key, int64_t v);
 void json_null(struct json *j, const char *key);
+void json_bool(struct json *j, const char *key, int v);
 void json_f64(struct json *j, const char *key, double v);     /* one decimal */
 void json_hex(struct json *j, const char *key, const uint8_t *p, size_t n);
 void json_array_begin(struct json *j, const char *key);
@@ -164,7 +165,11 @@ void hsms_text(const struct kt_hsm *hsms, size_t n);
 void hsms_json(struct json *j, const struct kt_hsm *hsms, size_t n);
 
 /* prometheus.c: the stats in the Prometheus text exposition format (version 0.0.4). */
-void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r);
+void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r,
+		      const struct kt_session_stats *sess);
+/* cmd_stats.c: one stats answer with the recipient cache's counters, and the sessions' (a second). */
+int stats_fetch(kt_conn *c, struct kt_stats *s, struct kt_recipient_stats *r,
+		struct kt_session_stats *sess);
 /* http_metrics.c: one HTTP scrape of the stats, the request on stdin, the answer on stdout. */
 int http_metrics(const struct cli *cli);
 
@@ -176,6 +181,11 @@ int cmd_unwrap(struct cli *cli, int argc, char **argv);
 int cmd_wrap(struct cli *cli, int argc, char **argv);
 int cmd_copp_sign(struct cli *cli, int argc, char **argv);
 int cmd_copp_open(struct cli *cli, int argc, char **argv);
+int cmd_opm_sign(struct cli *cli, int argc, char **argv);
+int cmd_opm_open(struct cli *cli, int argc, char **argv);
+int cmd_session_mac(struct cli *cli, int argc, char **argv);
+int cmd_session_verify(struct cli *cli, int argc, char **argv);
+int cmd_session_close(struct cli *cli, int argc, char **argv);
 int cmd_bench(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_keygen(struct cli *cli, int argc, char **argv);

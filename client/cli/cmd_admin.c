@@ -108,6 +108,10 @@ static const char *key_format(const uint8_t *p, size_t n)
 		return "PRIVATEKEYBLOB";
 	if (n > 0 && p[0] == 0x30)
 		return "DER";
+	if (n >= 4 && memcmp(p, "RSA2", 4) == 0)
+		return "BCRYPT_RSAPRIVATE_BLOB";
+	if (n >= 4 && memcmp(p, "RSA3", 4) == 0)
+		return "BCRYPT_RSAFULLPRIVATE_BLOB";
 	return "PEM";
 }
 

@@ -84,7 +84,7 @@ static void record(struct worker *w, double started)
 static void keep_spot(struct worker *w, uint64_t seq, const struct kt_item *it)
 {
 	if (w->nspots < SPOT_CHECKS && (w->cfg->op == B_WRAP || w->cfg->op == B_WRAP_GENERATE ||
-					w->cfg->op == B_COPP_SIGN)) {
+					w->cfg->op == B_COPP_SIGN || w->cfg->op == B_OPM_SIGN)) {
 		w->spots[w->nspots].seq = seq;
 		w->spots[w->nspots].it = *it;
 		w->nspots++;
@@ -181,9 +181,12 @@ static uint64_t spot_check(const struct bench_cfg *cfg, const struct bench_fixtu
 			struct kt_copp o;
 			int ok;
 
-			if (cfg->op == B_COPP_SIGN)
-				ok = kt_copp_open(c, cfg->key, it->out.copp.signature, it->out.copp.random,
-						  &o) == KT_OK &&
+			if (cfg->op == B_COPP_SIGN || cfg->op == B_OPM_SIGN)
+				ok = (cfg->op == B_COPP_SIGN
+					      ? kt_copp_open(c, cfg->key, it->out.copp.signature,
+							     it->out.copp.random, &o)
+					      : kt_opm_open(c, cfg->key, it->out.copp.signature,
+							    it->out.copp.random, 0, &o)) == KT_OK &&
 				     memcmp(o.aes_key, it->out.copp.aes_key, 16) == 0;
 			else
 				ok = kt_unwrap(c, cfg->key, it->out.wrap.blob, it->out.wrap.blob_len,
@@ -336,6 +339,9 @@ static int parse_seconds(const struct cli *cli, const char *text, double *out)
 	return EXIT_DONE;
 }
 
+#define OP_LIST "unwrap, unwrap-oaep, wrap, wrap-generate, copp-sign, copp-open, opm-sign, " \
+	"opm-open, session-mac, session-verify or pubkey"
+
 struct bench_args {
 	const char *op, *key, *to, *alg, *conns, *depth, *duration, *requests, *distinct;
 	int strict;
@@ -373,11 +379,12 @@ static int configure(const struct cli *cli, const struct bench_args *a, struct b
 	cfg->duration = 10;
 	cfg->alg_id = 0x660e;
 	if (a->op == NULL || bench_op_parse(a->op, &cfg->op) != 0)
-		return cli_usage(cli, "--op must be unwrap, unwrap-oaep, wrap, wrap-generate, "
-				 "copp-sign, copp-open or pubkey");
+		return cli_usage(cli, "--op must be " OP_LIST);
 	if ((a->key == NULL) == (a->to == NULL) ||
-	    (a->to != NULL && cfg->op != B_WRAP && cfg->op != B_WRAP_GENERATE && cfg->op != B_COPP_SIGN))
-		return cli_usage(cli, "give --key NAME, or --to KEYFILE (wrap, wrap-generate, copp-sign)");
+	    (a->to != NULL && cfg->op != B_WRAP && cfg->op != B_WRAP_GENERATE &&
+	     cfg->op != B_COPP_SIGN && cfg->op != B_OPM_SIGN))
+		return cli_usage(cli, "give --key NAME, or --to KEYFILE (wrap, wrap-generate, copp-sign, "
+				 "opm-sign)");
 	st = keyref_parse(cli, a->key, key);   /* resolved once connected */
 	if (st == EXIT_DONE && a->to != NULL && (st = io_read(cli, a->to, pub, &cfg->to_pub_len)) == EXIT_DONE)
 		cfg->to_pub = *pub;
@@ -409,11 +416,10 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 {
 	struct bench_args a = { 0 };
 	const struct opt opts[] = {
-		OPT_VALUE("--op", NULL, &a.op, "OP", "unwrap, unwrap-oaep, wrap, wrap-generate, "
-			  "copp-sign, copp-open or pubkey (required)"),
+		OPT_VALUE("--op", NULL, &a.op, "OP", OP_LIST " (required)"),
 		OPT_VALUE("--key", NULL, &a.key, "NAME", "the daemon's key to use (or a PKCS#11 URI)"),
 		OPT_VALUE("--to", NULL, &a.to, "KEYFILE",
-			  "a public key file as recipient instead (wrap, wrap-generate, copp-sign)"),
+			  "a public key file as recipient instead (wrap, wrap-generate, copp-sign, opm-sign)"),
 		OPT_VALUE("--alg", NULL, &a.alg, "ALG", "the session keys: AES_128 (default) or AES_256"),
 		OPT_VALUE("--connections", "-c", &a.conns, "N",
 			  "connections, a thread each (1 to 4096, default 1)"),
@@ -448,9 +454,11 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		st = keyref_resolve(cli, c, &key, &cfg.key);
 	if (st == EXIT_DONE && (st = bench_prepare(c, &cfg, fx, err, sizeof(err))) != KT_OK)
 		st = cli_fail(cli, st, err);
-	kt_conn_free(c);
 	if (st == EXIT_DONE && run(&cfg, fx, &t) != 0)
 		st = cli_fail(cli, KT_ERR_NOMEM, "cannot start the benchmark threads");
+	if (c != NULL && fx != NULL)
+		bench_finish(c, fx);
+	kt_conn_free(c);
 	if (st == EXIT_DONE) {
 		report(cli, &cfg, &t);
 		st = t.errors || t.failed ? EXIT_FAILED : EXIT_DONE;

@@ -1,4 +1,8 @@
-/* keytrans copp-sign, copp-open: the COPP session-start signature. */
+/*
+ * keytrans copp-sign, copp-open, opm-sign, opm-open: the COPP session-start
+ * signature and OPM's encrypted initialization parameters, which carry the
+ * same values and take the same options.
+ */
 #include "cli.h"
 
 #include <inttypes.h>
@@ -64,8 +68,10 @@ static int sign_args(const struct cli *cli, const struct sign_opts *s, struct kt
 	return st;
 }
 
-static int sign(const struct cli *cli, struct kt_copp_sign_args *a, struct keyref *to_key,
-		struct out_file *o)
+typedef int sign_fn(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out);
+
+static int sign(const struct cli *cli, sign_fn *fn, struct kt_copp_sign_args *a,
+		struct keyref *to_key, struct out_file *o)
 {
 	struct kt_copp r = { 0 };
 	kt_conn *c;
@@ -78,7 +84,7 @@ static int sign(const struct cli *cli, struct kt_copp_sign_args *a, struct keyre
 		kt_conn_free(c);
 		return st;
 	}
-	st = kt_copp_sign(c, a, &r);
+	st = fn(c, a, &r);
 	if (st != KT_OK)
 		st = cli_fail(cli, st, kt_errmsg(c));
 	else
@@ -115,12 +121,12 @@ static int recipient(const struct cli *cli, const char *path, const uint8_t *fil
 	return EXIT_DONE;
 }
 
-int cmd_copp_sign(struct cli *cli, int argc, char **argv)
+static int sign_command(struct cli *cli, int argc, char **argv, sign_fn *fn)
 {
 	struct sign_opts s = { 0 };
 	const struct opt opts[] = {
 		OPT_VALUE("--to", NULL, &s.to, "KEYFILE",
-			  "the recipient: an RSA-2048 public key, certificate or COPP XML chain"),
+			  "the recipient: an RSA-2048 public key, certificate, CNG blob or COPP XML chain"),
 		OPT_VALUE("--to-key", NULL, &s.to_key, "NAME",
 			  "the recipient: the daemon's RSA-2048 key NAME (or a PKCS#11 URI)"),
 		OPT_VALUE("--random", NULL, &s.random, "HEX",
@@ -154,46 +160,100 @@ int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 	if (st == EXIT_DONE && s.to != NULL)
 		st = recipient(cli, s.to, pub, len, blob, &a);
 	if (st == EXIT_DONE)
-		st = sign(cli, &a, &to_key, &o);
+		st = sign(cli, fn, &a, &to_key, &o);
 	io_out_close(&o);
 	io_wipe(&a, sizeof(a));
 	free(pub);
 	return st;
 }
 
-static int open_sig(const struct cli *cli, struct keyref *ref, const uint8_t *sig,
-		    const uint8_t *expect, unsigned flags)
+int cmd_copp_sign(struct cli *cli, int argc, char **argv)
 {
-	struct kt_copp r = { 0 };
+	return sign_command(cli, argc, argv, kt_copp_sign);
+}
+
+int cmd_opm_sign(struct cli *cli, int argc, char **argv)
+{
+	return sign_command(cli, argc, argv, kt_opm_sign);
+}
+
+/* A sealed open: the handle instead of the AES key. */
+static void sealed_print(const struct cli *cli, const struct kt_sealed *r)
+{
+	struct json j;
+
+	if (!cli->json) {
+		fputs("session: ", stdout);
+		io_print_hex(stdout, r->session, sizeof(r->session));
+		fputs("\nrandom: ", stdout);
+		io_print_hex(stdout, r->random, sizeof(r->random));
+		printf("\nstatus_seq: %" PRIu32 "\ncommand_seq: %" PRIu32 "\n", r->status_seq,
+		       r->command_seq);
+		return;
+	}
+	json_begin(&j, stdout);
+	json_hex(&j, "session", r->session, sizeof(r->session));
+	json_hex(&j, "random", r->random, sizeof(r->random));
+	json_u64(&j, "status_seq", r->status_seq);
+	json_u64(&j, "command_seq", r->command_seq);
+	json_end(&j);
+}
+
+/* What an open asks for: COPP or OPM, sealed or not. */
+struct open_req {
 	const char *name;
+	const uint8_t *sig, *expect;
+	unsigned flags;         /* KT_STRICT, KT_SEAL */
+	int opm;
+};
+
+static int open_call(const struct cli *cli, kt_conn *c, const struct open_req *q)
+{
+	struct kt_sealed sealed = { 0 };
+	struct kt_copp r = { 0 };
+	unsigned strict = q->flags & KT_STRICT;
+	int st;
+
+	if (q->flags & KT_SEAL)
+		st = q->opm ? kt_opm_open_sealed(c, q->name, q->sig, q->expect, &sealed)
+			    : kt_copp_open_sealed(c, q->name, q->sig, q->expect, strict, &sealed);
+	else
+		st = q->opm ? kt_opm_open(c, q->name, q->sig, q->expect, 0, &r)
+			    : kt_copp_open_ex(c, q->name, q->sig, q->expect, strict, &r);
+	if (st != KT_OK)
+		st = cli_fail(cli, st, kt_errmsg(c));
+	else if (q->flags & KT_SEAL)
+		sealed_print(cli, &sealed);
+	else
+		copp_print(cli, &r, 0, stdout);
+	io_wipe(&r, sizeof(r));
+	return st;
+}
+
+static int open_sig(const struct cli *cli, struct keyref *ref, struct open_req *q)
+{
 	kt_conn *c;
 	int st = cli_connect(cli, &c);
 
 	if (st != EXIT_DONE)
 		return st;
-	st = keyref_resolve(cli, c, ref, &name);
-	if (st != EXIT_DONE) {
-		kt_conn_free(c);
-		return st;
-	}
-	st = kt_copp_open_ex(c, name, sig, expect, flags, &r);
-	if (st == KT_OK)
-		copp_print(cli, &r, 0, stdout);
-	else
-		st = cli_fail(cli, st, kt_errmsg(c));
-	io_wipe(&r, sizeof(r));
+	st = keyref_resolve(cli, c, ref, &q->name);
+	if (st == EXIT_DONE)
+		st = open_call(cli, c, q);
 	kt_conn_free(c);
 	return st;
 }
 
-int cmd_copp_open(struct cli *cli, int argc, char **argv)
+static int open_command(struct cli *cli, int argc, char **argv, int opm)
 {
 	const char *name, *in = NULL, *expect_hex = NULL;
-	int strict = 0;
-	const struct opt opts[] = {
+	int strict = 0, seal = 0;
+	struct opt opts[] = {
 		OPT_VALUE("--in", "-i", &in, "SIGFILE", "the 256-byte signature (default: stdin)"),
 		OPT_VALUE("--expect-random", NULL, &expect_hex, "HEX",
 			  "the random number it must carry, else RANDOM_MISMATCH (always give it)"),
+		OPT_FLAG("--seal", NULL, &seal,
+			 "keep the AES key in the daemon; print a session handle instead"),
 		OPT_FLAG("--strict", NULL, &strict,
 			 "fail with UNWRAP_FAILED when it does not decrypt (no implicit rejection)"),
 		OPT_END,
@@ -201,8 +261,12 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 	uint8_t expect[16], *sig = NULL;
 	size_t len = 0;
 	struct keyref ref;
-	int st = args_parse(cli, argc, argv, opts, &name, 1);
+	struct open_req q = { .opm = opm };
+	int st;
 
+	if (opm)        /* OPM's OAEP has no implicit rejection: no --strict */
+		opts[3] = (struct opt)OPT_END;
+	st = args_parse(cli, argc, argv, opts, &name, 1);
 	if (st != EXIT_DONE)
 		return st;
 	if (name == NULL)
@@ -213,10 +277,23 @@ int cmd_copp_open(struct cli *cli, int argc, char **argv)
 	if (st == EXIT_DONE)
 		st = io_read(cli, in, &sig, &len);
 	if (st == EXIT_DONE && len != SIG_LEN)
-		st = cli_usage(cli, "%s holds %zu bytes; a COPP signature is %d",
-			       io_is_std(in) ? "stdin" : in, len, SIG_LEN);
+		st = cli_usage(cli, "%s holds %zu bytes; %s is %d", io_is_std(in) ? "stdin" : in, len,
+			       opm ? "an OPM parameter array" : "a COPP signature", SIG_LEN);
+	q.sig = sig;
+	q.expect = expect_hex != NULL ? expect : NULL;
+	q.flags = (strict ? KT_STRICT : 0) | (seal ? KT_SEAL : 0);
 	if (st == EXIT_DONE)
-		st = open_sig(cli, &ref, sig, expect_hex != NULL ? expect : NULL, strict ? KT_STRICT : 0);
+		st = open_sig(cli, &ref, &q);
 	free(sig);
 	return st;
+}
+
+int cmd_copp_open(struct cli *cli, int argc, char **argv)
+{
+	return open_command(cli, argc, argv, 0);
+}
+
+int cmd_opm_open(struct cli *cli, int argc, char **argv)
+{
+	return open_command(cli, argc, argv, 1);
 }

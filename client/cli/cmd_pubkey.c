@@ -1,10 +1,10 @@
-/* keytrans pubkey: a key's public half as PUBLICKEYBLOB, PEM or DER. */
+/* keytrans pubkey: a key's public half as PUBLICKEYBLOB, PEM, DER or CNG BCRYPT_RSAPUBLIC_BLOB. */
 #include "cli.h"
 
 #include <string.h>
 
 static const char *const format_names[] = { [KT_FMT_BLOB] = "blob", [KT_FMT_PEM] = "pem",
-					    [KT_FMT_DER] = "der", NULL };
+					    [KT_FMT_DER] = "der", [KT_FMT_CNG] = "cng", NULL };
 
 static int parse_format(const char *s)
 {
@@ -58,9 +58,10 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 	const char *name, *fmt = NULL, *out = NULL;
 	const struct opt opts[] = {
 		OPT_VALUE("--format", NULL, &fmt, "FORMAT",
-			  "blob (PUBLICKEYBLOB, default), pem or der (SubjectPublicKeyInfo)"),
+			  "blob (PUBLICKEYBLOB, default), pem or der (SubjectPublicKeyInfo), "
+			  "cng (BCRYPT_RSAPUBLIC_BLOB)"),
 		OPT_VALUE("--out", "-o", &out, "FILE",
-			  "where it goes (default: stdout; blob and der not to a terminal)"),
+			  "where it goes (default: stdout; blob, der and cng not to a terminal)"),
 		OPT_END,
 	};
 	struct out_file o;
@@ -73,7 +74,7 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, "missing the key NAME");
 	format = parse_format(fmt);
 	if (format < 0)
-		return cli_usage(cli, "unknown format '%s' (blob, pem or der)", fmt);
+		return cli_usage(cli, "unknown format '%s' (blob, pem, der or cng)", fmt);
 	st = keyref_parse(cli, name, &ref);
 	if (st != EXIT_DONE)
 		return st;

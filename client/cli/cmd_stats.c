@@ -44,7 +44,8 @@ static void op_text(const struct kt_stats *s, const struct kt_op_stats *o)
 	putchar('\n');
 }
 
-static void stats_text(const struct kt_stats *s, const struct kt_recipient_stats *r)
+static void stats_text(const struct kt_stats *s, const struct kt_recipient_stats *r,
+		       const struct kt_session_stats *sess)
 {
 	size_t shown = 0;
 
@@ -58,6 +59,8 @@ static void stats_text(const struct kt_stats *s, const struct kt_recipient_stats
 		printf("recipient cache: %" PRIu32 " key%s, %" PRIu64 " hit%s, %" PRIu64 " miss%s\n",
 		       r->entries, plural(r->entries), r->hits, plural(r->hits), r->misses,
 		       r->misses == 1 ? "" : "es");
+	printf("sessions: %" PRIu32 " open, %" PRIu64 " opened, %" PRIu64 " expired\n", sess->open,
+	       sess->opened, sess->expired);
 	hsms_text(s->hsms, s->nhsms);
 	for (size_t i = 0; i < s->nops; i++)
 		if (s->ops[i].count > 0) {
@@ -89,7 +92,8 @@ static void op_json(struct json *j, const struct kt_stats *s, const struct kt_op
 	json_object_end(j);
 }
 
-static int stats_json(const struct kt_stats *s, const struct kt_recipient_stats *r)
+static int stats_json(const struct kt_stats *s, const struct kt_recipient_stats *r,
+		      const struct kt_session_stats *sess)
 {
 	struct json j;
 
@@ -123,8 +127,20 @@ static int stats_json(const struct kt_stats *s, const struct kt_recipient_stats 
 		json_u64(&j, "misses", r->misses);
 		json_object_end(&j);
 	}
+	json_object_begin(&j, "sessions");
+	json_u64(&j, "open", sess->open);
+	json_u64(&j, "opened", sess->opened);
+	json_u64(&j, "expired", sess->expired);
+	json_object_end(&j);
 	hsms_json(&j, s->hsms, s->nhsms);
 	return json_end(&j);
+}
+
+/* Every counter group from one answer. */
+int stats_fetch(kt_conn *c, struct kt_stats *s, struct kt_recipient_stats *r,
+		struct kt_session_stats *sess)
+{
+	return kt_stats_sessions(c, s, r, sess);
 }
 
 int cmd_stats(struct cli *cli, int argc, char **argv)
@@ -138,6 +154,7 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		OPT_END,
 	};
 	struct kt_recipient_stats r;
+	struct kt_session_stats sess;
 	struct kt_stats *s;
 	kt_conn *c;
 	int st = args_parse(cli, argc, argv, opts, NULL, 0);
@@ -154,15 +171,15 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		return st;
 	/* About 15 KiB: kept off the stack. */
 	s = malloc(sizeof(*s));
-	st = s == NULL ? KT_ERR_NOMEM : kt_stats_recipients(c, s, &r);
+	st = s == NULL ? KT_ERR_NOMEM : stats_fetch(c, s, &r, &sess);
 	if (st != KT_OK)
 		st = cli_fail(cli, st, kt_errmsg(c));
 	else if (prometheus)
-		prometheus_write(stdout, s, &r);
+		prometheus_write(stdout, s, &r, &sess);
 	else if (cli->json)
-		st = stats_json(s, &r) == 0 ? EXIT_DONE : EXIT_FAILED;
+		st = stats_json(s, &r, &sess) == 0 ? EXIT_DONE : EXIT_FAILED;
 	else
-		stats_text(s, &r);
+		stats_text(s, &r, &sess);
 	free(s);
 	kt_conn_free(c);
 	return st;

@@ -15,6 +15,7 @@ struct command_help {
 	const char *args;       /* the positional arguments, a line each; or NULL */
 };
 
+#define SESSION_ARG "  HANDLE             the session, 32 hex digits from copp-open or opm-open --seal\n"
 #define NAME_ARG "  NAME               the key: its name in the daemon's configuration, or a PKCS#11 URI\n"
 
 static const struct command_help commands[] = {
@@ -25,7 +26,7 @@ static const struct command_help commands[] = {
 	{ "stats", "the daemon's counters: connections, pools, HSMs, answers and latency",
 	  "keytrans [-s SOCKET] [--json] stats [--prometheus [--http]]", NULL },
 	{ "pubkey", "export the public half of a key",
-	  "keytrans [-s SOCKET] [--json] pubkey NAME [--format blob|pem|der] [-o FILE]", NAME_ARG },
+	  "keytrans [-s SOCKET] [--json] pubkey NAME [--format blob|pem|der|cng] [-o FILE]", NAME_ARG },
 	{ "unwrap", "decrypt a SIMPLEBLOB into its session key (a PLAINTEXTKEYBLOB)",
 	  "keytrans [-s SOCKET] [--json] unwrap NAME [-i BLOBFILE] [--oaep] [--strict]\n"
 	  "         [-o KEYBLOBFILE]", NAME_ARG },
@@ -38,15 +39,28 @@ static const struct command_help commands[] = {
 	  "         [--aes-key HEX] [--status-seq N] [--command-seq N] [-o SIGFILE]", NULL },
 	{ "copp-open", "open a COPP session-start signature made for a key",
 	  "keytrans [-s SOCKET] [--json] copp-open NAME [-i SIGFILE] [--expect-random HEX]\n"
-	  "         [--strict]", NAME_ARG },
+	  "         [--seal] [--strict]", NAME_ARG },
+	{ "opm-sign", "encrypt OPM session-start parameters for a recipient key",
+	  "keytrans [-s SOCKET] [--json] opm-sign (--to KEYFILE | --to-key NAME) --random HEX\n"
+	  "         [--aes-key HEX] [--status-seq N] [--command-seq N] [-o SIGFILE]", NULL },
+	{ "opm-open", "open OPM session-start parameters encrypted for a key",
+	  "keytrans [-s SOCKET] [--json] opm-open NAME [-i SIGFILE] [--expect-random HEX] [--seal]",
+	  NAME_ARG },
+	{ "session-mac", "the OMAC-1 of data under a sealed session's AES key",
+	  "keytrans [-s SOCKET] [--json] session-mac HANDLE [-i DATAFILE]", SESSION_ARG },
+	{ "session-verify", "check data's OMAC-1 and sequence number in a sealed session",
+	  "keytrans [-s SOCKET] [--json] session-verify HANDLE [-i DATAFILE] [--omac HEX]\n"
+	  "         [--kind status|command]", SESSION_ARG },
+	{ "session-close", "close a sealed session, wiping its AES key",
+	  "keytrans [-s SOCKET] [--json] session-close HANDLE", SESSION_ARG },
 	{ "keygen", "generate an RSA key pair in the daemon's HSM (admin users)",
 	  "keytrans [-s SOCKET] [--json] keygen NAME [--bits 2048|3072|4096]",
 	  "  NAME               the new key's name and label (1 to 64 of A-Z a-z 0-9 _ . -)\n" },
 	{ "import", "put an RSA private key into the daemon's HSM (admin users)",
 	  "keytrans [-s SOCKET] [--json] import NAME FILE",
 	  "  NAME               the new key's name and label (1 to 64 of A-Z a-z 0-9 _ . -)\n"
-	  "  FILE               the private key: PEM or DER PKCS#1/PKCS#8, or a PRIVATEKEYBLOB;"
-	  " - for stdin\n" },
+	  "  FILE               the private key: PEM or DER PKCS#1/PKCS#8, a PRIVATEKEYBLOB or a\n"
+	  "                     CNG RSAPRIVATE/RSAFULLPRIVATE blob; - for stdin\n" },
 	{ "bench", "a closed-loop load generator: rate, latency percentiles, errors",
 	  "keytrans [-s SOCKET] [--json] bench --op OP (--key NAME | --to KEYFILE\n"
 	  "         [--distinct-recipients N]) [--strict] [--alg ALG] [-c CONNECTIONS]\n"
@@ -56,9 +70,9 @@ static const struct command_help commands[] = {
 static const char help_tail[] =
 	"Files are raw binary; -i/-o default to stdin/stdout (\"-\" too). KEYBLOBFILE is a\n"
 	"CryptoAPI PLAINTEXTKEYBLOB. ALG is a name in any case (AES_128, calg_rc4) or a\n"
-	"number (0x660e). Secret outputs (unwrap -o, --key-out, copp-sign -o) replace only\n"
-	"a missing file or a private one of the caller's; no output is written through a\n"
-	"symbolic link.\n"
+	"number (0x660e). Secret outputs (unwrap -o, --key-out, copp-sign and opm-sign -o)\n"
+	"replace only a missing file or a private one of the caller's; no output is written\n"
+	"through a symbolic link.\n"
 	"Exit status: 0 done, 1 refused or failed (by the daemon, or reading or writing a\n"
 	"file), 2 usage error, 3 daemon unreachable. See keytrans(1).\n";
 
@@ -113,7 +127,7 @@ static void general_help(FILE *f)
 	for (size_t i = 0; cli_command_name(i) != NULL; i++) {
 		const struct command_help *h = find(cli_command_name(i));
 
-		fprintf(f, "  %-12s%s\n", cli_command_name(i), h != NULL ? h->summary : "");
+		fprintf(f, "  %-16s%s\n", cli_command_name(i), h != NULL ? h->summary : "");
 	}
 	fputc('\n', f);
 	global_lines(f, "Global options (before or after the command)");

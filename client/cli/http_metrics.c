@@ -275,6 +275,7 @@ static int render(const struct cli *cli, char **body, size_t *len, char *why, si
 	kt_conn *c = kt_conn_new();
 	struct kt_stats *s = malloc(sizeof(*s));  /* about 15 KiB */
 	struct kt_recipient_stats r;
+	struct kt_session_stats sess;
 	FILE *f = NULL;
 	int st = c == NULL || s == NULL ? KT_ERR_NOMEM : KT_OK;
 
@@ -283,7 +284,7 @@ static int render(const struct cli *cli, char **body, size_t *len, char *why, si
 		st = kt_connect(c, cli->socket);
 	}
 	if (st == KT_OK)
-		st = kt_stats_recipients(c, s, &r);
+		st = stats_fetch(c, s, &r, &sess);
 	if (st != KT_OK)
 		snprintf(why, whylen, "%s", c != NULL ? kt_errmsg(c) : "");
 	if (st == KT_OK && (f = open_memstream(body, len)) == NULL)
@@ -291,7 +292,7 @@ static int render(const struct cli *cli, char **body, size_t *len, char *why, si
 	if (f != NULL) {
 		int bad;
 
-		prometheus_write(f, s, &r);
+		prometheus_write(f, s, &r, &sess);
 		bad = ferror(f);
 		if (fclose(f) != 0 || bad) {
 			free(*body);

@@ -126,6 +126,12 @@ void json_null(struct json *j, const char *key)
 	fputs("null", j->f);
 }
 
+void json_bool(struct json *j, const char *key, int v)
+{
+	member(j, key);
+	fputs(v ? "true" : "false", j->f);
+}
+
 void json_f64(struct json *j, const char *key, double v)
 {
 	member(j, key);

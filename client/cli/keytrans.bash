@@ -4,7 +4,8 @@
 # option lists follow each command's --help (tests/integration/test_cli_usability.py
 # checks that they agree).
 
-_keytrans_commands="info keys stats pubkey unwrap wrap copp-sign copp-open keygen import bench"
+_keytrans_commands="info keys stats pubkey unwrap wrap copp-sign copp-open opm-sign opm-open
+	session-mac session-verify session-close keygen import bench"
 _keytrans_globals="-s --socket --json -h --help -V --version"
 
 _keytrans_options()
@@ -14,8 +15,11 @@ _keytrans_options()
 	pubkey) echo "--format -o --out" ;;
 	unwrap) echo "-i --in -o --out --oaep --strict" ;;
 	wrap) echo "--to --to-key --alg --key --generate --bits --key-blob --key-out --oaep -o --out" ;;
-	copp-sign) echo "--to --to-key --random --aes-key --status-seq --command-seq -o --out" ;;
-	copp-open) echo "-i --in --expect-random --strict" ;;
+	copp-sign | opm-sign) echo "--to --to-key --random --aes-key --status-seq --command-seq -o --out" ;;
+	copp-open) echo "-i --in --expect-random --seal --strict" ;;
+	opm-open) echo "-i --in --expect-random --seal" ;;
+	session-mac) echo "-i --in" ;;
+	session-verify) echo "-i --in --omac --kind" ;;
 	keygen) echo "--bits" ;;
 	bench) echo "--op --key --to --alg -c --connections -P --pipeline -d --duration" \
 		"-n --requests --distinct-recipients --strict" ;;
@@ -58,9 +62,12 @@ _keytrans_value()
 	-s | --socket | -i | --in | -o | --out | --to | --key-blob | --key-out)
 		_keytrans_files "$cur" ;;
 	--format)
-		_keytrans_enum "blob pem der" "$cur" ;;
+		_keytrans_enum "blob pem der cng" "$cur" ;;
+	--kind)
+		_keytrans_enum "status command" "$cur" ;;
 	--op)
-		_keytrans_enum "unwrap unwrap-oaep wrap wrap-generate copp-sign copp-open pubkey" "$cur" ;;
+		_keytrans_enum "unwrap unwrap-oaep wrap wrap-generate copp-sign copp-open opm-sign opm-open
+			session-mac session-verify pubkey" "$cur" ;;
 	--alg)
 		if [[ $cmd == bench ]]; then
 			_keytrans_enum "AES_128 AES_256" "$cur"
@@ -79,7 +86,7 @@ _keytrans_value()
 		else
 			COMPREPLY=($(compgen -W "$(_keytrans_key_names)" -- "$cur"))
 		fi ;;
-	--random | --aes-key | --expect-random | --status-seq | --command-seq | -c | --connections | \
+	--random | --aes-key | --expect-random | --omac | --status-seq | --command-seq | -c | --connections | \
 	-P | --pipeline | -d | --duration | -n | --requests | --distinct-recipients)
 		COMPREPLY=() ;;
 	*)
@@ -123,7 +130,7 @@ _keytrans()
 		COMPREPLY=($(compgen -W "$_keytrans_commands" -- "$cur"))
 	else
 		case $cmd:$npos in
-		pubkey:0 | unwrap:0 | copp-open:0)
+		pubkey:0 | unwrap:0 | copp-open:0 | opm-open:0)
 			COMPREPLY=($(compgen -W "$(_keytrans_key_names)" -- "$cur")) ;;
 		import:1)
 			_keytrans_files "$cur" ;;
@@ -138,7 +145,7 @@ _keytrans_takes_value()
 	case $2 in
 	-s | --socket | -i | --in | -o | --out | --to | --to-key | --alg | --key | --bits | --key-blob | \
 	--key-out | --format | --random | --aes-key | --status-seq | --command-seq | --expect-random | \
-	--op | -c | --connections | -P | --pipeline | -d | --duration | -n | --requests | \
+	--omac | --kind | --op | -c | --connections | -P | --pipeline | -d | --duration | -n | --requests | \
 	--distinct-recipients)
 		return 0 ;;
 	esac

@@ -138,7 +138,19 @@ static void recipients(FILE *f, const struct kt_recipient_stats *r)
 	fprintf(f, "keytrans_recipient_cache_entries %" PRIu32 "\n", r->entries);
 }
 
-void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r)
+static void sessions(FILE *f, const struct kt_session_stats *sess)
+{
+	family(f, "keytrans_sessions_open", "gauge", "Sealed sessions open.");
+	fprintf(f, "keytrans_sessions_open %" PRIu32 "\n", sess->open);
+	family(f, "keytrans_sessions_opened_total", "counter", "Sealed sessions opened.");
+	fprintf(f, "keytrans_sessions_opened_total %" PRIu64 "\n", sess->opened);
+	family(f, "keytrans_sessions_expired_total", "counter",
+	       "Sealed sessions closed by the daemon after an idle time.");
+	fprintf(f, "keytrans_sessions_expired_total %" PRIu64 "\n", sess->expired);
+}
+
+void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipient_stats *r,
+		      const struct kt_session_stats *sess)
 {
 	family(f, "keytrans_uptime_seconds", "gauge", "Seconds since keytransd started.");
 	fprintf(f, "keytrans_uptime_seconds %" PRIu64 "\n", s->uptime_s);
@@ -156,5 +168,6 @@ void prometheus_write(FILE *f, const struct kt_stats *s, const struct kt_recipie
 		histogram(f, s, &s->ops[i]);
 	pools(f, s);
 	recipients(f, r);
+	sessions(f, sess);
 	hsms(f, s);
 }

@@ -28,6 +28,22 @@ static int run_item_once(kt_conn *c, struct kt_item *it, const struct deadline *
 	return it->status;
 }
 
+/*
+ * 0 for an item that must not be sent twice: a sealed open (a second session)
+ * and a verify that checks a sequence number (the first may have advanced it).
+ */
+static int item_retryable(const struct kt_item *it)
+{
+	switch (it->op) {
+	case KT_OP_COPP_OPEN:
+	case KT_OP_OPM_OPEN:
+		return !(it->in.copp_open.flags & KT_SEAL);
+	case KT_OP_SESSION_VERIFY:
+		return it->in.session.kind == KT_KIND_NONE;
+	}
+	return 1;
+}
+
 /* Runs one item to completion, once more on a new connection if it was lost. */
 static int run_item(kt_conn *c, struct kt_item *it)
 {
@@ -36,7 +52,8 @@ static int run_item(kt_conn *c, struct kt_item *it)
 
 	deadline_start(&dl, c->timeout_ms);
 	st = run_item_once(c, it, &dl);
-	if (conn_may_retry(c, st) && deadline_left(&dl) != 0 && conn_reopen(c) == KT_OK)
+	if (item_retryable(it) && conn_may_retry(c, st) && deadline_left(&dl) != 0 &&
+	    conn_reopen(c) == KT_OK)
 		st = run_item_once(c, it, &dl);
 	return st;
 }
@@ -49,6 +66,7 @@ struct call_args {
 	uint64_t exponent;
 	const uint8_t *key;             /* import */
 	size_t key_len;
+	const uint8_t *session;         /* session-close */
 };
 
 static size_t encode(kt_conn *c, uint8_t op, uint32_t id, const struct call_args *a)
@@ -60,6 +78,8 @@ static size_t encode(kt_conn *c, uint8_t op, uint32_t id, const struct call_args
 		return req_keygen(c, id, a->name, a->bits, a->exponent);
 	case WIRE_OP_IMPORT:
 		return req_import(c, id, a->name, a->key, a->key_len);
+	case WIRE_OP_SESSION_CLOSE:
+		return req_session_close(c, id, a->session);
 	}
 	return req_simple(c, op, id);
 }
@@ -92,12 +112,14 @@ static int call_once(kt_conn *c, uint8_t op, const struct call_args *a, const st
 /*
  * call_once, and once more on a new connection if it was lost (run_item);
  * never keygen and import, which change the token: a lost answer does not
- * say whether the key was made.
+ * say whether the key was made; nor session-close, whose second answer would
+ * be UNKNOWN_SESSION.
  */
 static int call(kt_conn *c, uint8_t op, const struct call_args *a, struct frame *f,
 		struct wire_fields *m, uint32_t *id)
 {
-	int idempotent = op != WIRE_OP_KEYGEN && op != WIRE_OP_IMPORT;
+	int idempotent = op != WIRE_OP_KEYGEN && op != WIRE_OP_IMPORT &&
+			 op != WIRE_OP_SESSION_CLOSE;
 	struct deadline dl;
 	int st;
 
@@ -132,8 +154,9 @@ int kt_info(kt_conn *c, struct kt_info *out)
 	return st;
 }
 
-/* One stats answer into out and, when rec is not NULL, the recipient cache's counters. */
-static int stats_call(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec)
+/* One stats answer into out and the counter groups that are not NULL. */
+static int stats_call(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec,
+		      struct kt_session_stats *sess)
 {
 	struct wire_fields m;
 	struct frame f;
@@ -143,11 +166,15 @@ static int stats_call(kt_conn *c, struct kt_stats *out, struct kt_recipient_stat
 	memset(out, 0, sizeof(*out));
 	if (rec != NULL)
 		memset(rec, 0, sizeof(*rec));
+	if (sess != NULL)
+		memset(sess, 0, sizeof(*sess));
 	st = call(c, WIRE_OP_STATS, &(struct call_args){ 0 }, &f, &m, &id);
 	if (st == KT_OK)
 		st = resp_stats(&m, f.body, f.body_len, out, c->err, sizeof(c->err));
 	if (st == KT_OK && rec != NULL)
 		st = resp_recipients(&m, rec, c->err, sizeof(c->err));
+	if (st == KT_OK && sess != NULL)
+		st = resp_sessions(&m, sess, c->err, sizeof(c->err));
 	conn_call_end(c, id);
 	return st;
 }
@@ -156,14 +183,22 @@ int kt_stats(kt_conn *c, struct kt_stats *out)
 {
 	if (c == NULL || out == NULL)
 		return KT_ERR_ARG;
-	return stats_call(c, out, NULL);
+	return stats_call(c, out, NULL, NULL);
 }
 
 int kt_stats_recipients(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec)
 {
 	if (c == NULL || out == NULL || rec == NULL)
 		return KT_ERR_ARG;
-	return stats_call(c, out, rec);
+	return stats_call(c, out, rec, NULL);
+}
+
+int kt_stats_sessions(kt_conn *c, struct kt_stats *out, struct kt_recipient_stats *rec,
+		      struct kt_session_stats *sess)
+{
+	if (c == NULL || out == NULL || sess == NULL)
+		return KT_ERR_ARG;
+	return stats_call(c, out, rec, sess);
 }
 
 int kt_keys(kt_conn *c, struct kt_key **keys, size_t *n)
@@ -283,9 +318,10 @@ int kt_wrap(kt_conn *c, const struct kt_wrap_args *a, struct kt_wrapped *out)
 	return st;
 }
 
-int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out)
+/* copp-sign and opm-sign. */
+static int sign_item(kt_conn *c, int kind, const struct kt_copp_sign_args *a, struct kt_copp *out)
 {
-	struct kt_item it = { .op = KT_OP_COPP_SIGN };
+	struct kt_item it = { .op = kind };
 	int st;
 
 	if (c == NULL || a == NULL || out == NULL)
@@ -294,6 +330,41 @@ int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *
 	st = run_item(c, &it);
 	if (st == KT_OK)
 		*out = it.out.copp;
+	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_copp_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out)
+{
+	return sign_item(c, KT_OP_COPP_SIGN, a, out);
+}
+
+int kt_opm_sign(kt_conn *c, const struct kt_copp_sign_args *a, struct kt_copp *out)
+{
+	return sign_item(c, KT_OP_OPM_SIGN, a, out);
+}
+
+/*
+ * copp-open and opm-open: out is a struct kt_sealed with KT_SEAL in flags,
+ * else a struct kt_copp.
+ */
+static int open_call(kt_conn *c, int kind, const char *name, const uint8_t sig[256],
+		     const uint8_t *expect_random, unsigned flags, void *out)
+{
+	struct kt_item it = { .op = kind };
+	int st;
+
+	if (c == NULL || out == NULL)
+		return KT_ERR_ARG;
+	it.in.copp_open.name = name;
+	it.in.copp_open.sig = sig;
+	it.in.copp_open.expect_random = expect_random;
+	it.in.copp_open.flags = flags;
+	st = run_item(c, &it);
+	if (st == KT_OK && (flags & KT_SEAL))
+		memcpy(out, &it.out.sealed, sizeof(it.out.sealed));
+	else if (st == KT_OK)
+		memcpy(out, &it.out.copp, sizeof(it.out.copp));
 	wipe(&it, sizeof(it));
 	return st;
 }
@@ -307,18 +378,85 @@ int kt_copp_open(kt_conn *c, const char *name, const uint8_t sig[256],
 int kt_copp_open_ex(kt_conn *c, const char *name, const uint8_t sig[256],
 		    const uint8_t *expect_random, unsigned flags, struct kt_copp *out)
 {
-	struct kt_item it = { .op = KT_OP_COPP_OPEN };
+	if (flags & KT_SEAL)
+		return KT_ERR_ARG;      /* kt_copp_open_sealed */
+	return open_call(c, KT_OP_COPP_OPEN, name, sig, expect_random, flags, out);
+}
+
+int kt_opm_open(kt_conn *c, const char *name, const uint8_t sig[256],
+		const uint8_t *expect_random, unsigned flags, struct kt_copp *out)
+{
+	if (flags & KT_SEAL)
+		return KT_ERR_ARG;      /* kt_opm_open_sealed */
+	return open_call(c, KT_OP_OPM_OPEN, name, sig, expect_random, flags, out);
+}
+
+int kt_copp_open_sealed(kt_conn *c, const char *name, const uint8_t sig[256],
+			const uint8_t *expect_random, unsigned flags, struct kt_sealed *out)
+{
+	return open_call(c, KT_OP_COPP_OPEN, name, sig, expect_random, flags | KT_SEAL, out);
+}
+
+int kt_opm_open_sealed(kt_conn *c, const char *name, const uint8_t sig[256],
+		       const uint8_t *expect_random, struct kt_sealed *out)
+{
+	return open_call(c, KT_OP_OPM_OPEN, name, sig, expect_random, KT_SEAL, out);
+}
+
+/* session-mac and session-verify as one item. */
+static int session_item(kt_conn *c, int kind, const uint8_t *session, const uint8_t *data,
+			size_t len, const uint8_t *omac, int msg_kind, struct kt_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->op = kind;
+	it->in.session.session = session;
+	it->in.session.data = data;
+	it->in.session.len = len;
+	it->in.session.omac = omac;
+	it->in.session.kind = msg_kind;
+	return run_item(c, it);
+}
+
+int kt_session_mac(kt_conn *c, const uint8_t session[KT_SESSION_LEN], const uint8_t *data,
+		   size_t len, uint8_t omac[KT_OMAC_LEN])
+{
+	struct kt_item it;
 	int st;
 
-	if (c == NULL || out == NULL)
+	if (c == NULL || omac == NULL)
 		return KT_ERR_ARG;
-	it.in.copp_open.name = name;
-	it.in.copp_open.sig = sig;
-	it.in.copp_open.expect_random = expect_random;
-	it.in.copp_open.flags = flags;
-	st = run_item(c, &it);
+	st = session_item(c, KT_OP_SESSION_MAC, session, data, len, NULL, KT_KIND_NONE, &it);
 	if (st == KT_OK)
-		*out = it.out.copp;
+		memcpy(omac, it.out.blob.b, KT_OMAC_LEN);
 	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_session_verify(kt_conn *c, const uint8_t session[KT_SESSION_LEN], const uint8_t *data,
+		      size_t len, const uint8_t *omac, int kind, struct kt_session_seq *next)
+{
+	struct kt_item it;
+	int st;
+
+	if (c == NULL)
+		return KT_ERR_ARG;
+	st = session_item(c, KT_OP_SESSION_VERIFY, session, data, len, omac, kind, &it);
+	if (st == KT_OK && next != NULL)
+		*next = it.out.seq;
+	wipe(&it, sizeof(it));
+	return st;
+}
+
+int kt_session_close(kt_conn *c, const uint8_t session[KT_SESSION_LEN])
+{
+	struct wire_fields m;
+	struct frame f;
+	uint32_t id = 0;
+	int st;
+
+	if (c == NULL)
+		return KT_ERR_ARG;
+	st = call(c, WIRE_OP_SESSION_CLOSE, &(struct call_args){ .session = session }, &f, &m, &id);
+	conn_call_end(c, id);
 	return st;
 }

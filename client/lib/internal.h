@@ -15,6 +15,16 @@ _Static_assert(KT_KEY_MAX == ALG_KEY_MAX, "session key sizes differ");
 _Static_assert(KT_BLOB_MAX >= SIMPLEBLOB_MAX, "kt_item cannot hold a SIMPLEBLOB");
 _Static_assert(KT_NAME_MAX == 64, "NAME field maximum differs");
 _Static_assert(KT_PRIVATE_KEY_MAX == 32768, "PRIVATE_KEY field maximum differs");
+_Static_assert(KT_SEAL == WIRE_FLAG_SEAL, "KT_SEAL is the protocol's SEAL flag");
+_Static_assert((int)KT_KIND_STATUS == (int)WIRE_KIND_STATUS &&
+	       (int)KT_KIND_COMMAND == (int)WIRE_KIND_COMMAND, "message kinds differ");
+/* struct kt_item keeps its 0.2 size: the new members fit in the unions' old largest ones. */
+_Static_assert(sizeof(((struct kt_item *)0)->in.session) <= sizeof(struct kt_wrap_args),
+	       "kt_item's input union grew");
+_Static_assert(sizeof(struct kt_sealed) <= sizeof(struct kt_wrapped) &&
+	       sizeof(struct kt_session_seq) <= sizeof(struct kt_wrapped),
+	       "kt_item's output union grew");
+_Static_assert(KT_OMAC_LEN <= KT_BLOB_MAX, "kt_item cannot hold an OMAC");
 
 #define KT_ERRMSG_MAX 1100
 
@@ -140,6 +150,7 @@ size_t req_pubkey(kt_conn *c, uint32_t id, const char *name, int format);
 size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it);
 size_t req_keygen(kt_conn *c, uint32_t id, const char *name, unsigned bits, uint64_t exponent);
 size_t req_import(kt_conn *c, uint32_t id, const char *name, const uint8_t *key, size_t len);
+size_t req_session_close(kt_conn *c, uint32_t id, const uint8_t *session);
 uint8_t item_wire_op(int kind);
 
 /* response.c: decode OK responses; KT_OK or KT_ERR_PROTOCOL with why set. */
@@ -154,6 +165,8 @@ int resp_stats(const struct wire_fields *m, const uint8_t *body, size_t len, str
 /* The recipient cache's counters of a stats answer: all three fields, or none (an older daemon). */
 int resp_recipients(const struct wire_fields *m, struct kt_recipient_stats *out, char *why,
 		    size_t wl);
+/* The sealed sessions' counters of a stats answer: all three fields, or none (all 0). */
+int resp_sessions(const struct wire_fields *m, struct kt_session_stats *out, char *why, size_t wl);
 int resp_keys(const struct frame *f, struct kt_key **keys, size_t *n, char *why, size_t wl);
 int resp_pubkey(const struct wire_fields *m, int format, const uint8_t **p, size_t *n,
 		char *why, size_t wl);

@@ -40,11 +40,13 @@ static int padding_ok(int padding)
 	return padding == KT_PAD_PKCS1 || padding == KT_PAD_OAEP;
 }
 
-/* KT_STRICT as the protocol's FLAGS field. */
+/* KT_STRICT and KT_SEAL as the protocol's FLAGS field. */
 static void put_flags(struct buf_writer *w, unsigned flags)
 {
-	if (flags & KT_STRICT)
-		wire_put_u32(w, WIRE_T_FLAGS, WIRE_FLAG_STRICT);
+	uint32_t v = ((flags & KT_STRICT) ? WIRE_FLAG_STRICT : 0) | (flags & KT_SEAL);
+
+	if (v != 0)
+		wire_put_u32(w, WIRE_T_FLAGS, v);
 }
 
 /* Puts NAME or PUBLIC_KEY; NULL when fine, else what is wrong. */
@@ -79,7 +81,8 @@ size_t req_pubkey(kt_conn *c, uint32_t id, const char *name, int format)
 
 	if (!name_ok(name))
 		return arg_error(c, "key name must be 1 to 64 bytes");
-	if (format != KT_FMT_BLOB && format != KT_FMT_PEM && format != KT_FMT_DER)
+	if (format != KT_FMT_BLOB && format != KT_FMT_PEM && format != KT_FMT_DER &&
+	    format != KT_FMT_CNG)
 		return arg_error(c, "unknown public key format");
 	begin(c, &w, WIRE_OP_PUBKEY, id);
 	wire_put_str(&w, WIRE_T_NAME, name);
@@ -142,7 +145,8 @@ static size_t req_wrap(kt_conn *c, uint32_t id, const struct kt_wrap_args *a)
 	return finish(c, &w);
 }
 
-static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_args *a)
+/* copp-sign and opm-sign: the same fields, only the operation differs. */
+static size_t req_copp_sign(kt_conn *c, uint32_t id, uint8_t op, const struct kt_copp_sign_args *a)
 {
 	const unsigned all = KT_COPP_AES_KEY | KT_COPP_STATUS_SEQ | KT_COPP_COMMAND_SEQ;
 	uint8_t blob[KT_COPP_KEY_BLOB_LEN];
@@ -164,7 +168,7 @@ static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_a
 		pub = blob;
 		pub_len = sizeof(blob);
 	}
-	begin(c, &w, WIRE_OP_COPP_SIGN, id);
+	begin(c, &w, op, id);
 	bad = put_recipient(&w, a->to_key, pub, pub_len);
 	if (bad != NULL)
 		return arg_error(c, bad);
@@ -178,20 +182,62 @@ static size_t req_copp_sign(kt_conn *c, uint32_t id, const struct kt_copp_sign_a
 	return finish(c, &w);
 }
 
-static size_t req_copp_open(kt_conn *c, uint32_t id, const struct kt_item *it)
+/* copp-open and opm-open; OPM has no implicit rejection, so no STRICT for it. */
+static size_t req_copp_open(kt_conn *c, uint32_t id, uint8_t op, const struct kt_item *it)
 {
+	unsigned flags = it->in.copp_open.flags;
 	struct buf_writer w;
 
 	if (!name_ok(it->in.copp_open.name))
 		return arg_error(c, "key name must be 1 to 64 bytes");
 	if (it->in.copp_open.sig == NULL)
 		return arg_error(c, "no signature given");
-	begin(c, &w, WIRE_OP_COPP_OPEN, id);
+	if (flags & ~(unsigned)(KT_STRICT | KT_SEAL))
+		return arg_error(c, "unknown flags");
+	if (op == WIRE_OP_OPM_OPEN)
+		flags &= ~(unsigned)KT_STRICT;
+	begin(c, &w, op, id);
 	wire_put_str(&w, WIRE_T_NAME, it->in.copp_open.name);
 	wire_put_bytes(&w, WIRE_T_SIGNATURE, it->in.copp_open.sig, 256);
 	if (it->in.copp_open.expect_random != NULL)
 		wire_put_bytes(&w, WIRE_T_RANDOM, it->in.copp_open.expect_random, 16);
-	put_flags(&w, it->in.copp_open.flags);
+	put_flags(&w, flags);
+	return finish(c, &w);
+}
+
+/* session-mac and session-verify: SESSION and DATA; verify adds OMAC (if any) and KIND. */
+static size_t req_session(kt_conn *c, uint32_t id, uint8_t op, const struct kt_item *it)
+{
+	const uint8_t *data = it->in.session.data;
+	size_t len = it->in.session.len;
+	int kind = it->in.session.kind;
+	struct buf_writer w;
+
+	if (it->in.session.session == NULL)
+		return arg_error(c, "no session handle given");
+	if ((data == NULL && len != 0) || len > KT_SESSION_DATA_MAX)
+		return arg_error(c, "data must be at most 4096 bytes");
+	if (op == WIRE_OP_SESSION_VERIFY && kind != KT_KIND_NONE && kind != KT_KIND_STATUS &&
+	    kind != KT_KIND_COMMAND)
+		return arg_error(c, "unknown message kind");
+	begin(c, &w, op, id);
+	wire_put_bytes(&w, WIRE_T_SESSION, it->in.session.session, KT_SESSION_LEN);
+	wire_put_bytes(&w, WIRE_T_DATA, len != 0 ? data : (const uint8_t *)"", len);
+	if (op == WIRE_OP_SESSION_VERIFY && it->in.session.omac != NULL)
+		wire_put_bytes(&w, WIRE_T_OMAC, it->in.session.omac, KT_OMAC_LEN);
+	if (op == WIRE_OP_SESSION_VERIFY && kind != KT_KIND_NONE)
+		wire_put_u8(&w, WIRE_T_KIND, (uint8_t)kind);
+	return finish(c, &w);
+}
+
+size_t req_session_close(kt_conn *c, uint32_t id, const uint8_t *session)
+{
+	struct buf_writer w;
+
+	if (session == NULL)
+		return arg_error(c, "no session handle given");
+	begin(c, &w, WIRE_OP_SESSION_CLOSE, id);
+	wire_put_bytes(&w, WIRE_T_SESSION, session, KT_SESSION_LEN);
 	return finish(c, &w);
 }
 
@@ -208,6 +254,14 @@ uint8_t item_wire_op(int kind)
 		return WIRE_OP_COPP_OPEN;
 	case KT_OP_PUBKEY_BLOB:
 		return WIRE_OP_PUBKEY;
+	case KT_OP_OPM_SIGN:
+		return WIRE_OP_OPM_SIGN;
+	case KT_OP_OPM_OPEN:
+		return WIRE_OP_OPM_OPEN;
+	case KT_OP_SESSION_MAC:
+		return WIRE_OP_SESSION_MAC;
+	case KT_OP_SESSION_VERIFY:
+		return WIRE_OP_SESSION_VERIFY;
 	}
 	return 0;
 }
@@ -220,9 +274,14 @@ size_t req_item(kt_conn *c, uint32_t id, const struct kt_item *it)
 	case KT_OP_WRAP:
 		return req_wrap(c, id, &it->in.wrap);
 	case KT_OP_COPP_SIGN:
-		return req_copp_sign(c, id, &it->in.copp_sign);
+	case KT_OP_OPM_SIGN:
+		return req_copp_sign(c, id, item_wire_op(it->op), &it->in.copp_sign);
 	case KT_OP_COPP_OPEN:
-		return req_copp_open(c, id, it);
+	case KT_OP_OPM_OPEN:
+		return req_copp_open(c, id, item_wire_op(it->op), it);
+	case KT_OP_SESSION_MAC:
+	case KT_OP_SESSION_VERIFY:
+		return req_session(c, id, item_wire_op(it->op), it);
 	case KT_OP_PUBKEY_BLOB:
 		return req_pubkey(c, id, it->in.pubkey.name, KT_FMT_BLOB);
 	}

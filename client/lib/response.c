@@ -192,6 +192,8 @@ static int pubkey_looks_right(const uint8_t *p, size_t n, int format)
 		return n > sizeof(pem) && memcmp(p, pem, sizeof(pem) - 1) == 0;
 	case KT_FMT_DER:
 		return n > 2 && p[0] == 0x30;
+	case KT_FMT_CNG:        /* BCRYPT_RSAKEY_BLOB header: magic "RSA1", then 5 more u32 */
+		return n > 24 && memcmp(p, "RSA1", 4) == 0;
 	}
 	return 0;
 }
@@ -274,17 +276,26 @@ static int resp_wrap(const struct wire_fields *m, const struct kt_wrap_args *a,
 	return KT_OK;
 }
 
-/* The fields both COPP answers carry. */
+/* The session parameters every COPP and OPM answer carries, the AES key aside. */
+static int session_params(const struct wire_fields *m, uint8_t random[16], uint32_t *status_seq,
+			  uint32_t *command_seq, char *why, size_t wl)
+{
+	if (get_exact(m, WIRE_T_RANDOM, random, 16) != 0)
+		return missing(why, wl, WIRE_T_RANDOM);
+	if (wire_get_u32(m, WIRE_T_STATUS_SEQ, status_seq) != 0)
+		return missing(why, wl, WIRE_T_STATUS_SEQ);
+	if (wire_get_u32(m, WIRE_T_COMMAND_SEQ, command_seq) != 0)
+		return missing(why, wl, WIRE_T_COMMAND_SEQ);
+	return KT_OK;
+}
+
+/* The fields the unsealed COPP and OPM answers carry. */
 static int copp_common(const struct wire_fields *m, struct kt_copp *out, char *why, size_t wl)
 {
-	if (get_exact(m, WIRE_T_RANDOM, out->random, sizeof(out->random)) != 0)
-		return missing(why, wl, WIRE_T_RANDOM);
+	if (session_params(m, out->random, &out->status_seq, &out->command_seq, why, wl) != KT_OK)
+		return KT_ERR_PROTOCOL;
 	if (get_exact(m, WIRE_T_AES_KEY, out->aes_key, sizeof(out->aes_key)) != 0)
 		return missing(why, wl, WIRE_T_AES_KEY);
-	if (wire_get_u32(m, WIRE_T_STATUS_SEQ, &out->status_seq) != 0)
-		return missing(why, wl, WIRE_T_STATUS_SEQ);
-	if (wire_get_u32(m, WIRE_T_COMMAND_SEQ, &out->command_seq) != 0)
-		return missing(why, wl, WIRE_T_COMMAND_SEQ);
 	return KT_OK;
 }
 
@@ -314,6 +325,45 @@ static int resp_copp_open(const struct wire_fields *m, const uint8_t *expect,
 	return KT_OK;
 }
 
+/* A sealed open: the handle instead of the AES key, which must not come back at all. */
+static int resp_sealed(const struct wire_fields *m, const uint8_t *expect, struct kt_sealed *out,
+		       char *why, size_t wl)
+{
+	if (session_params(m, out->random, &out->status_seq, &out->command_seq, why, wl) != KT_OK)
+		return KT_ERR_PROTOCOL;
+	if (get_exact(m, WIRE_T_SESSION, out->session, sizeof(out->session)) != 0)
+		return missing(why, wl, WIRE_T_SESSION);
+	if (wire_has(m, WIRE_T_AES_KEY))
+		return resp_bad(why, wl, "AES_KEY returned for a sealed session");
+	if (expect != NULL && memcmp(out->random, expect, sizeof(out->random)) != 0)
+		return resp_bad(why, wl, "RANDOM differs from the expected one");
+	return KT_OK;
+}
+
+static int resp_open(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl)
+{
+	const uint8_t *expect = it->in.copp_open.expect_random;
+
+	if (it->in.copp_open.flags & KT_SEAL)
+		return resp_sealed(m, expect, &it->out.sealed, why, wl);
+	return resp_copp_open(m, expect, &it->out.copp, why, wl);
+}
+
+static int resp_session(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl)
+{
+	if (it->op == KT_OP_SESSION_MAC) {
+		if (get_exact(m, WIRE_T_OMAC, it->out.blob.b, KT_OMAC_LEN) != 0)
+			return missing(why, wl, WIRE_T_OMAC);
+		it->out.blob.len = KT_OMAC_LEN;
+		return KT_OK;
+	}
+	if (wire_get_u32(m, WIRE_T_STATUS_SEQ, &it->out.seq.next_status_seq) != 0)
+		return missing(why, wl, WIRE_T_STATUS_SEQ);
+	if (wire_get_u32(m, WIRE_T_COMMAND_SEQ, &it->out.seq.next_command_seq) != 0)
+		return missing(why, wl, WIRE_T_COMMAND_SEQ);
+	return KT_OK;
+}
+
 static int resp_pubkey_blob(const struct wire_fields *m, struct kt_item *it, char *why, size_t wl)
 {
 	const uint8_t *p;
@@ -337,9 +387,14 @@ int resp_item(const struct wire_fields *m, struct kt_item *it, char *why, size_t
 	case KT_OP_WRAP:
 		return resp_wrap(m, &it->in.wrap, &it->out.wrap, why, wl);
 	case KT_OP_COPP_SIGN:
+	case KT_OP_OPM_SIGN:
 		return resp_copp_sign(m, &it->in.copp_sign, &it->out.copp, why, wl);
 	case KT_OP_COPP_OPEN:
-		return resp_copp_open(m, it->in.copp_open.expect_random, &it->out.copp, why, wl);
+	case KT_OP_OPM_OPEN:
+		return resp_open(m, it, why, wl);
+	case KT_OP_SESSION_MAC:
+	case KT_OP_SESSION_VERIFY:
+		return resp_session(m, it, why, wl);
 	case KT_OP_PUBKEY_BLOB:
 		return resp_pubkey_blob(m, it, why, wl);
 	}

@@ -125,20 +125,48 @@ int resp_stats(const struct wire_fields *m, const uint8_t *body, size_t len, str
 	return st;
 }
 
+/*
+ * A group of counters a newer daemon added: 1 when all three tags are there, 0 when none
+ * (an older daemon), else KT_ERR_PROTOCOL with why set.
+ */
+static int counter_group(const struct wire_fields *m, const unsigned tags[3], const char *what,
+			 char *why, size_t wl)
+{
+	int n = wire_has(m, tags[0]) + wire_has(m, tags[1]) + wire_has(m, tags[2]);
+
+	if (n == 0 || n == 3)
+		return n / 3;
+	return resp_bad(why, wl, "stats answer has only some of the %s counters", what);
+}
+
 int resp_recipients(const struct wire_fields *m, struct kt_recipient_stats *out, char *why,
 		    size_t wl)
 {
-	int n = wire_has(m, WIRE_T_RECIPIENT_HITS) + wire_has(m, WIRE_T_RECIPIENT_MISSES) +
-		wire_has(m, WIRE_T_RECIPIENTS);
+	static const unsigned tags[3] = { WIRE_T_RECIPIENT_HITS, WIRE_T_RECIPIENT_MISSES,
+					  WIRE_T_RECIPIENTS };
+	int n = counter_group(m, tags, "recipient cache's", why, wl);
 
 	memset(out, 0, sizeof(*out));
-	if (n == 0)
-		return KT_OK;
-	if (n != 3)
-		return resp_bad(why, wl, "stats answer has only some of the recipient cache's counters");
+	if (n != 1)
+		return n == 0 ? KT_OK : n;
 	wire_get_u64(m, WIRE_T_RECIPIENT_HITS, &out->hits);
 	wire_get_u64(m, WIRE_T_RECIPIENT_MISSES, &out->misses);
 	wire_get_u32(m, WIRE_T_RECIPIENTS, &out->entries);
 	out->present = 1;
+	return KT_OK;
+}
+
+int resp_sessions(const struct wire_fields *m, struct kt_session_stats *out, char *why, size_t wl)
+{
+	static const unsigned tags[3] = { WIRE_T_SESSIONS, WIRE_T_SESSIONS_OPENED,
+					  WIRE_T_SESSIONS_EXPIRED };
+	int n = counter_group(m, tags, "sealed sessions'", why, wl);
+
+	memset(out, 0, sizeof(*out));
+	if (n != 1)
+		return n == 0 ? KT_OK : n;
+	wire_get_u32(m, WIRE_T_SESSIONS, &out->open);
+	wire_get_u64(m, WIRE_T_SESSIONS_OPENED, &out->opened);
+	wire_get_u64(m, WIRE_T_SESSIONS_EXPIRED, &out->expired);
 	return KT_OK;
 }

@@ -26,6 +26,7 @@ FAKES = {}
 EXTRA_FAKES = {     # statuses no shared scenario answers
     "not_supported": lambda r: reply(r, field(14, "C_GenerateKeyPair: not here"), status=26),
     "bad_frame": lambda r: reply(r, field(14, "bad header"), status=1, op=0),
+    "session_limit": lambda r: reply(r, field(14, "uid 0 has 64 sessions open"), status=30),
 }
 
 
@@ -78,6 +79,22 @@ def test_connect_and_operations():
             s = await c.copp_sign(tk.RND, to_pub=tk.copp_xml("leaf2048.xml"), status_seq=3)
             o = await c.copp_open("rsa2048", s.signature, tk.RND, strict=True)
             assert o[1:] == s[1:] and o.signature is None and "redacted" in repr(o)
+            # OPM and a sealed session, the AES key known from the unsealed open.
+            s = await c.opm_sign(tk.RND, to_key="rsa2048", status_seq=9)
+            o = await c.opm_open("rsa2048", s.signature, tk.RND)
+            sl = await c.opm_open("rsa2048", s.signature, tk.RND, seal=True)
+            assert o[1:] == s[1:] and sl[1:] == (tk.RND, 9, s.command_seq)
+            tags = await asyncio.gather(*(c.session_mac(sl.session, bytes([i]) * i)
+                                          for i in range(20)))
+            assert tags == [tk.aes_cmac(o.aes_key, bytes([i]) * i) for i in range(20)]
+            tag = tk.aes_cmac(o.aes_key, tk.opm_status(9))
+            assert await c.session_verify(sl.session, tk.opm_status(9), tag, "status") == \
+                (10, s.command_seq)
+            await araises("BAD_SEQUENCE", c.session_verify(sl.session, tk.opm_status(9), tag,
+                                                           "status"))
+            await c.session_close(sl.session)
+            await araises("UNKNOWN_SESSION", c.session_close(sl.session))
+            assert (await c.stats()).sessions == 0
         assert not c.connected
         await araises("ERR_IO", c.info(), message="^not connected to the daemon$")
         await c.connect(D.socket)
@@ -190,7 +207,13 @@ def test_an_error_of_every_family():
                       "KEY_BITS"),
                 check("ERR_ARG", c.unwrap("", tk.ZERO_BLOB), keytrans.InvalidArgument,
                       "^key name must be 1 to 64 bytes$"),
-                check("ERR_ARG", c.wrap("AES_128"), keytrans.InvalidArgument, "exactly one"))
+                check("ERR_ARG", c.wrap("AES_128"), keytrans.InvalidArgument, "exactly one"),
+                check("UNKNOWN_SESSION", c.session_mac(bytes(16), b""), keytrans.UnknownSession))
+            sig = (await c.opm_sign(tk.RND, **to)).signature
+            sl = await c.opm_open("rsa2048", sig, seal=True)
+            await check("OMAC_MISMATCH", c.session_verify(sl.session, b"x", bytes(16)),
+                        keytrans.VerifyFailed)
+            await c.session_close(sl.session)
             assert (await c.info()).key_count == 5      # the connection is still fine
             e = await araises("ERR_ARG", c.unwrap("rsa2048", None), message="bytes")
             assert isinstance(e, ValueError)
@@ -203,6 +226,7 @@ def test_an_error_of_every_family():
                 ("internal_empty_message", "INTERNAL", keytrans.InternalError),
                 ("utf8_message", "DENIED", keytrans.Denied),
                 ("not_supported", "NOT_SUPPORTED", keytrans.NotSupported),
+                ("session_limit", "SESSION_LIMIT", keytrans.SessionLimit),
                 ("version2", "ERR_PROTOCOL", keytrans.ProtocolError),
                 ("bad_frame", "BAD_FRAME", keytrans.ProtocolError),
                 ("closing", "ERR_IO", keytrans.ConnectionLost)):

@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import keytrans  # noqa: E402
 from keytrans import KeytransError, Op  # noqa: E402
-from fake_daemon import SCENARIOS, FakeDaemon, full_backlog  # noqa: E402
+from fake_daemon import SCENARIOS, FakeDaemon, field, full_backlog, reply  # noqa: E402
 from harness import (KEYS, Daemon, Workspace, as_user, read_vector_lines,  # noqa: E402
                      run_tests, vectors)
 
@@ -94,7 +94,7 @@ def c_list(path, macro):
         text = f.read()
     body = text[text.index("#define " + macro):]
     body = body[:body.index("\n\n")]
-    return re.findall(r"X\(([^)]*)\)", body)
+    return re.findall(r'X\(((?:[^()"]|"[^"]*")*)\)', body)     # a ")" may be in a string
 
 
 def test_tables_match_the_c_sources():
@@ -170,6 +170,9 @@ FAMILY_OF = {
     "InvalidArgument": ["ERR_ARG"],
     "OutOfMemory": ["ERR_NOMEM"],
     "Timeout": ["ERR_TIMEOUT"],
+    "VerifyFailed": ["OMAC_MISMATCH", "BAD_SEQUENCE"],
+    "UnknownSession": ["UNKNOWN_SESSION"],
+    "SessionLimit": ["SESSION_LIMIT"],
 }
 BUILTIN_BASE = {"ConnectError": ConnectionError, "ConnectionLost": ConnectionError,
                 "InvalidArgument": ValueError, "Timeout": TimeoutError}
@@ -372,7 +375,10 @@ def test_pubkey_formats():
             assert c.pubkey(name, "der") == der == c.pubkey(name, 2), name
         assert c.pubkey("pkcs2048", "der") == data("rsa2048.pub.der")
         raises("UNKNOWN_KEY", c.pubkey, "nosuch", message='no key named "nosuch"')
-        for fmt in ("xml", 3, -1, None, True):
+        cng = c.pubkey("rsa2048", "cng")
+        assert cng == c.pubkey("rsa2048", 3) == c.pubkey("rsa2048", "CNG")
+        assert cng == read(vectors("keys", "rsa2048.cng.pub.blob"))
+        for fmt in ("xml", 4, -1, None, True):
             raises("ERR_ARG", c.pubkey, "rsa2048", fmt, message="^unknown public key format$")
         for name in ("", "k" * 65, None, 7, "a\0b"):
             raises("ERR_ARG", c.pubkey, name, message="^key name must be 1 to 64 bytes$")
@@ -456,9 +462,12 @@ def test_copp_vectors():
 
 
 def openssl_decrypt(name, ciphertext, oaep):
+    """oaep: True (SHA-1) or a hash name for OAEP and its MGF1 (OPM's "sha512")."""
     cmd = ["openssl", "pkeyutl", "-decrypt", "-inkey", vectors("keys", name + ".pem")]
     if oaep:
         cmd += ["-pkeyopt", "rsa_padding_mode:oaep"]
+    if isinstance(oaep, str):
+        cmd += ["-pkeyopt", "rsa_oaep_md:" + oaep, "-pkeyopt", "rsa_mgf1_md:" + oaep]
     return subprocess.run(cmd, input=ciphertext, capture_output=True, check=True).stdout
 
 
@@ -583,6 +592,108 @@ def test_copp_sign_then_open():
                     {"status_seq": -1}, {"command_seq": 1 << 32}, {"status_seq": "1"}):
             kw = dict({"random": RND, "to_key": "rsa2048"}, **bad)
             raises("ERR_ARG", c.copp_sign, **kw)
+
+
+def aes_cmac(key, msg):
+    """AES-CMAC by openssl(1): independent of the daemon's."""
+    return bytes.fromhex(subprocess.run(
+        ["openssl", "mac", "-cipher", "AES-128-CBC", "-macopt", "hexkey:" + key.hex(), "-in",
+         "/dev/stdin", "CMAC"], input=msg, capture_output=True, check=True).stdout.decode())
+
+
+def opm_status(seq):
+    """An OPM_GET_INFO_PARAMETERS after its OMAC: random, GUID, sequence number, size."""
+    return RND + bytes(range(16)) + struct.pack("<II", seq, 0)
+
+
+def test_opm_and_sealed_sessions():
+    with conn() as c:
+        s = c.opm_sign(RND, to_key="rsa2048", aes_key=RND[::-1], status_seq=1, command_seq=2)
+        assert isinstance(s, keytrans.Copp) and len(s.signature) == 256
+        assert openssl_decrypt("rsa2048", s.signature, "sha512") == \
+            RND + RND[::-1] + struct.pack("<II", 1, 2)
+        assert c.opm_sign(RND, to_pub=pub("rsa2048")).random == RND
+        o = c.opm_open("rsa2048", s.signature, RND)
+        assert o == (None, RND, RND[::-1], 1, 2) and "redacted" in repr(o)
+        raises("RANDOM_MISMATCH", c.opm_open, "rsa2048", s.signature, bytes(16))
+        raises("KEY_SIZE", c.opm_open, "rsa4096", s.signature)
+        raises("KEY_SIZE", c.opm_sign, RND, to_key="rsa1024")
+        raises("ERR_ARG", c.opm_open, "rsa2048", s.signature[:255])
+        sl = c.opm_open("rsa2048", s.signature, RND, seal=True)
+        assert isinstance(sl, keytrans.Sealed) and sl[1:] == (RND, 1, 2) and len(sl.session) == 16
+        for msg in (b"", b"x", bytes(range(256)) * 16):
+            assert c.session_mac(sl.session, msg) == aes_cmac(RND[::-1], msg)
+        tag = aes_cmac(RND[::-1], opm_status(1))
+        assert c.session_verify(sl.session, opm_status(1), tag) == (1, 2)
+        assert c.session_verify(sl.session, opm_status(1), tag, kind="status") == \
+            keytrans.SessionSeq(2, 2)
+        raises("BAD_SEQUENCE", c.session_verify, sl.session, opm_status(1), tag, kind="status")
+        raises("OMAC_MISMATCH", c.session_verify, sl.session, opm_status(2), tag, kind="status")
+        raises("BAD_REQUEST", c.session_verify, sl.session, opm_status(2), kind="status")
+        for bad in ({"kind": "both"}, {"kind": 3}, {"omac": bytes(15)}, {"data": bytes(4097)},
+                    {"session": b""}, {"session": None}, {"data": None}):
+            kw = dict({"session": sl.session, "data": b"", "omac": tag}, **bad)
+            raises("ERR_ARG", c.session_verify, **kw)
+        c.session_close(sl.session)
+        raises("UNKNOWN_SESSION", c.session_close, sl.session)
+        raises("UNKNOWN_SESSION", c.session_mac, sl.session, b"")
+        cs = c.copp_sign(RND, to_key="rsa2048", status_seq=5)
+        cp = c.copp_open("rsa2048", cs.signature, RND, strict=True, seal=True)
+        assert cp[1:] == (RND, 5, cs.command_seq)
+        assert c.session_verify(cp.session, opm_status(5), kind="status").next_status_seq == 6
+        assert c.session_mac(cp.session, b"answer") == aes_cmac(cs.aes_key, b"answer")
+        st = c.stats()
+        assert st.sessions >= 1 and st.sessions_opened >= 2 and st.sessions_expired == 0
+        c.session_close(cp.session)
+        assert c.stats().sessions == st.sessions - 1
+        r = c.batch([("session_mac", cp.session, b""), ("opm_open", "rsa2048", s.signature),
+                     keytrans.Op("opm_sign", RND, to_key="rsa2048")])
+        assert isinstance(r[0], keytrans.UnknownSession) and r[1].aes_key == RND[::-1]
+        assert len(r[2].signature) == 256
+
+
+def sealed_answer_fakes(req):
+    """Answers to sealed opens, session-mac and stats that libkeytrans refuses, chosen by the
+    request's RANDOM (opens) or DATA (mac) first byte; the stats answer has one session
+    counter of three."""
+    t = keytrans._T
+    u32 = lambda tag, v: field(tag, struct.pack(">I", v))      # noqa: E731
+    head = field(t["RANDOM"], bytes(16)) + u32(t["STATUS_SEQ"], 1) + u32(t["COMMAND_SEQ"], 2)
+    if req.op in (7, 12):
+        which = req.fields.get(t["RANDOM"], [b"\2"])[0][0]
+        extra = [field(t["SESSION"], bytes(16)) + field(t["AES_KEY"], bytes(16)),
+                 field(t["SESSION"], bytes(15)), field(t["SESSION"], bytes(16))][which]
+        return reply(req, head + extra)
+    if req.op == 13:
+        data = req.fields[t["DATA"]][0]
+        return reply(req, field(t["OMAC"], data[:1] * 16 if data else bytes(15)))
+    if req.op == 8:
+        return reply(req, field(t["UPTIME"], bytes(8)) + u32(t["CONNECTIONS"], 0) +
+                     field(t["ACCEPTED"], bytes(8)) + field(t["REFUSED"], bytes(8)) +
+                     u32(t["LATENCY_BOUNDS"], 10) + u32(t["SESSIONS"], 1))
+    return reply(req, status=keytrans.INTERNAL)
+
+
+def test_sealed_answers_checked():
+    """A sealed open's answer with the AES key in it, or a short SESSION or OMAC, or only some
+    of the session counters: ERR_PROTOCOL, as libkeytrans (response.c, stats.c)."""
+    path = os.path.join(ROOT, "f-sealed.sock")
+    fake = FakeDaemon(path, sealed_answer_fakes)
+    try:
+        with keytrans.Connection(path, timeout=5) as c:
+            sig = bytes(256)
+            raises("ERR_PROTOCOL", c.opm_open, "k", sig, bytes([0]) + bytes(15), seal=True,
+                   message="AES_KEY returned for a sealed session")
+            raises("ERR_PROTOCOL", c.copp_open, "k", sig, bytes([1]) + bytes(15), seal=True,
+                   message="SESSION field missing or of the wrong size")
+            raises("ERR_PROTOCOL", c.opm_open, "k", sig, b"\x02" + bytes(15), seal=True,
+                   message="RANDOM differs from the expected one")
+            assert c.opm_open("k", sig, seal=True) == (bytes(16), bytes(16), 1, 2)
+            assert c.session_mac(bytes(16), b"\x07") == b"\x07" * 16
+            raises("ERR_PROTOCOL", c.session_mac, bytes(16), b"", message="OMAC field")
+            raises("ERR_PROTOCOL", c.stats, message="only some of the sealed sessions'")
+    finally:
+        fake.close()
 
 
 def copp_xml(name):
@@ -1016,7 +1127,9 @@ def main():
                        test_timeouts, test_info_and_keys, test_pubkey_formats,
                        test_unwrap_every_vector, test_negative_vectors, test_copp_vectors,
                        test_wrap_round_trips, test_wrap_refusals, test_unwrap_refusals,
-                       test_copp_sign_then_open, test_copp_cert_chain,
+                       test_copp_sign_then_open, test_opm_and_sealed_sessions,
+                       test_sealed_answers_checked,
+                       test_copp_cert_chain,
                        test_denied_as_another_user,
                        test_malformed_answers, test_well_formed_fakes, test_batch_every_vector,
                        test_batch_mixed, test_batch_out_of_order_answers, test_batch_failures,

@@ -27,11 +27,19 @@ def blocking(blob: bytes) -> bytes:
         label: str = keys[0].label
         r: keytrans.BatchResults = kt.batch([keytrans.Op("info")])
         err: Optional[keytrans.KeytransError] = r.error
-        return sk.key + w.blob + label.encode() + bytes(len(r) if err is None else 0)
+        sig: bytes = kt.opm_sign(bytes(16), to_key="exchange1").signature or b""
+        sealed: keytrans.Sealed = kt.opm_open("exchange1", sig, seal=True)
+        copp: keytrans.Copp = kt.copp_open("exchange1", sig, strict=True)
+        seq: keytrans.SessionSeq = kt.session_verify(sealed.session, b"", kind="status")
+        kt.session_close(sealed.session)
+        return sk.key + w.blob + label.encode() + bytes(len(r) if err is None else 0) + \
+            kt.session_mac(sealed.session, copp.aes_key) + bytes(seq.next_status_seq)
 
 
 async def pipelined(blobs: List[bytes]) -> List[keytrans.SessionKey]:
     async with await keytrans.aio.connect() as kt:
+        s: keytrans.Sealed = await kt.copp_open("exchange1", blobs[0], seal=True)
+        await kt.session_close(s.session)
         return await asyncio.gather(*(kt.unwrap("exchange1", b) for b in blobs))
 
 
@@ -52,6 +60,7 @@ c: keytrans.Connection = keytrans.aio.Connection()
 keytrans.connect().wrap("AES_128", to_key=7.5)
 keytrans.aio.connect().info()
 e: str = keytrans.UnknownKey(6).code
+a: bytes = keytrans.connect().opm_open("k", b"", seal=True).aes_key
 '''
 
 

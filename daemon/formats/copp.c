@@ -56,16 +56,21 @@ int copp_sign_with(EVP_PKEY_CTX *enc, size_t k, const struct copp_params *p,
 	return rc;
 }
 
-int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
-	      char *why, size_t whylen)
+int start_sign_pub(EVP_PKEY *pub, enum rsa_padding pad, start_sign_with_fn *with,
+		   const struct copp_params *p, uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen)
 {
 	int rsa = EVP_PKEY_is_a(pub, "RSA");
-	EVP_PKEY_CTX *enc = rsa ? rsa_pub_encrypt_ctx(pub, RSA_PAD_PKCS1) : NULL;
-	int st = copp_sign_with(enc, rsa ? ((size_t)EVP_PKEY_get_bits(pub) + 7) / 8 : 0, p, sig, why,
-				whylen);
+	EVP_PKEY_CTX *enc = rsa ? rsa_pub_encrypt_ctx(pub, pad) : NULL;
+	int st = with(enc, rsa ? ((size_t)EVP_PKEY_get_bits(pub) + 7) / 8 : 0, p, sig, why, whylen);
 
 	EVP_PKEY_CTX_free(enc);
 	return st;
+}
+
+int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_LEN],
+	      char *why, size_t whylen)
+{
+	return start_sign_pub(pub, RSA_PAD_PKCS1, copp_sign_with, p, sig, why, whylen);
 }
 
 int copp_ciphertext(const uint8_t sig[COPP_SIG_LEN], const uint8_t *n, uint8_t c[COPP_SIG_LEN],

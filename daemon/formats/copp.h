@@ -11,6 +11,8 @@
 
 #include <openssl/evp.h>
 
+#include "rsa_pub.h"
+
 #define COPP_SIG_LEN 256
 #define COPP_MSG_LEN 40
 #define COPP_RANDOM_LEN 16
@@ -36,6 +38,12 @@ int copp_sign(EVP_PKEY *pub, const struct copp_params *p, uint8_t sig[COPP_SIG_L
 /* The same with a PKCS#1 v1.5 encryption context for the key and its size k. */
 int copp_sign_with(EVP_PKEY_CTX *enc, size_t k, const struct copp_params *p,
 		   uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen);
+/* A session start's sign_with (copp_sign_with, opm_sign_with). */
+typedef int start_sign_with_fn(EVP_PKEY_CTX *enc, size_t k, const struct copp_params *p,
+			       uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen);
+/* with() over an encryption context for pub and pad made for the call (copp_sign, opm_sign). */
+int start_sign_pub(EVP_PKEY *pub, enum rsa_padding pad, start_sign_with_fn *with,
+		   const struct copp_params *p, uint8_t sig[COPP_SIG_LEN], char *why, size_t whylen);
 /*
  * Turns a signature into the big-endian ciphertext for the private operation
  * and checks it against the modulus n (256 bytes). KT_OK or KT_BLOB_RANGE.

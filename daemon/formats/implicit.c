@@ -5,28 +5,15 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include "ct.h"
+#include "mac.h"
 
 #define SHA256_LEN 32
 
 EVP_MAC_CTX *ir_mac_new(void)
 {
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
-	char sha256[] = "SHA256";
-	OSSL_PARAM p[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, sha256, 0),
-		OSSL_PARAM_construct_end(),
-	};
-
-	EVP_MAC_free(hmac);     /* the context keeps its own reference */
-	if (ctx != NULL && EVP_MAC_CTX_set_params(ctx, p) != 1) {
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
+	return mac_ctx_new("HMAC", OSSL_MAC_PARAM_DIGEST, "SHA256");
 }
 
 /* HMAC-SHA256(key, in) into out, with the digest already chosen in mac. */

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 
 #include "base64.h"
+#include "cngblob.h"
 #include "keytrans_status.h"
 #include "pem.h"
 #include "publickeyblob.h"
@@ -146,6 +147,8 @@ int keyfile_parse(const uint8_t *p, size_t len, EVP_PKEY **out, char *why, size_
 
 	if (is_blob(p, len))
 		return from_blob(p, len, out, why, whylen);
+	if (cngblob_magic(p, len) != 0)
+		return cngblob_public_decode(p, len, out, why, whylen);
 	if (keyfile_numbers(p, len, &num) == 0)
 		return from_numbers(&num, out, why, whylen);
 	return keyfile_parse_openssl(p, len, out, why, whylen);
@@ -213,6 +216,10 @@ static EVP_PKEY *detect(const uint8_t *p, size_t len, char *why, size_t whylen, 
 		*st = publickeyblob_decode(p, len, &pkey, why, whylen);
 		return pkey;
 	}
+	if (cngblob_magic(p, len) != 0) {
+		*st = cngblob_public_decode(p, len, &pkey, why, whylen);
+		return pkey;
+	}
 	if (pem)
 		pkey = decode_pubkey(p, len, "PEM");
 	if (pkey == NULL && der)
@@ -222,7 +229,8 @@ static EVP_PKEY *detect(const uint8_t *p, size_t len, char *why, size_t whylen, 
 	if (pkey == NULL && der)
 		pkey = decode_cert(p, len, 0);
 	if (pkey == NULL) {
-		snprintf(why, whylen, "not a PUBLICKEYBLOB, an RSA public key (PEM/DER) or an X.509 certificate");
+		snprintf(why, whylen, "not a PUBLICKEYBLOB, a CNG BCRYPT_RSAPUBLIC_BLOB, an RSA public key "
+			 "(PEM/DER) or an X.509 certificate");
 		*st = KT_BAD_PUBLIC_KEY;
 	}
 	return pkey;

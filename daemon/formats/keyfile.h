@@ -1,6 +1,6 @@
 /*
- * Recipient public keys as applications hand them over: PUBLICKEYBLOB,
- * PEM or DER SubjectPublicKeyInfo (or PKCS#1 RSAPublicKey), PEM or DER X.509
+ * Recipient public keys as applications hand them over: PUBLICKEYBLOB, CNG
+ * BCRYPT_RSAPUBLIC_BLOB (cngblob.h), PEM or DER SubjectPublicKeyInfo (or PKCS#1 RSAPublicKey), PEM or DER X.509
  * certificate. The format is detected from the bytes.
  *
  * The common forms, strictly encoded, are read by our own code

@@ -1,6 +1,6 @@
 /*
  * Constant-time removal of PKCS#1 v1.5 encryption padding (type 2) and of
- * OAEP (SHA-1, MGF1-SHA-1, empty label) from the result of a raw RSA private
+ * OAEP (SHA-1 or SHA-512, MGF1 with it, empty label) from the result of a raw RSA private
  * operation. Both check the message length against [min_len, max_len] inside
  * the same constant-time computation, so that "bad padding" and "wrong key
  * length" are one outcome (docs/formats.md: no padding oracle).
@@ -26,7 +26,14 @@ struct unpadded {
  * otherwise 0 with out->good saying whether decoding succeeded.
  */
 int pkcs1_unpad(const uint8_t *em, size_t k, size_t min_len, size_t max_len, struct unpadded *out);
-/* The same for OAEP; k must be at least 2*20 + 2 + max_len. */
+enum oaep_hash { OAEP_SHA1, OAEP_SHA512 };
+
+/* The hash's output length: 20 or 64. */
+size_t oaep_hash_len(enum oaep_hash h);
+/* The same for OAEP with hash (and MGF1-hash); k must be at least 2*hLen + 2 + max_len. */
+int oaep_unpad_hash(const uint8_t *em, size_t k, enum oaep_hash hash, size_t min_len,
+		    size_t max_len, struct unpadded *out);
+/* OAEP with SHA-1 (CryptoAPI's CRYPT_OAEP). */
 int oaep_unpad(const uint8_t *em, size_t k, size_t min_len, size_t max_len, struct unpadded *out);
 
 /*

@@ -57,18 +57,6 @@ static int read_header(struct buf_reader *r, size_t len, uint32_t *bitlen, uint3
 	return KT_OK;
 }
 
-/* Drops the leading zero bytes, in place: the number stays in its locked buffer. */
-static void strip_zeros(struct rsa_num *num)
-{
-	size_t skip = 0;
-
-	while (skip < num->len && num->b[skip] == 0)
-		skip++;
-	memmove(num->b, num->b + skip, num->len - skip);
-	memset(num->b + num->len - skip, 0, skip);
-	num->len -= skip;
-}
-
 /* Each number, reversed from the blob's little-endian straight into its locked buffer. */
 static int read_parts(struct buf_reader *r, uint32_t bitlen, uint32_t exp, struct rsa_parts *parts)
 {
@@ -82,12 +70,12 @@ static int read_parts(struct buf_reader *r, uint32_t bitlen, uint32_t exp, struc
 		if (buf_get_bytes_reversed(r, num->b, n) != 0)
 			return -1;
 		num->len = n;
-		strip_zeros(num);
+		rsa_num_strip(num);
 	}
 	for (int i = 0; i < 4; i++)
 		e->b[i] = (uint8_t)(exp >> (24 - 8 * i));
 	e->len = 4;
-	strip_zeros(e);
+	rsa_num_strip(e);
 	return buf_expect_end(r);
 }
 

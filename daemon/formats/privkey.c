@@ -10,6 +10,7 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "cngblob.h"
 #include "der.h"
 #include "keytrans_status.h"
 #include "pem.h"
@@ -335,12 +336,15 @@ static int decode(const uint8_t *p, size_t len, struct rsa_parts *parts, struct 
 		return fail(w, KT_BAD_REQUEST, "the private key is empty");
 	if (p[0] == PRIVATEKEYBLOB_TYPE)
 		return privatekeyblob_decode(p, len, parts, w->s, w->len);
+	if (cngblob_magic(p, len) != 0)
+		return cngblob_private_decode(p, len, parts, w->s, w->len);
 	if (p[0] == DER_SEQUENCE)
 		return der_key(p, len, parts, w);
 	if (pem_is(p, len))
 		return pem_key(p, len, parts, w);
 	return fail(w, KT_BAD_REQUEST, "not an RSA private key: expected PEM (PKCS#1 or PKCS#8, "
-		    "unencrypted), DER PKCS#1 or PKCS#8, or a PRIVATEKEYBLOB");
+		    "unencrypted), DER PKCS#1 or PKCS#8, a PRIVATEKEYBLOB, or a CNG "
+		    "BCRYPT_RSAPRIVATE_BLOB or BCRYPT_RSAFULLPRIVATE_BLOB");
 }
 
 int privkey_parse(const uint8_t *p, size_t len, struct rsa_parts **out, char *why, size_t whylen)
@@ -369,4 +373,15 @@ void privkey_parts_free(struct rsa_parts *parts)
 {
 	if (parts != NULL)
 		OPENSSL_secure_clear_free(parts, sizeof(*parts));
+}
+
+void rsa_num_strip(struct rsa_num *num)
+{
+	size_t skip = 0;
+
+	while (skip < num->len && num->b[skip] == 0)
+		skip++;
+	memmove(num->b, num->b + skip, num->len - skip);
+	memset(num->b + num->len - skip, 0, skip);
+	num->len -= skip;
 }

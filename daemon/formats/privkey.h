@@ -1,6 +1,7 @@
 /*
  * RSA private keys handed over for import: PEM PKCS#1 or PKCS#8
- * (unencrypted), DER PKCS#1 or PKCS#8, or a CryptoAPI PRIVATEKEYBLOB. The
+ * (unencrypted), DER PKCS#1 or PKCS#8, a CryptoAPI PRIVATEKEYBLOB, or a CNG
+ * BCRYPT_RSAPRIVATE_BLOB or BCRYPT_RSAFULLPRIVATE_BLOB (cngblob.h). The
  * format is detected from the bytes. The numbers come out big-endian, the
  * way PKCS#11 takes them, in locked memory that privkey_parts_free wipes.
  *
@@ -42,5 +43,7 @@ struct rsa_parts {
 int privkey_parse(const uint8_t *p, size_t len, struct rsa_parts **out, char *why, size_t whylen);
 /* Wipes and frees parts (NULL is fine). */
 void privkey_parts_free(struct rsa_parts *parts);
+/* Drops num's leading zero bytes, in place: the number stays in its locked buffer. */
+void rsa_num_strip(struct rsa_num *num);
 
 #endif

@@ -111,7 +111,7 @@ int rsa_below_modulus(const uint8_t *c, const uint8_t *n, size_t k)
 
 size_t rsa_pad_capacity(enum rsa_padding pad, size_t k)
 {
-	size_t overhead = pad == RSA_PAD_OAEP ? 2 * 20 + 2 : 11;
+	size_t overhead = pad == RSA_PAD_OAEP ? 2 * 20 + 2 : pad == RSA_PAD_OAEP_SHA512 ? 2 * 64 + 2 : 11;
 
 	return k > overhead ? k - overhead : 0;
 }
@@ -122,10 +122,12 @@ EVP_PKEY_CTX *rsa_pub_encrypt_ctx(EVP_PKEY *pub, enum rsa_padding pad)
 
 	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0)
 		goto fail;
-	if (pad == RSA_PAD_OAEP) {
+	if (pad == RSA_PAD_OAEP || pad == RSA_PAD_OAEP_SHA512) {
+		const EVP_MD *md = pad == RSA_PAD_OAEP ? EVP_sha1() : EVP_sha512();
+
 		if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-		    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha1()) <= 0 ||
-		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha1()) <= 0)
+		    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0)
 			goto fail;
 	} else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
 		goto fail;

@@ -15,8 +15,12 @@
 #define RSA_MAX_BITS 16384
 #define RSA_MAX_BYTES (RSA_MAX_BITS / 8)
 
-/* Same values as the protocol's PADDING field. */
-enum rsa_padding { RSA_PAD_PKCS1 = 0, RSA_PAD_OAEP = 1 };
+/*
+ * PKCS1 and OAEP have the protocol's PADDING values; OAEP_SHA512 (OPM's
+ * session start) is chosen by the operation, never by a PADDING field.
+ */
+enum rsa_padding { RSA_PAD_PKCS1 = 0, RSA_PAD_OAEP = 1, RSA_PAD_OAEP_SHA512 = 2 };
+#define RSA_PAD_COUNT 3
 
 /* A new RSA public key from big-endian n and e; NULL on failure. */
 EVP_PKEY *rsa_pub_from_ne(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len);

@@ -550,11 +550,10 @@ static int sound(struct backend *b, int slot, EVP_PKEY *pub, enum hsm_padding pa
 	uint8_t c[RSA_MAX_BYTES], m[RSA_MAX_BYTES];
 	size_t clen = sizeof(c), mlen = 0;
 	struct hsm_failure why;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
-	int ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0 &&
-		 EVP_PKEY_CTX_set_rsa_padding(ctx, pad == HSM_PAD_OAEP ? RSA_PKCS1_OAEP_PADDING
-									: RSA_PKCS1_PADDING) > 0 &&
-		 EVP_PKEY_encrypt(ctx, c, &clen, probe, sizeof(probe)) > 0;
+	enum rsa_padding rp = pad == HSM_PAD_OAEP ? RSA_PAD_OAEP
+			    : pad == HSM_PAD_OAEP_SHA512 ? RSA_PAD_OAEP_SHA512 : RSA_PAD_PKCS1;
+	EVP_PKEY_CTX *ctx = rsa_pub_encrypt_ctx(pub, rp);
+	int ok = ctx != NULL && EVP_PKEY_encrypt(ctx, c, &clen, probe, sizeof(probe)) > 0;
 
 	EVP_PKEY_CTX_free(ctx);
 	ok = ok && hsm_decrypt(b->hsm, b->obj[slot], pad, c, clen, m, &mlen, &why) == 0 &&
@@ -572,17 +571,19 @@ enum outcome { DONE, FAULT, DATA, REFUSED };
  * is a fault. Each call has a session of its own, so a failure cannot leave
  * an operation active for the next request.
  */
-static enum outcome decrypt_pkcs(struct backend *b, int slot, const struct key *k, int oaep,
-				 const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len,
-				 unsigned long *ckr)
+static enum outcome decrypt_pkcs(struct backend *b, int slot, const struct key *k,
+				 enum hsm_padding pad, const uint8_t *in, size_t in_len, uint8_t *out,
+				 size_t *out_len, unsigned long *ckr)
 {
-	enum hsm_padding pad = oaep ? HSM_PAD_OAEP : HSM_PAD_PKCS1;
 	struct hsm_failure why;
 
 	if (hsm_decrypt(b->hsm, b->obj[slot], pad, in, in_len, out, out_len, &why) == 0)
 		return DONE;
 	*ckr = why.ckr;
-	if (why.step == HSM_STEP_INIT && ckr_is_refusal(why.ckr))
+	/* OAEP's parameters are ours and fixed: a module that calls them bad (SoftHSM 2.6
+	 * knows only SHA-1) refuses the mechanism, as it would every time. */
+	if (why.step == HSM_STEP_INIT &&
+	    (ckr_is_refusal(why.ckr) || (pad != HSM_PAD_PKCS1 && why.ckr == CKR_ARGUMENTS_BAD)))
 		return REFUSED;
 	if (why.step == HSM_STEP_DECRYPT &&
 	    (ckr_is_data_error(why.ckr) || sound(b, slot, k->pub, pad)))
@@ -629,7 +630,14 @@ static enum outcome decrypt_raw(struct backends *bs, struct worker *w, struct ba
 	return FAULT;
 }
 
-int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8_t *in,
+/* The mechanism's name, for messages. */
+static const char *pad_mechanism(enum hsm_padding pad)
+{
+	return pad == HSM_PAD_PKCS1 ? "CKM_RSA_PKCS"
+	       : pad == HSM_PAD_OAEP ? "CKM_RSA_PKCS_OAEP (SHA-1)" : "CKM_RSA_PKCS_OAEP (SHA-512)";
+}
+
+int backend_decrypt(struct worker *w, const struct key *k, enum hsm_padding pad, const uint8_t *in,
 		    size_t in_len, uint8_t *out, size_t *out_len, char *msg, size_t msglen)
 {
 	struct backends *bs = &w->d->hsms;
@@ -653,7 +661,7 @@ int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8
 			return KT_UNKNOWN_KEY;
 		}
 		call_begin(w, b);
-		o = pkcs ? decrypt_pkcs(b, slot, k, oaep, in, in_len, out, out_len, &ckr)
+		o = pkcs ? decrypt_pkcs(b, slot, k, pad, in, in_len, out, out_len, &ckr)
 			 : decrypt_raw(bs, w, b, slot, in, in_len, out, out_len, &ckr);
 		call_end(w);
 		release(b);
@@ -664,10 +672,9 @@ int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8
 			return KT_UNWRAP_FAILED;
 		case REFUSED:
 			log_err(&w->d->log, "[hsm %s] key %s: the HSM refuses %s: %s", b->conf->name,
-				k->name, oaep ? "CKM_RSA_PKCS_OAEP" : "CKM_RSA_PKCS",
-				ckr_describe(ckr, rv, sizeof(rv)));
-			snprintf(msg, msglen, "the HSM refuses %s for key %s (%s)",
-				 oaep ? "OAEP (CKM_RSA_PKCS_OAEP)" : "CKM_RSA_PKCS", k->name, ckr_name(ckr));
+				k->name, pad_mechanism(pad), ckr_describe(ckr, rv, sizeof(rv)));
+			snprintf(msg, msglen, "the HSM refuses %s for key %s (%s)", pad_mechanism(pad),
+				 k->name, ckr_name(ckr));
 			return KT_HSM_ERROR;
 		case FAULT:
 			fault(bs, b, "the RSA operation", ckr);

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "hsm.h"
 
 struct daemon;
 struct event;
@@ -137,13 +138,13 @@ void backends_watch(struct backends *bs);
 
 /*
  * Worker side. The private operation on key k in an HSM in service: raw RSA
- * or, for rsa_mechanism = pkcs, PKCS#1 v1.5 (or, with oaep, OAEP)
+ * or, for rsa_mechanism = pkcs, PKCS#1 v1.5 or OAEP (pad)
  * decryption by the HSM; out receives k bytes (raw) or the message and
  * *out_len. After a fault the request is tried once more on another HSM in
  * service. Returns KT_OK, KT_HSM_UNAVAILABLE, KT_HSM_ERROR, or (pkcs only)
  * KT_UNWRAP_FAILED for a decryption failure, with a sentence in msg.
  */
-int backend_decrypt(struct worker *w, const struct key *k, int oaep, const uint8_t *in,
+int backend_decrypt(struct worker *w, const struct key *k, enum hsm_padding pad, const uint8_t *in,
 		    size_t in_len, uint8_t *out, size_t *out_len, char *msg, size_t msglen);
 /* n bytes from the random generator of an HSM in service; KT status as above. */
 int backend_random(struct worker *w, uint8_t *out, size_t n, char *msg, size_t msglen);

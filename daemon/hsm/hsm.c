@@ -515,11 +515,14 @@ int hsm_random(struct hsm *h, uint8_t *out, size_t n, unsigned long *ckr)
 	return 0;
 }
 
-/* The mechanism for hsm_decrypt: PKCS#1 v1.5, or OAEP with SHA-1, MGF1-SHA-1, no label. */
+/* The mechanism for hsm_decrypt: PKCS#1 v1.5, or OAEP with SHA-1 or SHA-512 (MGF1 the same), no label. */
 static void mechanism(enum hsm_padding pad, CK_RSA_PKCS_OAEP_PARAMS *oaep, CK_MECHANISM *m)
 {
-	*oaep = (CK_RSA_PKCS_OAEP_PARAMS){ CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0 };
-	if (pad == HSM_PAD_OAEP)
+	if (pad == HSM_PAD_OAEP_SHA512)
+		*oaep = (CK_RSA_PKCS_OAEP_PARAMS){ CKM_SHA512, CKG_MGF1_SHA512, CKZ_DATA_SPECIFIED, NULL, 0 };
+	else
+		*oaep = (CK_RSA_PKCS_OAEP_PARAMS){ CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0 };
+	if (pad != HSM_PAD_PKCS1)
 		*m = (CK_MECHANISM){ CKM_RSA_PKCS_OAEP, oaep, sizeof(*oaep) };
 	else
 		*m = (CK_MECHANISM){ CKM_RSA_PKCS, NULL, 0 };

@@ -69,7 +69,7 @@ void hsm_session_close(struct hsm *h, unsigned long session);
 int hsm_raw_decrypt(struct hsm *h, unsigned long session, unsigned long obj, const uint8_t *in,
 		    size_t k, uint8_t *out, unsigned long *ckr);
 
-enum hsm_padding { HSM_PAD_PKCS1, HSM_PAD_OAEP };
+enum hsm_padding { HSM_PAD_PKCS1, HSM_PAD_OAEP, HSM_PAD_OAEP_SHA512 };
 enum hsm_step { HSM_STEP_SESSION, HSM_STEP_INIT, HSM_STEP_DECRYPT };
 /* Where a call failed, and with what. */
 struct hsm_failure {
@@ -78,7 +78,7 @@ struct hsm_failure {
 };
 /*
  * Decryption with the HSM's own padding check (rsa_mechanism = pkcs):
- * CKM_RSA_PKCS, or CKM_RSA_PKCS_OAEP with SHA-1, MGF1-SHA-1 and no label,
+ * CKM_RSA_PKCS, or CKM_RSA_PKCS_OAEP with SHA-1 (or SHA-512), MGF1 with it and no label,
  * with the key object obj, on a session opened for the call and closed after
  * it. out holds k bytes; *out_len receives the message length. 0, or -1 with
  * the step that failed and its code in why.

@@ -45,6 +45,15 @@ const struct fuzz_key *fuzz_keys(void);
 /* A malloc'd copy of n bytes, exactly n long, so that ASan sees any overread. */
 uint8_t *fuzz_dup(const uint8_t *p, size_t n);
 
+/* A little-endian u32, as the blobs hold them (for checks, not for parsing). */
+static inline uint32_t fuzz_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The daemon's locked heap (1 MiB), for the targets that decode private keys. */
+#define FUZZ_SECURE_HEAP (1 << 20)
+
 /* 1 when [q, q + qn) lies inside [p, p + pn). */
 static inline int fuzz_inside(const uint8_t *q, size_t qn, const uint8_t *p, size_t pn)
 {

@@ -18,11 +18,6 @@
 #include "keytrans_status.h"
 #include "pkcs1.h"
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Plain PKCS#1 v1.5 type 2 decoding for exactly 40 bytes. */
 static int ref_pkcs1_40(const uint8_t *em, uint8_t *m)
 {
@@ -49,7 +44,7 @@ static void check_message(const uint8_t m[COPP_MSG_LEN])
 	copp_parse(m, &p);
 	FUZZ_CHECK(memcmp(p.random, s, COPP_RANDOM_LEN) == 0);
 	FUZZ_CHECK(memcmp(p.aes_key, s + COPP_RANDOM_LEN, COPP_AES_LEN) == 0);
-	FUZZ_CHECK(p.status_seq == le32(s + 32) && p.command_seq == le32(s + 36));
+	FUZZ_CHECK(p.status_seq == fuzz_le32(s + 32) && p.command_seq == fuzz_le32(s + 36));
 	copp_message(&p, back);
 	FUZZ_CHECK(memcmp(back, m, COPP_MSG_LEN) == 0);
 	copp_parse(back, &q);

@@ -26,8 +26,6 @@
 #include "privatekeyblob.h"
 #include "privkey.h"
 
-#define SECURE_HEAP (1 << 20)
-
 static const char *const ossl_names[RSA_NPARTS] = {
 	[RSA_N] = OSSL_PKEY_PARAM_RSA_N, [RSA_E] = OSSL_PKEY_PARAM_RSA_E,
 	[RSA_D] = OSSL_PKEY_PARAM_RSA_D, [RSA_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
@@ -39,13 +37,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	FUZZ_CHECK(CRYPTO_secure_malloc_init(SECURE_HEAP, 16) != 0);
+	FUZZ_CHECK(CRYPTO_secure_malloc_init(FUZZ_SECURE_HEAP, 16) != 0);
 	return 0;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void check_blob(const uint8_t *data, size_t size, const struct rsa_parts *parts)
@@ -54,7 +47,7 @@ static void check_blob(const uint8_t *data, size_t size, const struct rsa_parts 
 	uint32_t bitlen;
 
 	FUZZ_CHECK(size >= PRIVATEKEYBLOB_HDR);
-	bitlen = le32(data + 12);
+	bitlen = fuzz_le32(data + 12);
 	FUZZ_CHECK(size == privatekeyblob_len(bitlen));
 	FUZZ_CHECK(n->len <= bitlen / 8);
 	for (size_t i = 0; i < n->len; i++)

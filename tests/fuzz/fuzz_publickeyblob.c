@@ -16,11 +16,6 @@
 #include "keytrans_status.h"
 #include "publickeyblob.h"
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t n[RSA_MAX_BYTES], out[PUBLICKEYBLOB_MAX], *blob = fuzz_dup(data, size);
@@ -41,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* What was accepted. */
 	FUZZ_CHECK(size >= PUBLICKEYBLOB_HDR);
 	FUZZ_CHECK(data[0] == PUBLICKEYBLOB_TYPE && data[1] == 0x02 && data[2] == 0 && data[3] == 0);
-	FUZZ_CHECK(le32(data + 4) == CALG_RSA_KEYX || le32(data + 4) == CALG_RSA_SIGN);
+	FUZZ_CHECK(fuzz_le32(data + 4) == CALG_RSA_KEYX || fuzz_le32(data + 4) == CALG_RSA_SIGN);
 	FUZZ_CHECK(memcmp(data + 8, "RSA1", 4) == 0);
-	bitlen = le32(data + 12);
-	exp = le32(data + 16);
+	bitlen = fuzz_le32(data + 12);
+	exp = fuzz_le32(data + 16);
 	FUZZ_CHECK(bitlen > 0 && bitlen % 8 == 0 && bitlen <= RSA_MAX_BITS);
 	FUZZ_CHECK((exp & 1) == 1 && exp != 1);
 	mod_len = bitlen / 8;
@@ -61,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Re-encoding: the canonical prefix when the modulus fills bitlen. */
 	len = publickeyblob_encode(pub, out, sizeof(out));
 	FUZZ_CHECK(len == PUBLICKEYBLOB_HDR + k);
-	FUZZ_CHECK(le32(out + 4) == CALG_RSA_KEYX && le32(out + 12) == k * 8);
+	FUZZ_CHECK(fuzz_le32(out + 4) == CALG_RSA_KEYX && fuzz_le32(out + 12) == k * 8);
 	FUZZ_CHECK(memcmp(out + PUBLICKEYBLOB_HDR, data + PUBLICKEYBLOB_HDR, k) == 0);
 	if (k == mod_len) {
 		FUZZ_CHECK(memcmp(out, data, 4) == 0 && memcmp(out + 8, data + 8, len - 8) == 0);

@@ -11,9 +11,12 @@
  * halves only (check functions never use the private key), with these rules:
  *   rsa1024  allow_unwrap = uid:1000, allow_pubkey = *
  *   rsa2048  allow_unwrap = gid:100, allow_wrap = uid:1000 uid:1001,
- *            allow_copp_open = uid:1000, allow_pubkey = *
+ *            allow_copp_open = uid:1000, allow_opm_open = uid:1000, allow_pubkey = *
  *   rsa4096  none (root and the daemon only); rsa_mechanism = pkcs
  *   [daemon] allow_public_ops = uid:1000
+ *
+ * Sealed sessions: a table of 4 (2 per uid), empty (handles are random:
+ * session-* requests exercise their checks and the UNKNOWN_SESSION path).
  *
  * Invariants: an accepted request names (when it names one) a key of the
  * table that the peer may use that way; UNKNOWN_KEY only goes to a peer that
@@ -66,12 +69,13 @@ static void setup(void)
 	static const char *const rules[FUZZ_NKEYS][ACL_OPS] = {
 		[0] = { [ACL_UNWRAP] = "uid:1000", [ACL_PUBKEY] = "*" },
 		[1] = { [ACL_UNWRAP] = "gid:100", [ACL_WRAP] = "uid:1000 uid:1001",
-			[ACL_COPP_OPEN] = "uid:1000", [ACL_PUBKEY] = "*" },
+			[ACL_COPP_OPEN] = "uid:1000", [ACL_OPM_OPEN] = "uid:1000", [ACL_PUBKEY] = "*" },
 	};
 
 	d.uid = DAEMON_UID;
 	d.log.dest = LOG_TO_STDERR;
 	jobpool_init(&d.jobs, 0);       /* no recycling: each input starts afresh */
+	FUZZ_CHECK(sessions_init(&d.sessions, 4, 2, 300) == 0);
 	rule(&fgen.conf.allow_public_ops, "uid:1000");
 	fgen.keys.keys = calloc(FUZZ_NKEYS, sizeof(*fgen.keys.keys));
 	FUZZ_CHECK(fgen.keys.keys != NULL);
@@ -155,6 +159,8 @@ static enum acl_op acl_of(uint8_t opcode)
 		return ACL_UNWRAP;
 	case WIRE_OP_COPP_OPEN:
 		return ACL_COPP_OPEN;
+	case WIRE_OP_OPM_OPEN:
+		return ACL_OPM_OPEN;
 	case WIRE_OP_PUBKEY:
 		return ACL_PUBKEY;
 	default:

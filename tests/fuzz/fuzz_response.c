@@ -4,22 +4,24 @@
  * without a socket through the library's internal interface (internal.h).
  *
  * Byte 0: op = byte & 15, variant = byte >> 4.
- *   op 1..8  the rest is one response frame to a request of that operation,
- *            decoded as kt_info / kt_keys / kt_pubkey / kt_stats or as the item of
- *            kt_unwrap, kt_wrap, kt_copp_sign, kt_copp_open would; variant
- *            chooses the request's arguments (PUBKEY format or PUBKEY_BLOB
- *            item, a given or generated key, COPP flags, an expected random);
+ *   op 1..8, 11..14  the rest is one response frame to a request of that
+ *            operation, decoded as kt_info / kt_keys / kt_pubkey / kt_stats or as
+ *            the item of kt_unwrap, kt_wrap, kt_copp_sign, kt_copp_open,
+ *            kt_opm_sign, kt_opm_open, kt_session_mac, kt_session_verify would;
+ *            variant chooses the request's arguments (PUBKEY format or
+ *            PUBKEY_BLOB item, a given or generated key, COPP/OPM flags, an
+ *            expected random, a sealed open, a verification's kind);
  *   op 0     the rest is what arrives on the socket (any number of frames),
  *            processed by conn_drain with one item of each kind pending
- *            (request ids 1..5), a synchronous INFO call (id 6) and an item
- *            whose caller gave up (id 7, abandoned: its answer is dropped).
+ *            (request ids 1..9), a synchronous INFO call (id 10) and an item
+ *            whose caller gave up (id 11, abandoned: its answer is dropped).
  *
  * Invariants: an OK answer fills the outputs within their bounds and with
  * the values the request fixed; an error status is returned as such with a
  * terminated message; a stats answer is accepted only when it hangs
  * together (each operation's buckets add up to its statuses' count); the
  * pending table and the receive buffer stay consistent; nothing leaks.
- * Codes 9..15 are left alone.
+ * Codes 9, 10 and 15 are left alone.
  */
 #include <string.h>
 
@@ -29,6 +31,8 @@
 static const uint8_t want_random[16] = {
 	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
 };
+static const uint8_t handle[16] = { 0x00, 0x00, 0x00, 0x07, 0xaa };
+static const uint8_t some_data[40] = { 0x01 };
 static const uint8_t given_aes[16] = {
 	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 };
@@ -68,7 +72,8 @@ static void make_item(struct kt_item *it, uint8_t op, unsigned v)
 		}
 		break;
 	case WIRE_OP_COPP_SIGN:
-		it->op = KT_OP_COPP_SIGN;
+	case WIRE_OP_OPM_SIGN:
+		it->op = op == WIRE_OP_COPP_SIGN ? KT_OP_COPP_SIGN : KT_OP_OPM_SIGN;
 		it->in.copp_sign.to_key = "rsa2048";
 		memcpy(it->in.copp_sign.random, want_random, 16);
 		it->in.copp_sign.flags = v & 7;
@@ -77,9 +82,20 @@ static void make_item(struct kt_item *it, uint8_t op, unsigned v)
 		it->in.copp_sign.command_seq = 2;
 		break;
 	case WIRE_OP_COPP_OPEN:
-		it->op = KT_OP_COPP_OPEN;
+	case WIRE_OP_OPM_OPEN:
+		it->op = op == WIRE_OP_COPP_OPEN ? KT_OP_COPP_OPEN : KT_OP_OPM_OPEN;
 		it->in.copp_open.name = "rsa2048";
 		it->in.copp_open.expect_random = v & 1 ? want_random : NULL;
+		it->in.copp_open.flags = v & 2 ? KT_SEAL : 0;
+		break;
+	case WIRE_OP_SESSION_MAC:
+	case WIRE_OP_SESSION_VERIFY:
+		it->op = op == WIRE_OP_SESSION_MAC ? KT_OP_SESSION_MAC : KT_OP_SESSION_VERIFY;
+		it->in.session.session = handle;
+		it->in.session.data = some_data;
+		it->in.session.len = sizeof(some_data);
+		it->in.session.omac = v & 4 ? NULL : given_aes;
+		it->in.session.kind = (int)(v % 3);
 		break;
 	}
 }
@@ -105,7 +121,8 @@ static void check_item_ok(const struct kt_item *it)
 			FUZZ_CHECK(w->key.len * 8 == it->in.wrap.gen_bits);
 		break;
 	}
-	case KT_OP_COPP_SIGN: {
+	case KT_OP_COPP_SIGN:
+	case KT_OP_OPM_SIGN: {
 		const struct kt_copp_sign_args *a = &it->in.copp_sign;
 
 		FUZZ_CHECK(memcmp(it->out.copp.random, a->random, 16) == 0);
@@ -118,8 +135,16 @@ static void check_item_ok(const struct kt_item *it)
 		break;
 	}
 	case KT_OP_COPP_OPEN:
+	case KT_OP_OPM_OPEN:
 		if (it->in.copp_open.expect_random != NULL)
-			FUZZ_CHECK(memcmp(it->out.copp.random, want_random, 16) == 0);
+			FUZZ_CHECK(memcmp(it->in.copp_open.flags & KT_SEAL ? it->out.sealed.random
+									   : it->out.copp.random,
+					  want_random, 16) == 0);
+		break;
+	case KT_OP_SESSION_MAC:
+		FUZZ_CHECK(it->out.blob.len == KT_OMAC_LEN);
+		break;
+	case KT_OP_SESSION_VERIFY:
 		break;
 	case KT_OP_PUBKEY_BLOB:
 		FUZZ_CHECK(it->out.blob.len > 20 && it->out.blob.len <= KT_BLOB_MAX);
@@ -237,6 +262,10 @@ static void decode(const struct frame *f, uint8_t op, unsigned v)
 	case WIRE_OP_WRAP:
 	case WIRE_OP_COPP_SIGN:
 	case WIRE_OP_COPP_OPEN:
+	case WIRE_OP_OPM_SIGN:
+	case WIRE_OP_OPM_OPEN:
+	case WIRE_OP_SESSION_MAC:
+	case WIRE_OP_SESSION_VERIFY:
 		make_item(&it, op, v);
 		st = resp_item(&m, &it, why, sizeof(why));
 		term(why, sizeof(why));
@@ -268,7 +297,8 @@ static void one_frame(uint8_t op, unsigned v, const uint8_t *p, size_t len)
 static void stream(const uint8_t *p, size_t len)
 {
 	static const uint8_t ops[] = { WIRE_OP_UNWRAP, WIRE_OP_WRAP, WIRE_OP_COPP_SIGN,
-				       WIRE_OP_COPP_OPEN, WIRE_OP_PUBKEY };
+				       WIRE_OP_COPP_OPEN, WIRE_OP_PUBKEY, WIRE_OP_OPM_SIGN,
+				       WIRE_OP_OPM_OPEN, WIRE_OP_SESSION_MAC, WIRE_OP_SESSION_VERIFY };
 	struct kt_item items[sizeof(ops)], gone;
 	kt_conn *c = kt_conn_new();
 	uint32_t sync_id, gone_id;
@@ -328,7 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	op = data[0] & 15;
-	if (op > WIRE_OP_STATS)
+	if ((op > WIRE_OP_STATS && op < WIRE_OP_OPM_SIGN) || op > WIRE_OP_SESSION_VERIFY)
 		return 0;
 	if (op == 0)
 		stream(data + 1, size - 1);

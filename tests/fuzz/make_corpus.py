@@ -23,14 +23,16 @@ VEC = os.path.join(TOP, 'tests', 'vectors')
 DATA = os.path.join(TOP, 'tests', 'data')
 
 # docs/protocol.md
-OP = dict(info=1, keys=2, pubkey=3, unwrap=4, wrap=5, copp_sign=6, copp_open=7, stats=8)
+OP = dict(info=1, keys=2, pubkey=3, unwrap=4, wrap=5, copp_sign=6, copp_open=7, stats=8,
+          opm_sign=11, opm_open=12, session_mac=13, session_verify=14, session_close=15)
 T = dict(NAME=1, BLOB=2, PADDING=3, ALG_ID=4, SESSION_KEY=5, PUBLIC_KEY=6, FORMAT=7,
          KEY_BITS=8, RANDOM=9, AES_KEY=10, STATUS_SEQ=11, COMMAND_SEQ=12, SIGNATURE=13,
          MESSAGE=14, VERSION=15, TOKEN_LABEL=16, KEY_COUNT=17, WORKER_COUNT=18, UPTIME=19,
          KEY_ENTRY=20, LABEL=21, ID=22, BITS=23, EXPONENT=24, FLAGS=25, NOTICE=26, MECHANISM=27,
          HSM_ENTRY=28, STATE=29, IN_FLIGHT=30, FAULTS=31, LAST_ERROR=32, OP_ENTRY=33, OP=34,
          STATUS_COUNTS=35, LATENCY_BOUNDS=36, LATENCY_BUCKETS=37, LATENCY_SUM=38,
-         CONNECTIONS=39, ACCEPTED=40, REFUSED=41, POOL_ENTRY=42, QUEUED=43)
+         CONNECTIONS=39, ACCEPTED=40, REFUSED=41, POOL_ENTRY=42, QUEUED=43,
+         SESSION=47, DATA=48, OMAC=49, KIND=51)
 KEYS = ['rsa1024', 'rsa2048', 'rsa4096']     # the fuzzers' key table, in this order
 ALGS = [0x6602, 0x6801, 0x6601, 0x6609, 0x6603, 0x660e, 0x660f, 0x6610]   # common/alg.c order
 
@@ -100,6 +102,8 @@ simpleblobs = [(k, pad, int(alg, 16), unhex(key), unhex(blob))
 negatives = [(name, cls, unhex(blob)) for name, cls, blob in lines('negative.txt')]
 copps = [(k, unhex(r), unhex(a), int(s), int(c), unhex(sig))
          for k, r, a, s, c, sig in lines('copp.txt')]
+opms = [(k, unhex(r), unhex(a), int(s), int(c), unhex(sig))
+        for k, r, a, s, c, sig in lines('opm.txt')]
 pubfiles = {}
 for k in KEYS + ['wine1024']:
     for ext in ('pub.blob', 'pub.pem', 'priv.blob'):
@@ -149,6 +153,12 @@ for name in KEYS:
     for suffix in ('.pem', '.priv.blob'):
         with open(os.path.join(VEC, 'keys', name + suffix), 'rb') as fp:
             seed('fuzz_privkey', name + suffix, fp.read())
+# ---- fuzz_cngblob: the blobs Wine's CNG exported for rsa2048 (public, private, full) ----
+for kind in ('pub', 'priv', 'full'):
+    seed('fuzz_cngblob', 'rsa2048.cng.%s.blob' % kind,
+         read(os.path.join(VEC, 'keys', 'rsa2048.cng.%s.blob' % kind)))
+seed('fuzz_keyfile', 'rsa2048.cng.pub.blob', read(os.path.join(VEC, 'keys', 'rsa2048.cng.pub.blob')))
+seed('fuzz_privkey', 'rsa2048.cng.full.blob', read(os.path.join(VEC, 'keys', 'rsa2048.cng.full.blob')))
 seed('fuzz_publickeyblob', 'rsa2048.sign.blob',
      pubfiles['rsa2048.pub.blob'][:4] + b'\x00\x24\x00\x00' + pubfiles['rsa2048.pub.blob'][8:])
 
@@ -190,6 +200,21 @@ for i, (k, r, a, s, c, sig) in enumerate(copps):
                      u32('STATUS_SEQ', s) + u32('COMMAND_SEQ', c)))
     requests.append(('copp-open-%d' % i, 'copp_open', f('NAME', k) + f('SIGNATURE', sig) + f('RANDOM', r)))
 requests.append(('copp-sign-pub', 'copp_sign', f('PUBLIC_KEY', pubfiles['rsa2048.pub.pem']) + f('RANDOM', bytes(16))))
+for i, (k, r, a, s, c, sig) in enumerate(opms[:3]):
+    requests.append(('opm-sign-%d' % i, 'opm_sign', f('NAME', k) + f('RANDOM', r) + f('AES_KEY', a) +
+                     u32('STATUS_SEQ', s) + u32('COMMAND_SEQ', c)))
+    requests.append(('opm-open-%d' % i, 'opm_open', f('NAME', k) + f('SIGNATURE', sig) + f('RANDOM', r) +
+                     u32('FLAGS', 2 * (i & 1))))
+handle = bytes([0, 0, 0, 1]) + bytes(range(12))
+status_msg = bytes(32) + struct.pack('<II', 7, 0)
+requests += [
+    ('session-mac', 'session_mac', f('SESSION', handle) + f('DATA', status_msg)),
+    ('session-verify-status', 'session_verify', f('SESSION', handle) + f('DATA', status_msg) +
+     f('OMAC', bytes(16)) + u8('KIND', 1)),
+    ('session-verify-copp-status', 'session_verify', f('SESSION', handle) + f('DATA', status_msg) +
+     u8('KIND', 1)),
+    ('session-close', 'session_close', f('SESSION', handle)),
+]
 requests.append(('bad-dup', 'pubkey', f('NAME', 'rsa2048') + f('NAME', 'rsa2048')))
 requests.append(('bad-unknown-key', 'pubkey', f('NAME', 'nosuchkey')))
 for name, op, body in requests:
@@ -248,20 +273,31 @@ responses = [
 ]
 for v in range(8):
     responses.append(('copp-sign-%d' % v, 6, v, f('SIGNATURE', copp_sig) + params))
-for op in range(1, 9):
+    responses.append(('opm-sign-%d' % v, 11, v, f('SIGNATURE', opms[0][5]) + params))
+sealed = f('SESSION', handle) + f('RANDOM', bytes(range(16))) + u32('STATUS_SEQ', 1) + u32('COMMAND_SEQ', 2)
+responses += [
+    ('opm-open', 12, 0, params),
+    ('opm-open-expect', 12, 1, params),
+    ('opm-open-sealed', 12, 3, sealed),
+    ('copp-open-sealed', 7, 2, sealed),
+    ('session-mac', 13, 0, f('OMAC', bytes(16))),
+    ('session-verify', 14, 1, u32('STATUS_SEQ', 8) + u32('COMMAND_SEQ', 0)),
+]
+for op in list(range(1, 9)) + [11, 12, 13, 14]:
     responses.append(('error-%d' % op, op, 0, f('MESSAGE', 'no key named "x"')))
 for name, op, variant, body in responses:
     status = 6 if name.startswith('error') else 0
     fr = frame(op, body, status)
     seed('fuzz_response', name, bytes([op | variant << 4]) + fr)
     seed('fuzz_frame', 'resp-' + name, fr)
-# A stream: answers to the pending items (ids 1..5), the synchronous INFO (id 6) and the
-# abandoned item (id 7), out of order.
-stream = (frame(7, params, ident=4) + frame(1, responses[0][3], ident=6) +
+# A stream: answers to the pending items (ids 1..9), the synchronous INFO (id 10) and the
+# abandoned item (id 11), out of order.
+stream = (frame(7, params, ident=4) + frame(1, responses[0][3], ident=10) +
+          frame(13, f('OMAC', bytes(16)), ident=8) + frame(12, params, ident=7) +
           frame(4, responses[7][3], ident=1) + frame(5, u32('ALG_ID', 0x660e) + f('BLOB', aes_blob), ident=2) +
           frame(3, f('PUBLIC_KEY', pubfiles['rsa2048.pub.blob']), ident=5) +
           frame(6, f('MESSAGE', 'denied'), status=23, ident=3) +
-          frame(4, responses[8][3], ident=7))
+          frame(4, responses[8][3], ident=11))
 seed('fuzz_response', 'stream', b'\x00' + stream)
 seed('fuzz_response', 'stream-cut', b'\x00' + stream[:-7])
 seed('fuzz_frame', 'bad-short-len', struct.pack('>IBBHI', 4, 1, 1, 0, 1))

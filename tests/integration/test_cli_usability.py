@@ -338,7 +338,7 @@ def test_bash_completion():
     assert complete("unw") == ["unwrap"]
     assert set(complete("")) == set(commands())
     assert sorted(complete("--json", "-s", D.socket, "copp-")) == ["copp-open", "copp-sign"]
-    assert complete("pubkey", "rsa2048", "--format", "") == ["blob", "pem", "der"]
+    assert complete("pubkey", "rsa2048", "--format", "") == ["blob", "pem", "der", "cng"]
     assert complete("pubkey", "rsa2048", "--format", "=", "p") == ["pem"]   # bash splits at =
     assert complete("bench", "--op", "wr") == ["wrap", "wrap-generate"]
     assert complete("bench", "--alg", "") == ["AES_128", "AES_256"]

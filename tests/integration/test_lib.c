@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -320,6 +321,52 @@ static int simpleblob_ok(int k, const uint8_t *blob, size_t len, uint32_t alg,
 	return pt_len == key_len && memcmp(pt, key, key_len) == 0;
 }
 
+/* An OPM parameter array under rsa2048: OAEP with SHA-512 as is (big-endian), with OpenSSL. */
+static int opm_sig_ok(const uint8_t sig[256], const uint8_t rnd[16], const uint8_t aes[16],
+		      uint32_t sseq, uint32_t cseq)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(priv[1], NULL);
+	uint8_t m[40], pt[512];
+	size_t pt_len = sizeof(pt);
+	int ok;
+
+	memcpy(m, rnd, 16);
+	memcpy(m + 16, aes, 16);
+	for (int i = 0; i < 4; i++) {
+		m[32 + i] = (uint8_t)(sseq >> (8 * i));
+		m[36 + i] = (uint8_t)(cseq >> (8 * i));
+	}
+	ok = ctx != NULL && EVP_PKEY_decrypt_init(ctx) == 1 &&
+	     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+	     EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha512()) == 1 &&
+	     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha512()) == 1 &&
+	     EVP_PKEY_decrypt(ctx, pt, &pt_len, sig, 256) == 1 && pt_len == 40 &&
+	     memcmp(pt, m, 40) == 0;
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+/* AES-CMAC by OpenSSL, to hold session-mac's answers against. */
+static void ossl_cmac(const uint8_t key[16], const uint8_t *p, size_t n, uint8_t tag[16])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "CMAC", NULL);
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+	char cipher[] = "AES-128-CBC";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t len = 0;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_MAC_init(ctx, key, 16, params), 1);
+	assert_int_equal(EVP_MAC_update(ctx, p, n), 1);
+	assert_int_equal(EVP_MAC_final(ctx, tag, &len, 16), 1);
+	assert_int_equal(len, 16);
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+}
+
 /* A COPP signature under rsa2048 opens, with OpenSSL, to the given values. */
 static int copp_sig_ok(const uint8_t sig[256], const uint8_t rnd[16], const uint8_t aes[16],
 		       uint32_t sseq, uint32_t cseq)
@@ -569,13 +616,26 @@ static void test_pubkey(void **state)
 		uint8_t *p = (uint8_t *)"x";
 		size_t n = 7;
 
-		assert_int_equal(kt_pubkey(c, "rsa2048", 3, &p, &n), KT_ERR_ARG);
+		assert_int_equal(kt_pubkey(c, "rsa2048", 4, &p, &n), KT_ERR_ARG);
 		assert_null(p);
 		assert_int_equal(n, 0);
 		assert_int_equal(kt_pubkey(c, "no-such-key", KT_FMT_PEM, &p, &n), KT_UNKNOWN_KEY);
 		assert_non_null(strstr(kt_errmsg(c), "no-such-key"));
 		assert_null(p);
 		assert_int_equal(kt_pubkey(c, "", KT_FMT_BLOB, &p, &n), KT_ERR_ARG);
+	}
+	{
+		/* CNG: BCRYPT_RSAPUBLIC_BLOB, the vector's bytes. */
+		size_t len;
+		uint8_t *p = NULL, *want = read_file(path_of("keys/rsa2048.cng.pub.blob"), &len);
+		size_t n = 0;
+
+		assert_non_null(want);
+		assert_int_equal(kt_pubkey(c, "rsa2048", KT_FMT_CNG, &p, &n), KT_OK);
+		assert_int_equal(n, len);
+		assert_memory_equal(p, want, n);
+		kt_free(p);
+		free(want);
 	}
 	kt_conn_free(c);
 }
@@ -869,6 +929,153 @@ static void test_copp(void **state)
 		assert_int_equal(kt_copp_open(c, "rsa2048", NULL, NULL, &o), KT_ERR_ARG);
 	}
 	copp_sign_to_xml(c);
+	kt_conn_free(c);
+}
+
+/* OPM status request (OPM_GET_INFO_PARAMETERS after its OMAC): random, GUID, sequence number. */
+static size_t opm_status(uint8_t *d, uint32_t seq)
+{
+	memset(d, 0x5a, 40);
+	for (int i = 0; i < 4; i++)
+		d[32 + i] = (uint8_t)(seq >> (8 * i));
+	return 40;
+}
+
+static void test_opm(void **state)
+{
+	struct kt_copp_sign_args a = { .to_key = "rsa2048" };
+	struct kt_copp s, o;
+	kt_conn *c = connected();
+	uint8_t wrong[16] = { 0 };
+
+	(void)state;
+	fill_random(a.random, 16);
+	assert_int_equal(kt_opm_sign(c, &a, &s), KT_OK);
+	assert_true(opm_sig_ok(s.signature, a.random, s.aes_key, s.status_seq, s.command_seq));
+	assert_int_equal(kt_opm_open(c, "rsa2048", s.signature, a.random, KT_STRICT, &o), KT_OK);
+	assert_memory_equal(o.aes_key, s.aes_key, 16);
+	assert_int_equal(o.status_seq, s.status_seq);
+	assert_int_equal(o.command_seq, s.command_seq);
+	wrong[0] = (uint8_t)(a.random[0] ^ 1);
+	assert_int_equal(kt_opm_open(c, "rsa2048", s.signature, wrong, 0, &o), KT_RANDOM_MISMATCH);
+	assert_int_equal(kt_opm_open(c, "rsa1024", s.signature, NULL, 0, &o), KT_KEY_SIZE);
+	assert_int_equal(kt_opm_open(c, "rsa2048", s.signature, NULL, KT_SEAL, &o), KT_ERR_ARG);
+	a.to_key = "rsa1024";
+	assert_int_equal(kt_opm_sign(c, &a, &s), KT_KEY_SIZE);
+	/* Everything given, to rsa2048's public key as a CNG blob and as DER. */
+	for (int f = 0; f < 2; f++) {
+		size_t len;
+		uint8_t *pub = read_file(path_of(f ? "../data/rsa2048.pub.der"
+						   : "keys/rsa2048.cng.pub.blob"), &len);
+		struct kt_copp_sign_args g = { .to_pub = pub, .to_pub_len = len,
+					       .flags = KT_COPP_AES_KEY | KT_COPP_STATUS_SEQ |
+							KT_COPP_COMMAND_SEQ,
+					       .status_seq = 0x01020304, .command_seq = UINT32_MAX };
+
+		assert_non_null(pub);
+		fill_random(g.random, 16);
+		fill_random(g.aes_key, 16);
+		assert_int_equal(kt_opm_sign(c, &g, &s), KT_OK);
+		assert_true(opm_sig_ok(s.signature, g.random, g.aes_key, 0x01020304, UINT32_MAX));
+		assert_int_equal(kt_opm_open(c, "rsa2048", s.signature, g.random, 0, &o), KT_OK);
+		assert_memory_equal(o.aes_key, g.aes_key, 16);
+		free(pub);
+	}
+	kt_conn_free(c);
+}
+
+static void test_sessions(void **state)
+{
+	struct kt_copp_sign_args a = { .to_key = "rsa2048",
+				       .flags = KT_COPP_STATUS_SEQ | KT_COPP_COMMAND_SEQ,
+				       .status_seq = UINT32_MAX, .command_seq = 7 };
+	struct kt_session_stats before, after;
+	struct kt_recipient_stats rec = { 0 }, rec2 = { 0 };
+	struct kt_session_seq next;
+	struct kt_stats *st = malloc(sizeof(*st));
+	struct kt_sealed sl, sl2;
+	struct kt_copp s;
+	kt_conn *c = connected();
+	uint8_t data[40], tag[16], want[16], big[KT_SESSION_DATA_MAX + 1] = { 0 };
+
+	(void)state;
+	assert_non_null(st);
+	assert_int_equal(kt_stats_sessions(c, st, NULL, &before), KT_OK);
+	fill_random(a.random, 16);
+	assert_int_equal(kt_opm_sign(c, &a, &s), KT_OK);
+	assert_int_equal(kt_opm_open_sealed(c, "rsa2048", s.signature, a.random, &sl), KT_OK);
+	assert_memory_equal(sl.random, a.random, 16);
+	assert_int_equal(sl.status_seq, UINT32_MAX);
+	assert_int_equal(sl.command_seq, 7);
+	/* session-mac: AES-CMAC under the key opm-sign chose. */
+	for (size_t n = 0; n <= 40; n += 8) {
+		fill_random(data, sizeof(data));
+		assert_int_equal(kt_session_mac(c, sl.session, data, n, tag), KT_OK);
+		ossl_cmac(s.aes_key, data, n, want);
+		assert_memory_equal(tag, want, 16);
+	}
+	assert_int_equal(kt_session_mac(c, sl.session, big, sizeof(big), tag), KT_ERR_ARG);
+	/* session-verify: the status number wraps from 2^32-1 to 0; a replay is refused. */
+	opm_status(data, UINT32_MAX);
+	ossl_cmac(s.aes_key, data, 40, want);
+	assert_int_equal(kt_session_verify(c, sl.session, data, 40, want, KT_KIND_STATUS, &next),
+			 KT_OK);
+	assert_int_equal(next.next_status_seq, 0);
+	assert_int_equal(next.next_command_seq, 7);
+	assert_int_equal(kt_session_verify(c, sl.session, data, 40, want, KT_KIND_STATUS, &next),
+			 KT_BAD_SEQUENCE);
+	want[3] ^= 0x10;
+	assert_int_equal(kt_session_verify(c, sl.session, data, 40, want, KT_KIND_NONE, NULL),
+			 KT_OMAC_MISMATCH);
+	assert_int_equal(kt_session_verify(c, sl.session, data, 40, want, 9, NULL), KT_ERR_ARG);
+	/* Pipelined: a MAC and a verify as items. */
+	{
+		struct kt_item it[2] = { { .op = KT_OP_SESSION_MAC }, { .op = KT_OP_SESSION_VERIFY } };
+
+		opm_status(data, 0);
+		ossl_cmac(s.aes_key, data, 40, want);
+		for (int i = 0; i < 2; i++) {
+			it[i].in.session.session = sl.session;
+			it[i].in.session.data = data;
+			it[i].in.session.len = 40;
+		}
+		it[1].in.session.omac = want;
+		it[1].in.session.kind = KT_KIND_STATUS;
+		assert_int_equal(kt_batch(c, it, 2, 2), KT_OK);
+		assert_int_equal(it[0].status, KT_OK);
+		assert_int_equal(it[0].out.blob.len, 16);
+		assert_memory_equal(it[0].out.blob.b, want, 16);
+		assert_int_equal(it[1].status, KT_OK);
+		assert_int_equal(it[1].out.seq.next_status_seq, 1);
+	}
+	/* A sealed COPP session: a status request without an OMAC. */
+	{
+		struct kt_copp_sign_args ca = { .to_key = "rsa2048", .flags = KT_COPP_STATUS_SEQ,
+						.status_seq = 3 };
+
+		fill_random(ca.random, 16);
+		assert_int_equal(kt_copp_sign(c, &ca, &s), KT_OK);
+		assert_int_equal(kt_copp_open_sealed(c, "rsa2048", s.signature, ca.random, KT_STRICT,
+						     &sl2), KT_OK);
+		opm_status(data, 3);
+		assert_int_equal(kt_session_verify(c, sl2.session, data, 40, NULL, KT_KIND_STATUS,
+						   &next), KT_OK);
+		assert_int_equal(next.next_status_seq, 4);
+		assert_int_equal(kt_session_close(c, sl2.session), KT_OK);
+	}
+	assert_int_equal(kt_stats_sessions(c, st, &rec, &after), KT_OK);
+	/* The recipient counters come in the same answer, as kt_stats_recipients reads them. */
+	assert_int_equal(rec.present, 1);
+	assert_int_equal(kt_stats_recipients(c, st, &rec2), KT_OK);
+	assert_true(rec2.hits >= rec.hits && rec2.misses >= rec.misses);
+	assert_int_equal(after.open, before.open + 1);
+	assert_int_equal(after.opened, before.opened + 2);
+	assert_int_equal(kt_session_close(c, sl.session), KT_OK);
+	assert_int_equal(kt_session_close(c, sl.session), KT_UNKNOWN_SESSION);
+	assert_int_equal(kt_session_mac(c, sl.session, data, 4, tag), KT_UNKNOWN_SESSION);
+	assert_int_equal(kt_session_close(c, NULL), KT_ERR_ARG);
+	assert_int_equal(kt_stats_sessions(c, st, NULL, NULL), KT_ERR_ARG);
+	free(st);
 	kt_conn_free(c);
 }
 
@@ -1352,6 +1559,8 @@ int main(void)
 		cmocka_unit_test(test_unwrap_vectors),
 		cmocka_unit_test(test_wrap_then_unwrap),
 		cmocka_unit_test(test_copp),
+		cmocka_unit_test(test_opm),
+		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_submit_complete),
 		cmocka_unit_test(test_batch),

@@ -82,7 +82,7 @@ def test_pubkey_formats():
                                vectors("keys", name + ".pub.pem")], capture_output=True,
                               check=True).stdout
         assert der == want, name
-    expect(c.call("pubkey", field("NAME", "rsa2048") + u8("FORMAT", 3)), "BAD_REQUEST")
+    expect(c.call("pubkey", field("NAME", "rsa2048") + u8("FORMAT", 4)), "BAD_REQUEST")
     expect(c.call("pubkey", field("NAME", "nosuch")), "UNKNOWN_KEY")
 
 

@@ -92,7 +92,7 @@ def test_counts_after_a_known_run():
     known_run()
     s = PY.stats()
     ops = by_name(s)
-    assert [o.op for o in s.ops] == list(range(11)), [o.op for o in s.ops]
+    assert [o.op for o in s.ops] == list(range(16)), [o.op for o in s.ops]
     for o in s.ops:
         want = EXPECTED.get(o.name, {})
         assert statuses(o) == want, (o.name, statuses(o), want)
@@ -119,12 +119,14 @@ def test_json_shape_and_python_agree():
     obj = json.loads(ok("--json", "stats"))
     after = PY.stats()
     assert set(obj) == {"uptime_s", "connections", "accepted", "refused", "latency_bounds_us",
-                        "ops", "pools", "recipient_cache", "hsms"}, sorted(obj)
-    # No wrap to a PUBLIC_KEY here (test_recipients.py has those).
+                        "ops", "pools", "recipient_cache", "sessions", "hsms"}, sorted(obj)
+    # No wrap to a PUBLIC_KEY here (test_recipients.py has those), no sealed session.
     assert obj["recipient_cache"] == {"entries": 0, "hits": 0, "misses": 0}
+    assert obj["sessions"] == {"open": 0, "opened": 0, "expired": 0}, obj["sessions"]
+    assert (after.sessions, after.sessions_opened, after.sessions_expired) == (0, 0, 0)
     assert (after.recipient_hits, after.recipient_misses, after.recipients) == (0, 0, 0)
     assert obj["latency_bounds_us"] == list(before.bounds_us)
-    assert [o["code"] for o in obj["ops"]] == list(range(11))
+    assert [o["code"] for o in obj["ops"]] == list(range(16))
     for o in obj["ops"]:
         assert set(o) == {"op", "code", "count", "statuses", "latency_buckets", "latency_sum_ns"}
         assert sum(o["latency_buckets"]) == o["count"] == sum(o["statuses"].values())

@@ -41,12 +41,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "hex.h"
 
 #define MAX_FILE 16384   /* a 4096-bit PRIVATEKEYBLOB is 2324 bytes */
 #define MAX_RSA 1024     /* bytes of modulus: up to 8192 bits */
 #define MAX_OUT 8192     /* characters of one result */
-#define MAX_ARGS 8
 
 static HCRYPTPROV prov;
 static char errmsg[512];
@@ -380,51 +380,14 @@ static int run(int argc, char **argv, char *out)
 	return -2;
 }
 
-static int batch(const char *in_path, const char *out_path)
+/* The last failure, for the batch runner. */
+static unsigned long last_error(const char **msg)
 {
-	static char line[MAX_FILE], out[MAX_OUT];
-	FILE *in = fopen(in_path, "rb");
-	if (!in) {
-		fprintf(stderr, "capi: cannot open %s\n", in_path);
-		return 2;
-	}
-	FILE *res = fopen(out_path, "wb");
-	if (!res) {
-		fprintf(stderr, "capi: cannot create %s\n", out_path);
-		fclose(in);
-		return 2;
-	}
-	int failed = 0;
-	while (fgets(line, sizeof line, in)) {
-		char *argv[MAX_ARGS + 1];
-		int argc = 0, too_many = 0;
-		for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
-			if (argc == MAX_ARGS)
-				too_many = 1;
-			else
-				argv[argc++] = tok;
-		}
-		argv[argc] = NULL;
-		if (argc == 0 || argv[0][0] == '#')
-			continue;
-		if (too_many)
-			fail_usage("too many arguments", argv[0]);
-		if (!too_many && run(argc, argv, out) == 0) {
-			fprintf(res, "ok %s\n", out);
-		} else {
-			failed = 1;
-			fprintf(res, "err %08lx %s\n", (unsigned long)errcode, errmsg);
-		}
-		fflush(res);
-	}
-	int bad = ferror(in) || ferror(res);
-	fclose(in);
-	if (fclose(res) || bad) {
-		fprintf(stderr, "capi: batch I/O error\n");
-		return 2;
-	}
-	return failed;
+	*msg = errmsg;
+	return (unsigned long)errcode;
 }
+
+static const struct batch_prog prog = { "capi", run, fail_usage, last_error };
 
 int main(int argc, char **argv)
 {
@@ -447,7 +410,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: capi batch INFILE OUTFILE\n");
 			rc = 2;
 		} else {
-			rc = batch(argv[2], argv[3]);
+			rc = batch_run(&prog, argv[2], argv[3]);
 		}
 	} else {
 		rc = run(argc - 1, argv + 1, out);

@@ -192,6 +192,7 @@ label = kx1
 id = 01
 allow_unwrap = group:keytrans
 allow_copp_open = group:keytrans
+allow_opm_open = group:keytrans
 allow_wrap = *
 allow_pubkey = *
 CONF

@@ -15,7 +15,8 @@ from harness import Daemon, Workspace, vectors
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = "exchange1"
 PER_UID, TOTAL = 6, 32
-RULES = "\n".join(["allow_unwrap = *", "allow_copp_open = *", "allow_pubkey = *", "allow_wrap = *"])
+RULES = "\n".join(["allow_unwrap = *", "allow_copp_open = *", "allow_opm_open = *", "allow_pubkey = *",
+                   "allow_wrap = *"])
 LIMITS = "\n".join(["max_connections = %d" % TOTAL, "max_connections_per_uid = %d" % PER_UID,
                     "allow_public_ops = *", "request_timeout = 30"])
 

@@ -97,6 +97,7 @@ static void test_setting_names(void **state)
 	assert_string_equal(acl_op_setting(ACL_WRAP), "allow_wrap");
 	assert_string_equal(acl_op_setting(ACL_COPP_OPEN), "allow_copp_open");
 	assert_string_equal(acl_op_setting(ACL_PUBKEY), "allow_pubkey");
+	assert_string_equal(acl_op_setting(ACL_OPM_OPEN), "allow_opm_open");
 }
 
 int main(void)

@@ -551,6 +551,36 @@ static void test_bad_missing(void **state)
 }
 
 /* Keys collected before the error are released; the config is empty and reusable. */
+/* Issue 14: sealed sessions' limits and the allow_opm_open rule. */
+static void test_session_settings(void **state)
+{
+	struct fixture *f = *state;
+
+	/* Defaults, values, each given once, with every other setting. */
+	load_good(f, HSM);
+	assert_int_equal(f->c.limits.max_sessions, 4096);
+	assert_int_equal(f->c.limits.max_sessions_per_uid, 64);
+	assert_int_equal(f->c.limits.session_idle_timeout, 300);
+	config_free(&f->c);
+	load_good(f, "[daemon]\nmax_connections = 5\nrecipient_cache = 0\nstats_outcomes = uid:7\n"
+		     "max_sessions = 0\nmax_sessions_per_uid = 3\nsession_idle_timeout = 2\n" HSM
+		     "[key a]\nlabel = a\nallow_opm_open = uid:4242\n");
+	assert_int_equal(f->c.limits.max_connections, 5);
+	assert_int_equal(f->c.limits.max_sessions, 0);
+	assert_int_equal(f->c.limits.max_sessions_per_uid, 3);
+	assert_int_equal(f->c.limits.session_idle_timeout, 2);
+	assert_true(f->c.stats_outcomes.set);
+	assert_int_equal(f->c.keys[0].allow[ACL_OPM_OPEN].e[0].id, 4242);
+	assert_false(f->c.keys[0].allow[ACL_COPP_OPEN].set);
+	config_free(&f->c);
+	assert_bad_line(f, "[daemon]\nsession_idle_timeout = 0\n", 2,
+			"session_idle_timeout must be a number from 1 to 86400, not \"0\"");
+	assert_bad_line(f, "[daemon]\nmax_sessions = 1\nmax_sessions = 2\n", 3,
+			"max_sessions given twice in this section");
+	assert_bad_line(f, HSM "[key a]\nlabel = a\nallow_opm_open = *\nallow_opm_open = *\n", 8,
+			"allow_opm_open given twice in this section");
+}
+
 /* Issue 3's settings: access rules, mechanism, limits. */
 static void test_security_settings(void **state)
 {
@@ -872,6 +902,7 @@ int main(void)
 		T(test_bad_values),
 		T(test_bad_missing),
 		T(test_security_settings),
+		T(test_session_settings),
 		T(test_bad_after_keys),
 		T(test_short_err),
 		T(test_uri_good),

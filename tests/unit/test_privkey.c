@@ -24,9 +24,10 @@
 #include "keytrans_status.h"
 #include "privatekeyblob.h"
 #include "privkey.h"
+#include "privkey_check.h"
 #include "vectors.h"
 
-#define SECURE_HEAP (1 << 20)
+#define SECURE_HEAP PRIVKEY_CHECK_HEAP
 #define DER_MAX 20000
 
 static const char *const key_names[] = { "rsa1024", "rsa2048", "rsa4096", "wine1024" };
@@ -57,82 +58,15 @@ static struct rsa_parts *numbers_of(EVP_PKEY *k)
 	return parts;
 }
 
-static void assert_same_numbers(const struct rsa_parts *got, const struct rsa_parts *want)
-{
-	assert_int_equal(got->bits, want->bits);
-	for (int i = 0; i < RSA_NPARTS; i++) {
-		assert_int_equal(got->num[i].len, want->num[i].len);
-		assert_memory_equal(got->num[i].b, want->num[i].b, want->num[i].len);
-	}
-}
-
-/*
- * OpenSSL's allocations in the ordinary heap while privkey_parse runs, but
- * for a BN_CTX's own structures (headers, no digits): any other would be a
- * number of the key, or part of one, outside the locked heap.
- */
-static int watching;
-static char stray[256];
-
-static void note(const char *file, int line)
-{
-	if (watching && stray[0] == '\0' && (file == NULL || strstr(file, "bn_ctx.c") == NULL))
-		snprintf(stray, sizeof(stray), "%s:%d", file ? file : "?", line);
-}
-
-static void *watch_malloc(size_t n, const char *file, int line)
-{
-	note(file, line);
-	return malloc(n);
-}
-
-static void *watch_realloc(void *p, size_t n, const char *file, int line)
-{
-	note(file, line);
-	return realloc(p, n);
-}
-
-static void watch_free(void *p, const char *file, int line)
-{
-	(void)file;
-	(void)line;
-	free(p);
-}
-
-/*
- * privkey_parse, checking what holds on every path: nothing of the key in
- * OpenSSL's ordinary heap, an accepted key's numbers in the locked heap, and
- * afterwards (freed, or refused) the locked heap back where it was.
- */
-static int parse(const void *p, size_t n, struct rsa_parts **out, char *why, size_t whylen)
-{
-	size_t before = CRYPTO_secure_used();
-	int st;
-
-	stray[0] = '\0';
-	watching = 1;
-	st = privkey_parse(p, n, out, why, whylen);
-	watching = 0;
-	if (stray[0] != '\0')
-		fail_msg("OpenSSL allocated ordinary memory at %s", stray);
-	if (st != KT_OK) {
-		assert_null(*out);
-		assert_int_equal(CRYPTO_secure_used(), before);
-	} else {
-		assert_true(CRYPTO_secure_allocated(*out));
-	}
-	return st;
-}
-
 static void assert_accepted(const void *p, size_t n, const struct rsa_parts *want)
 {
 	size_t before = CRYPTO_secure_used();
 	struct rsa_parts *got = NULL;
 	char why[256] = "";
 
-	if (parse(p, n, &got, why, sizeof(why)) != KT_OK)
+	if (privkey_check_parse(p, n, &got, why, sizeof(why)) != KT_OK)
 		fail_msg("refused: %s", why);
-	assert_same_numbers(got, want);
+	privkey_check_same(got, want);
 	privkey_parts_free(got);
 	assert_int_equal(CRYPTO_secure_used(), before);
 }
@@ -142,7 +76,7 @@ static void assert_parse_refused(const void *p, size_t n, int status, const char
 	struct rsa_parts *k = (struct rsa_parts *)1;
 	char why[256] = "";
 
-	assert_int_equal(parse(p, n, &k, why, sizeof(why)), status);
+	assert_int_equal(privkey_check_parse(p, n, &k, why, sizeof(why)), status);
 	if (strstr(why, why_part) == NULL)
 		fail_msg("\"%s\" does not say \"%s\"", why, why_part);
 }
@@ -289,7 +223,7 @@ static void test_blob_vectors(void **state)
 		assert_int_equal(len, privatekeyblob_len(want->bits));
 		assert_int_equal(privatekeyblob_decode(blob, len, got, why, sizeof(why)), KT_OK);
 		got->bits = want->bits;         /* privkey_parse's check sets it */
-		assert_same_numbers(got, want);
+		privkey_check_same(got, want);
 		assert_accepted(blob, len, want);
 		free(blob);
 		free(got);
@@ -823,14 +757,7 @@ int main(void)
 	};
 
 	/* Before OpenSSL allocates anything: its ordinary heap is watched too. */
-	if (!CRYPTO_set_mem_functions(watch_malloc, watch_realloc, watch_free)) {
-		fprintf(stderr, "cannot watch OpenSSL's allocations\n");
+	if (privkey_check_setup() != 0)
 		return 1;
-	}
-	/* The daemon's arrangement: secrets go to a locked heap, which the tests watch. */
-	if (CRYPTO_secure_malloc_init(SECURE_HEAP, 16) == 0) {
-		fprintf(stderr, "cannot set up a locked heap\n");
-		return 1;
-	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

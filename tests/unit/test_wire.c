@@ -480,16 +480,15 @@ static void test_parse_unknown_tag(void **state)
 	len = field(body, 0, 1, "x");
 	assert_refused(body, len, "unknown field tag 0");
 	len = field(body, WIRE_T_MAX, 0, NULL);
-	assert_refused(body, len, "unknown field tag 51");
-	/* A gap in the numbering (47..49) is unknown too. */
-	len = field(body, 47, 0, NULL);
-	assert_refused(body, len, "unknown field tag 47");
+	assert_refused(body, len, "unknown field tag 55");
+	len = field(body, 56, 0, NULL);
+	assert_refused(body, len, "unknown field tag 56");
 	len = field(body, 0xffff, 2, "ab");
 	assert_refused(body, len, "unknown field tag 65535");
 	/* After good fields. */
 	len = field(body, WIRE_T_NAME, 1, "a");
-	len += field(body + len, 49, 0, NULL);
-	assert_refused(body, len, "unknown field tag 49");
+	len += field(body + len, 57, 0, NULL);
+	assert_refused(body, len, "unknown field tag 57");
 }
 
 static void test_parse_duplicates(void **state)
@@ -644,7 +643,7 @@ static int request_tag(unsigned tag)
 		WIRE_T_NAME, WIRE_T_BLOB, WIRE_T_PADDING, WIRE_T_ALG_ID, WIRE_T_SESSION_KEY,
 		WIRE_T_PUBLIC_KEY, WIRE_T_FORMAT, WIRE_T_KEY_BITS, WIRE_T_RANDOM, WIRE_T_AES_KEY,
 		WIRE_T_STATUS_SEQ, WIRE_T_COMMAND_SEQ, WIRE_T_SIGNATURE, WIRE_T_BITS, WIRE_T_EXPONENT,
-		WIRE_T_FLAGS, WIRE_T_PRIVATE_KEY,
+		WIRE_T_FLAGS, WIRE_T_PRIVATE_KEY, WIRE_T_SESSION, WIRE_T_DATA, WIRE_T_OMAC, WIRE_T_KIND,
 	};
 
 	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
@@ -672,11 +671,13 @@ static void test_request_rules(void **state)
 	assert_int_equal(wire_parse_request(body, field(body, WIRE_T_NAME, 7, "k\xc3\xa9y\xe2\x82\xac"),
 					    &m, why, sizeof(why)), 0);
 	/* Reserved FLAGS bits. */
-	assert_request_refused(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x02"),
-			       "field FLAGS sets reserved bits (0x00000002)");
+	assert_request_refused(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x04"),
+			       "field FLAGS sets reserved bits (0x00000004)");
 	assert_request_refused(body, field(body, WIRE_T_FLAGS, 4, "\x80\0\0\x01"),
 			       "field FLAGS sets reserved bits (0x80000000)");
 	assert_int_equal(wire_parse_request(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x01"), &m, why,
+					    sizeof(why)), 0);
+	assert_int_equal(wire_parse_request(body, field(body, WIRE_T_FLAGS, 4, "\0\0\0\x03"), &m, why,
 					    sizeof(why)), 0);
 	/* Answer-only tags are refused; every request tag is refused when repeated. */
 	for (size_t i = 0; i < NTAGS; i++) {
@@ -698,7 +699,7 @@ static void test_request_rules(void **state)
 		assert_request_refused(body, len, want);
 	}
 	/* Unknown tags stay refused, as in groups. */
-	assert_request_refused(body, field(body, 47, 1, "x"), "unknown field tag 47");
+	assert_request_refused(body, field(body, 55, 1, "x"), "unknown field tag 55");
 }
 
 /* A short why buffer gets a truncated, still terminated message. */
@@ -840,7 +841,7 @@ static void test_status_names(void **state)
 	size_t n = sizeof(all) / sizeof(all[0]), wire_codes = 0;
 
 	(void)state;
-	assert_int_equal(n, 33);
+	assert_int_equal(n, 37);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(wire_status_name(all[i].code), all[i].name);
 		assert_string_equal(wire_status_text(all[i].code), all[i].text);
@@ -853,7 +854,7 @@ static void test_status_names(void **state)
 			assert_string_not_equal(all[i].text, all[j].text);
 		}
 	}
-	assert_int_equal(wire_codes, 27);
+	assert_int_equal(wire_codes, 31);
 	/* Known by value. */
 	assert_string_equal(wire_status_name(KT_OK), "OK");
 	assert_string_equal(wire_status_name(14), "UNWRAP_FAILED");
@@ -867,11 +868,15 @@ static void test_status_names(void **state)
 	assert_string_equal(wire_status_name(24), "TIMEOUT");
 	assert_string_equal(wire_status_name(25), "HSM_UNAVAILABLE");
 	assert_string_equal(wire_status_name(26), "NOT_SUPPORTED");
-	assert_string_equal(wire_status_name(27), "UNKNOWN");
+	assert_string_equal(wire_status_name(27), "OMAC_MISMATCH");
+	assert_string_equal(wire_status_name(28), "UNKNOWN_SESSION");
+	assert_string_equal(wire_status_name(29), "BAD_SEQUENCE");
+	assert_string_equal(wire_status_name(30), "SESSION_LIMIT");
+	assert_string_equal(wire_status_name(31), "UNKNOWN");
 	assert_string_equal(wire_status_name(-7), "UNKNOWN");
 	assert_string_equal(wire_status_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_status_name(-2147483647 - 1), "UNKNOWN");
-	assert_string_equal(wire_status_text(27), "unknown status");
+	assert_string_equal(wire_status_text(31), "unknown status");
 	assert_string_equal(wire_status_text(-7), "unknown status");
 	assert_string_equal(wire_status_text(65535), "unknown status");
 }
@@ -889,7 +894,7 @@ static void test_op_and_tag_names(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 10);
+	assert_int_equal(sizeof(ops) / sizeof(ops[0]), 15);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		assert_string_equal(wire_op_name(ops[i].code), ops[i].str);
 	assert_string_equal(wire_op_name(1), "info");
@@ -900,13 +905,18 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_op_name(8), "stats");
 	assert_string_equal(wire_op_name(9), "keygen");
 	assert_string_equal(wire_op_name(10), "import");
-	assert_string_equal(wire_op_name(11), "unknown");
+	assert_string_equal(wire_op_name(11), "opm-sign");
+	assert_string_equal(wire_op_name(12), "opm-open");
+	assert_string_equal(wire_op_name(13), "session-mac");
+	assert_string_equal(wire_op_name(14), "session-verify");
+	assert_string_equal(wire_op_name(15), "session-close");
+	assert_string_equal(wire_op_name(16), "unknown");
 	assert_string_equal(wire_op_name(255), "unknown");
 	assert_string_equal(wire_op_name(0xffffffffu), "unknown");
 
-	assert_int_equal(NTAGS, 47);
+	assert_int_equal(NTAGS, 54);
 	for (size_t i = 0; i < NTAGS; i++) {
-		assert_int_equal(tag_defs[i].tag, i < 46 ? i + 1 : 50 + (i - 46));
+		assert_int_equal(tag_defs[i].tag, i + 1);
 		assert_string_equal(wire_tag_name(tag_defs[i].tag), tag_defs[i].name);
 	}
 	assert_string_equal(wire_tag_name(1), "NAME");
@@ -920,7 +930,10 @@ static void test_op_and_tag_names(void **state)
 	assert_string_equal(wire_tag_name(43), "QUEUED");
 	assert_string_equal(wire_tag_name(44), "RECIPIENT_HITS");
 	assert_string_equal(wire_tag_name(46), "RECIPIENTS");
-	assert_string_equal(wire_tag_name(47), "UNKNOWN");
+	assert_string_equal(wire_tag_name(47), "SESSION");
+	assert_string_equal(wire_tag_name(50), "PRIVATE_KEY");
+	assert_string_equal(wire_tag_name(54), "SESSIONS_EXPIRED");
+	assert_string_equal(wire_tag_name(55), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffff), "UNKNOWN");
 	assert_string_equal(wire_tag_name(0xffffffffu), "UNKNOWN");
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
@@ -119,4 +120,22 @@ void vectors_rsa_raw(EVP_PKEY *priv, const uint8_t *c, size_t k, uint8_t *em)
 	assert_true(EVP_PKEY_decrypt(ctx, em, &out_len, c, k) > 0);
 	assert_int_equal(out_len, k);
 	EVP_PKEY_CTX_free(ctx);
+}
+
+long vectors_oaep_decrypt(EVP_PKEY *priv, const EVP_MD *md, const uint8_t *c, size_t k,
+			  uint8_t *out, size_t cap)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(priv, NULL);
+	size_t out_len = cap;
+	int ok;
+
+	assert_non_null(ctx);
+	assert_true(EVP_PKEY_decrypt_init(ctx) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) > 0);
+	ok = EVP_PKEY_decrypt(ctx, out, &out_len, c, k) > 0;
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();      /* a refusal leaves its reason queued */
+	return ok ? (long)out_len : -1;
 }

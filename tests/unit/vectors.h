@@ -29,5 +29,12 @@ EVP_PKEY *vectors_public_key(const char *name);
 size_t vectors_unhex(const char *hex, uint8_t *out, size_t cap);
 /* Raw RSA private operation in software (what the HSM does with CKM_RSA_X_509). */
 void vectors_rsa_raw(EVP_PKEY *priv, const uint8_t *c, size_t k, uint8_t *em);
+/*
+ * OpenSSL's own RSAES-OAEP decryption with md for the hash and for MGF1 and
+ * an empty label: an implementation independent of daemon/formats/oaep.c.
+ * The message length, or -1 when OpenSSL refuses the ciphertext.
+ */
+long vectors_oaep_decrypt(EVP_PKEY *priv, const EVP_MD *md, const uint8_t *c, size_t k,
+			  uint8_t *out, size_t cap);
 
 #endif

@@ -10,11 +10,13 @@ sending it and waiting for its answer. A call whose caller gives up (a timeout, 
 cancelled) leaves the connection usable; its late answer is dropped. Like the blocking client,
 a call that finds the connection closed by the daemon connects again first, and one that
 failed because the connection was lost (ERR_IO) or the daemon is stopping (SHUTTING_DOWN) is
-sent once more on a new connection within its time limit (not keygen and import_key);
+sent once more on a new connection within its time limit (not keygen, import_key, a sealed
+open, session_close, and a session_verify that checks a sequence number);
 reconnect = False turns both off. A Connection belongs to one event loop."""
 import asyncio
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union
+from typing import (Any, Callable, Dict, Iterable, List, Literal, Optional, Set, Tuple, Type,
+                    TypeVar, Union, overload)
 from types import TracebackType
 
 from . import status as st
@@ -24,9 +26,10 @@ from .client import (DEFAULT_DEPTH, DEFAULT_TIMEOUT, TimeLimited, open_socket, s
                      timeout_ms)
 from .errors import KeytransError
 from .requests import (LOCAL_REFUSALS, BatchResults, Request, build, req_copp_open,
-                       req_copp_sign, req_import, req_info, req_keygen, req_keys, req_pubkey,
-                       req_stats, req_unwrap, req_wrap)
-from .results import Copp, Info, Key, NewKey, SessionKey, Stats, Wrapped
+                       req_copp_sign, req_import, req_info, req_keygen, req_keys, req_opm_open,
+                       req_opm_sign, req_pubkey, req_session_close, req_session_mac,
+                       req_session_verify, req_stats, req_unwrap, req_wrap)
+from .results import Copp, Info, Key, NewKey, Sealed, SessionKey, SessionSeq, Stats, Wrapped
 from .wire import HEADER, OPS, VERSION, frame_length_error, request_frame
 
 R = TypeVar("R")
@@ -142,7 +145,8 @@ class Connection(TimeLimited):
         return await self._call(req_keys)
 
     async def pubkey(self, name: Union[str, bytes], format: Union[str, int] = "blob") -> bytes:
-        """The key's public half as bytes: "blob" (PUBLICKEYBLOB), "pem" or "der" (SPKI)."""
+        """The key's public half as bytes: "blob" (PUBLICKEYBLOB), "pem" or "der" (SPKI), or
+        "cng" (BCRYPT_RSAPUBLIC_BLOB)."""
         return await self._call(req_pubkey, name, format)
 
     async def unwrap(self, name: Union[str, bytes], blob: Union[bytes, bytearray, memoryview],
@@ -165,10 +169,66 @@ class Connection(TimeLimited):
         return await self._call(req_copp_sign, random, to_key, to_pub, aes_key, status_seq,
                                 command_seq)
 
+    @overload
     async def copp_open(self, name: Union[str, bytes], signature: bytes,
-                        expect_random: Optional[bytes] = None, strict: bool = False) -> Copp:
-        """Copp(None, random, aes_key, status_seq, command_seq) from a 256-byte signature."""
-        return await self._call(req_copp_open, name, signature, expect_random, strict)
+                        expect_random: Optional[bytes] = None, strict: bool = False,
+                        seal: Literal[False] = False) -> Copp: ...
+
+    @overload
+    async def copp_open(self, name: Union[str, bytes], signature: bytes,
+                        expect_random: Optional[bytes] = None, strict: bool = False, *,
+                        seal: Literal[True]) -> Sealed: ...
+
+    async def copp_open(self, name: Union[str, bytes], signature: bytes,
+                        expect_random: Optional[bytes] = None, strict: bool = False,
+                        seal: bool = False) -> Union[Copp, Sealed]:
+        """Copp(None, random, aes_key, status_seq, command_seq) from a 256-byte signature;
+        seal: Sealed(session, random, status_seq, command_seq), the AES key kept in the
+        daemon."""
+        result: Union[Copp, Sealed] = await self._call(
+            req_copp_open, name, signature, expect_random, strict, seal, retry=not seal)
+        return result
+
+    async def opm_sign(self, random: bytes, to_key: Optional[Union[str, bytes]] = None,
+                       to_pub: Optional[bytes] = None, aes_key: Optional[bytes] = None,
+                       status_seq: Optional[int] = None,
+                       command_seq: Optional[int] = None) -> Copp:
+        """Copp(signature, ...) for an OPM session (RSAES-OAEP with SHA-512)."""
+        return await self._call(req_opm_sign, random, to_key, to_pub, aes_key, status_seq,
+                                command_seq)
+
+    @overload
+    async def opm_open(self, name: Union[str, bytes], signature: bytes,
+                       expect_random: Optional[bytes] = None,
+                       seal: Literal[False] = False) -> Copp: ...
+
+    @overload
+    async def opm_open(self, name: Union[str, bytes], signature: bytes,
+                       expect_random: Optional[bytes] = None, *,
+                       seal: Literal[True]) -> Sealed: ...
+
+    async def opm_open(self, name: Union[str, bytes], signature: bytes,
+                       expect_random: Optional[bytes] = None,
+                       seal: bool = False) -> Union[Copp, Sealed]:
+        """As copp_open() for OPM's encrypted initialization parameters."""
+        result: Union[Copp, Sealed] = await self._call(
+            req_opm_open, name, signature, expect_random, seal, retry=not seal)
+        return result
+
+    async def session_mac(self, session: bytes, data: bytes) -> bytes:
+        """The OMAC-1 (AES-CMAC) of data under a sealed session's AES key."""
+        return await self._call(req_session_mac, session, data)
+
+    async def session_verify(self, session: bytes, data: bytes, omac: Optional[bytes] = None,
+                             kind: Optional[str] = None) -> SessionSeq:
+        """SessionSeq(next_status_seq, next_command_seq), or VerifyFailed (as
+        keytrans.Connection.session_verify)."""
+        return await self._call(req_session_verify, session, data, omac, kind,
+                                retry=kind is None or kind == "none")
+
+    async def session_close(self, session: bytes) -> None:
+        """Wipes a sealed session's AES key in the daemon."""
+        await self._call(req_session_close, session, retry=False)
 
     async def keygen(self, name: Union[str, bytes], bits: Optional[int] = None,
                      exponent: Optional[int] = None) -> NewKey:

@@ -6,7 +6,8 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 from . import status as st
 from .algs import ALGS, CALG_RSA_KEYX
 from .errors import KeytransError
-from .results import Copp, Hsm, Info, Key, NewKey, OpStats, Pool, SessionKey, Stats, Wrapped
+from .results import (Copp, Hsm, Info, Key, NewKey, OpStats, Pool, Sealed, SessionKey,
+                      SessionSeq, Stats, Wrapped)
 from .wire import OPS, TAGS, Fields, T, WireError, all_fields, parse_fields
 
 R = TypeVar("R")
@@ -140,10 +141,20 @@ def dec_stats(m: Fields, body: bytes) -> Stats:
             ops.append(o)
     pools = tuple(_dec_pool(g) for g in all_fields(body, T["POOL_ENTRY"])[:_STATS_POOLS_MAX])
     hsms = tuple(_dec_hsm(g) for g in all_fields(body, T["HSM_ENTRY"])[:_HSMS_MAX])
-    hits, misses, recipients = [_num(m, n) if T[n] in m else None
-                                for n in ("RECIPIENT_HITS", "RECIPIENT_MISSES", "RECIPIENTS")]
+    hits, misses, recipients = _counter_group(
+        m, ("RECIPIENT_HITS", "RECIPIENT_MISSES", "RECIPIENTS"), "recipient cache's")
+    sessions, opened, expired = _counter_group(
+        m, ("SESSIONS", "SESSIONS_OPENED", "SESSIONS_EXPIRED"), "sealed sessions'")
     return Stats(head[0], head[1], head[2], head[3], bounds, tuple(ops), pools, hsms,
-                 hits, misses, recipients)
+                 hits, misses, recipients, sessions, opened, expired)
+
+
+def _counter_group(m: Fields, names: Tuple[str, str, str], what: str) -> List[Optional[int]]:
+    """Counters a newer daemon added: all of them, or none (an older daemon: None each)."""
+    have = [T[n] in m for n in names]
+    if any(have) and not all(have):
+        raise bad("stats answer has only some of the %s counters" % what)
+    return [_num(m, n) if h else None for n, h in zip(names, have)]
 
 
 def dec_keys(m: Fields, body: bytes) -> List[Key]:
@@ -165,6 +176,8 @@ def pubkey_decoder(fmt: int) -> Decoder[bytes]:
             ok = len(p) > 20 and p[0] == 0x06
         elif fmt == 1:
             ok = len(p) > 12 and p.startswith(b"-----BEGIN ")
+        elif fmt == 3:      # BCRYPT_RSAPUBLIC_BLOB: magic "RSA1" and 5 more u32
+            ok = len(p) > 24 and p.startswith(b"RSA1")
         else:
             ok = len(p) > 2 and p[0] == 0x30
         if not ok:
@@ -238,6 +251,31 @@ def copp_open_decoder(expect: Optional[bytes]) -> Decoder[Copp]:
             raise bad("RANDOM differs from the expected one")
         return c
     return dec
+
+
+def sealed_decoder(expect: Optional[bytes]) -> Decoder[Sealed]:
+    """A sealed open: the handle instead of the AES key, which must not come back at all."""
+    def dec(m: Fields, body: bytes) -> Sealed:
+        s = Sealed(_get(m, "SESSION", 16), _get(m, "RANDOM", 16), _num(m, "STATUS_SEQ"),
+                   _num(m, "COMMAND_SEQ"))
+        if T["AES_KEY"] in m:
+            raise bad("AES_KEY returned for a sealed session")
+        if expect is not None and s.random != expect:
+            raise bad("RANDOM differs from the expected one")
+        return s
+    return dec
+
+
+def dec_omac(m: Fields, body: bytes) -> bytes:
+    return _get(m, "OMAC", 16)
+
+
+def dec_session_seq(m: Fields, body: bytes) -> SessionSeq:
+    return SessionSeq(_num(m, "STATUS_SEQ"), _num(m, "COMMAND_SEQ"))
+
+
+def dec_none(m: Fields, body: bytes) -> None:
+    return None
 
 
 def new_key_decoder(name: str) -> Decoder[NewKey]:

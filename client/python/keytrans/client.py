@@ -6,17 +6,19 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Type, TypeVar, Union
+from typing import (Any, Callable, Dict, Iterable, List, Literal, Optional, Set, Type, TypeVar,
+                    Union, overload)
 from types import TracebackType
 
 from . import status as st
 from .answers import Decoder, decode_answer, refusal_message
 from .errors import KeytransError
 from .requests import (LOCAL_REFUSALS, BatchResults, Request, build, req_copp_open,
-                       req_copp_sign, req_import, req_info, req_keygen, req_keys, req_pubkey,
-                       req_stats, req_unwrap, req_wrap)
+                       req_copp_sign, req_import, req_info, req_keygen, req_keys, req_opm_open,
+                       req_opm_sign, req_pubkey, req_session_close, req_session_mac,
+                       req_session_verify, req_stats, req_unwrap, req_wrap)
 from .checks import arg_error
-from .results import Copp, Info, Key, NewKey, SessionKey, Stats, Wrapped
+from .results import Copp, Info, Key, NewKey, Sealed, SessionKey, SessionSeq, Stats, Wrapped
 from .wire import FRAME_MAX, HEADER, OPS, VERSION, frame_length_error, request_frame
 
 R = TypeVar("R")
@@ -162,8 +164,9 @@ class Connection(TimeLimited):
 
     def stats(self) -> Stats:
         """Stats(uptime, connections, accepted, refused, bounds_us, ops, pools, hsms,
-        recipient_hits, recipient_misses, recipients): the daemon's counters since it
-        started (anyone who may call info() may call it)."""
+        recipient_hits, recipient_misses, recipients, sessions, sessions_opened,
+        sessions_expired): the daemon's counters since it started (anyone who may call
+        info() may call it)."""
         return self._run(req_stats)
 
     def keys(self) -> List[Key]:
@@ -172,7 +175,8 @@ class Connection(TimeLimited):
         return self._run(req_keys)
 
     def pubkey(self, name: Union[str, bytes], format: Union[str, int] = "blob") -> bytes:
-        """The key's public half as bytes: "blob" (PUBLICKEYBLOB), "pem" or "der" (SPKI)."""
+        """The key's public half as bytes: "blob" (PUBLICKEYBLOB), "pem" or "der" (SPKI), or
+        "cng" (BCRYPT_RSAPUBLIC_BLOB)."""
         return self._run(req_pubkey, name, format)
 
     def unwrap(self, name: Union[str, bytes], blob: Union[bytes, bytearray, memoryview],
@@ -198,11 +202,70 @@ class Connection(TimeLimited):
         return self._run(req_copp_sign, random, to_key, to_pub, aes_key, status_seq,
                          command_seq)
 
+    @overload
     def copp_open(self, name: Union[str, bytes], signature: bytes,
-                  expect_random: Optional[bytes] = None, strict: bool = False) -> Copp:
+                  expect_random: Optional[bytes] = None, strict: bool = False,
+                  seal: Literal[False] = False) -> Copp: ...
+
+    @overload
+    def copp_open(self, name: Union[str, bytes], signature: bytes,
+                  expect_random: Optional[bytes] = None, strict: bool = False, *,
+                  seal: Literal[True]) -> Sealed: ...
+
+    def copp_open(self, name: Union[str, bytes], signature: bytes,
+                  expect_random: Optional[bytes] = None, strict: bool = False,
+                  seal: bool = False) -> Union[Copp, Sealed]:
         """Copp(None, random, aes_key, status_seq, command_seq) from a 256-byte signature;
-        RANDOM_MISMATCH when expect_random (16 bytes) differs."""
-        return self._run(req_copp_open, name, signature, expect_random, strict)
+        RANDOM_MISMATCH when expect_random (16 bytes) differs. seal: the AES key stays in
+        the daemon, Sealed(session, random, status_seq, command_seq) instead (never sent
+        twice: a second open would be a second session)."""
+        result: Union[Copp, Sealed] = self._run(req_copp_open, name, signature, expect_random,
+                                                strict, seal, retry=not seal)
+        return result
+
+    def opm_sign(self, random: bytes, to_key: Optional[Union[str, bytes]] = None,
+                 to_pub: Optional[bytes] = None, aes_key: Optional[bytes] = None,
+                 status_seq: Optional[int] = None, command_seq: Optional[int] = None) -> Copp:
+        """Copp(signature, ...) as copp_sign(), the signature being OPM's 256-byte
+        encrypted initialization parameters (RSAES-OAEP with SHA-512)."""
+        return self._run(req_opm_sign, random, to_key, to_pub, aes_key, status_seq,
+                         command_seq)
+
+    @overload
+    def opm_open(self, name: Union[str, bytes], signature: bytes,
+                 expect_random: Optional[bytes] = None,
+                 seal: Literal[False] = False) -> Copp: ...
+
+    @overload
+    def opm_open(self, name: Union[str, bytes], signature: bytes,
+                 expect_random: Optional[bytes] = None, *, seal: Literal[True]) -> Sealed: ...
+
+    def opm_open(self, name: Union[str, bytes], signature: bytes,
+                 expect_random: Optional[bytes] = None,
+                 seal: bool = False) -> Union[Copp, Sealed]:
+        """As copp_open() for OPM's encrypted initialization parameters (an array that
+        does not decode is always UNWRAP_FAILED)."""
+        result: Union[Copp, Sealed] = self._run(req_opm_open, name, signature, expect_random,
+                                                seal, retry=not seal)
+        return result
+
+    def session_mac(self, session: bytes, data: bytes) -> bytes:
+        """The OMAC-1 (AES-CMAC, 16 bytes) of data (at most 4096 bytes) under a sealed
+        session's AES key."""
+        return self._run(req_session_mac, session, data)
+
+    def session_verify(self, session: bytes, data: bytes, omac: Optional[bytes] = None,
+                       kind: Optional[str] = None) -> SessionSeq:
+        """SessionSeq(next_status_seq, next_command_seq) when omac is data's OMAC-1 and,
+        with kind "status" or "command", data's sequence number is the session's next one
+        (which then advances); else VerifyFailed (OMAC_MISMATCH, BAD_SEQUENCE), the session
+        unchanged. omac None only for a COPP status request."""
+        return self._run(req_session_verify, session, data, omac, kind,
+                         retry=kind is None or kind == "none")
+
+    def session_close(self, session: bytes) -> None:
+        """Wipes a sealed session's AES key in the daemon; the handle is unknown after."""
+        self._run(req_session_close, session, retry=False)
 
     def keygen(self, name: Union[str, bytes], bits: Optional[int] = None,
                exponent: Optional[int] = None) -> NewKey:
@@ -213,8 +276,8 @@ class Connection(TimeLimited):
 
     def import_key(self, name: Union[str, bytes], key: bytes) -> NewKey:
         """NewKey: the RSA private key in key (bytes: PEM PKCS#1 or PKCS#8, unencrypted; DER
-        PKCS#8 or PKCS#1; or a PRIVATEKEYBLOB) put into the HSM as name. [daemon] admin
-        peers only."""
+        PKCS#8 or PKCS#1; a PRIVATEKEYBLOB; or a CNG BCRYPT_RSAPRIVATE_BLOB /
+        BCRYPT_RSAFULLPRIVATE_BLOB) put into the HSM as name. [daemon] admin peers only."""
         return self._run(req_import, name, key, retry=False)
 
     def batch(self, ops: Iterable[Any], depth: Optional[int] = DEFAULT_DEPTH) -> BatchResults:
@@ -265,7 +328,9 @@ class Connection(TimeLimited):
         and one that failed because the connection was lost (ERR_IO) or the daemon
         is stopping (SHUTTING_DOWN) is sent once more on a new connection, within the
         same time limit, when nothing else is in flight (every operation is
-        idempotent, but keygen and import, which change the token: retry=False).
+        idempotent, but keygen and import, which change the token, a sealed open, which
+        makes a session, session_close, and a session_verify that advances a sequence
+        number: retry=False).
         reconnect = False turns both off."""
         deadline = self._deadline()      # one limit for sending, waiting and a retry
         try:

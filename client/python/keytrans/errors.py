@@ -23,6 +23,9 @@ still tells the exact status. A code in no family (a newer daemon's) stays a Key
     InvalidArgument  ERR_ARG (also a ValueError)
     OutOfMemory      ERR_NOMEM (libkeytrans' status; this client does not raise it)
     Timeout          ERR_TIMEOUT (also a TimeoutError)
+    VerifyFailed     OMAC_MISMATCH BAD_SEQUENCE (a sealed session's check failed)
+    UnknownSession   UNKNOWN_SESSION (closed, expired, or another user's)
+    SessionLimit     SESSION_LIMIT (too many sealed sessions open: close one)
 """
 from typing import Any, Dict, Optional, Tuple, Type, cast
 
@@ -144,10 +147,28 @@ class Timeout(KeytransError, TimeoutError):
     codes = (st.ERR_TIMEOUT,)
 
 
+class VerifyFailed(KeytransError):
+    """session_verify(): the OMAC does not match the data, or its sequence number is not the
+    session's next one (replayed or skipped); the session did not change."""
+    codes = (st.OMAC_MISMATCH, st.BAD_SEQUENCE)
+
+
+class UnknownSession(KeytransError):
+    """No such sealed session: closed, expired, wiped by a reload, or opened by another
+    user."""
+    codes = (st.UNKNOWN_SESSION,)
+
+
+class SessionLimit(KeytransError):
+    """Too many sealed sessions open (this user's, or the daemon's): close one and open
+    again."""
+    codes = (st.SESSION_LIMIT,)
+
+
 FAMILIES: Tuple[Type[KeytransError], ...] = (
     ProtocolError, BadRequest, UnknownKey, BadBlob, UnwrapFailed, BadKey, HsmUnavailable, Busy,
     InternalError, Denied, NotSupported, ConnectError, ConnectionLost, InvalidArgument,
-    OutOfMemory, Timeout)
+    OutOfMemory, Timeout, VerifyFailed, UnknownSession, SessionLimit)
 
 _BY_CODE: Dict[int, Type[KeytransError]] = {
     code: family for family in FAMILIES for code in family.codes}

@@ -6,12 +6,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 from . import status as st
 from .algs import alg_id
 from .answers import (Decoder, copp_open_decoder, copp_sign_decoder, dec_info, dec_keys,
-                      dec_stats, dec_unwrap, new_key_decoder, pubkey_decoder, text,
-                      wrap_decoder)
+                      dec_none, dec_omac, dec_session_seq, dec_stats, dec_unwrap,
+                      new_key_decoder, pubkey_decoder, sealed_decoder, text, wrap_decoder)
 from .checks import arg_error, check_bytes, key_name, padding, u32_arg
 from .copp_cert import copp_cert_key, is_xml
 from .errors import KeytransError
-from .results import Copp, Info, Key, NewKey, SessionKey, Stats, Wrapped
+from .results import Copp, Info, Key, NewKey, SessionKey, SessionSeq, Stats, Wrapped
 from .wire import OP_CODE, T, field, u8, u32
 
 R = TypeVar("R")
@@ -19,11 +19,14 @@ R = TypeVar("R")
 Request = Tuple[int, bytes, Decoder[R]]
 
 _FLAG_STRICT = 1
+_FLAG_SEAL = 2
+_DATA_MAX = 4096
+_KINDS = {"none": 0, "status": 1, "command": 2}
 _PUBLIC_KEY_MAX = 60000
 _BLOB_MAX = 2060
 _KEY_MAX = 32
 _PRIVATE_KEY_MAX = 32768
-_FORMATS = {"blob": 0, "pem": 1, "der": 2}
+_FORMATS = {"blob": 0, "pem": 1, "der": 2, "cng": 3}
 
 
 def _recipient(to_key: Any, to_pub: Any) -> bytes:
@@ -59,7 +62,7 @@ def req_pubkey(name: Any, format: Union[str, int] = "blob") -> Request[bytes]:
     n = key_name(name)
     if isinstance(format, str) and format.lower() in _FORMATS:
         fmt = _FORMATS[format.lower()]
-    elif isinstance(format, int) and not isinstance(format, bool) and format in (0, 1, 2):
+    elif isinstance(format, int) and not isinstance(format, bool) and format in (0, 1, 2, 3):
         fmt = format
     else:
         raise arg_error("unknown public key format")
@@ -107,6 +110,17 @@ def _bytes16(v: Any, what: str) -> bytes:
 
 def req_copp_sign(random: Any, to_key: Any = None, to_pub: Any = None, aes_key: Any = None,
                   status_seq: Any = None, command_seq: Any = None) -> Request[Copp]:
+    return _sign("copp-sign", random, to_key, to_pub, aes_key, status_seq, command_seq)
+
+
+def req_opm_sign(random: Any, to_key: Any = None, to_pub: Any = None, aes_key: Any = None,
+                 status_seq: Any = None, command_seq: Any = None) -> Request[Copp]:
+    return _sign("opm-sign", random, to_key, to_pub, aes_key, status_seq, command_seq)
+
+
+def _sign(op: str, random: Any, to_key: Any, to_pub: Any, aes_key: Any, status_seq: Any,
+          command_seq: Any) -> Request[Copp]:
+    """copp-sign and opm-sign: the same fields, only the operation differs."""
     if to_key is None and isinstance(to_pub, (bytes, bytearray, memoryview)) and is_xml(to_pub):
         to_pub = copp_cert_key(to_pub)      # the daemon reads no XML
     f = _recipient(to_key, to_pub)
@@ -120,11 +134,23 @@ def req_copp_sign(random: Any, to_key: Any = None, to_pub: Any = None, aes_key: 
         f += u32(T["STATUS_SEQ"], u32_arg(status_seq, "status_seq"))
     if command_seq is not None:
         f += u32(T["COMMAND_SEQ"], u32_arg(command_seq, "command_seq"))
-    return OP_CODE["copp-sign"], f, copp_sign_decoder(rnd, aes, status_seq, command_seq)
+    return OP_CODE[op], f, copp_sign_decoder(rnd, aes, status_seq, command_seq)
 
 
 def req_copp_open(name: Any, signature: Any, expect_random: Any = None,
-                  strict: Any = False) -> Request[Copp]:
+                  strict: Any = False, seal: Any = False) -> Request[Any]:
+    """Copp, or Sealed with seal."""
+    return _open("copp-open", name, signature, expect_random,
+                 (_FLAG_STRICT if strict else 0) | (_FLAG_SEAL if seal else 0))
+
+
+def req_opm_open(name: Any, signature: Any, expect_random: Any = None,
+                 seal: Any = False) -> Request[Any]:
+    """Copp, or Sealed with seal (OPM has no implicit rejection: no strict)."""
+    return _open("opm-open", name, signature, expect_random, _FLAG_SEAL if seal else 0)
+
+
+def _open(op: str, name: Any, signature: Any, expect_random: Any, flags: int) -> Request[Any]:
     n = key_name(name)
     if signature is None:
         raise arg_error("no signature given")
@@ -136,9 +162,53 @@ def req_copp_open(name: Any, signature: Any, expect_random: Any = None,
     if expect_random is not None:
         expect = _bytes16(expect_random, "expected random")
         f += field(T["RANDOM"], expect)
-    if strict:
-        f += u32(T["FLAGS"], _FLAG_STRICT)
-    return OP_CODE["copp-open"], f, copp_open_decoder(expect)
+    if flags:
+        f += u32(T["FLAGS"], flags)
+    if flags & _FLAG_SEAL:
+        return OP_CODE[op], f, sealed_decoder(expect)
+    return OP_CODE[op], f, copp_open_decoder(expect)
+
+
+def _session(handle: Any) -> bytes:
+    if handle is None:
+        raise arg_error("no session handle given")
+    return field(T["SESSION"], _bytes16(handle, "session handle"))
+
+
+def _data(data: Any) -> bytes:
+    d = check_bytes(data, "data")
+    if len(d) > _DATA_MAX:
+        raise arg_error("data must be at most 4096 bytes")
+    return field(T["DATA"], d)
+
+
+def _kind(kind: Any) -> int:
+    if kind is None:
+        return 0
+    if isinstance(kind, str) and kind.lower() in _KINDS:
+        return _KINDS[kind.lower()]
+    if isinstance(kind, int) and not isinstance(kind, bool) and kind in (0, 1, 2):
+        return kind
+    raise arg_error("unknown message kind (None, \"status\" or \"command\")")
+
+
+def req_session_mac(session: Any, data: Any) -> Request[bytes]:
+    return OP_CODE["session-mac"], _session(session) + _data(data), dec_omac
+
+
+def req_session_verify(session: Any, data: Any, omac: Any = None,
+                       kind: Any = None) -> Request[SessionSeq]:
+    k = _kind(kind)
+    f = _session(session) + _data(data)
+    if omac is not None:
+        f += field(T["OMAC"], _bytes16(omac, "OMAC"))
+    if k:
+        f += u8(T["KIND"], k)
+    return OP_CODE["session-verify"], f, dec_session_seq
+
+
+def req_session_close(session: Any) -> Request[None]:
+    return OP_CODE["session-close"], _session(session), dec_none
 
 
 def req_keygen(name: Any, bits: Any = None, exponent: Any = None) -> Request[NewKey]:
@@ -168,6 +238,11 @@ REQUESTS: Dict[str, Callable[..., Request[Any]]] = {
     "info": req_info, "keys": req_keys, "pubkey": req_pubkey, "unwrap": req_unwrap,
     "wrap": req_wrap, "copp_sign": req_copp_sign, "copp-sign": req_copp_sign,
     "copp_open": req_copp_open, "copp-open": req_copp_open,
+    "opm_sign": req_opm_sign, "opm-sign": req_opm_sign,
+    "opm_open": req_opm_open, "opm-open": req_opm_open,
+    "session_mac": req_session_mac, "session-mac": req_session_mac,
+    "session_verify": req_session_verify, "session-verify": req_session_verify,
+    "session_close": req_session_close, "session-close": req_session_close,
 }
 
 

@@ -84,6 +84,22 @@ class Copp(NamedTuple):
             self.status_seq, self.command_seq)
 
 
+class Sealed(NamedTuple):
+    """copp_open() and opm_open() with seal=True: the session handle (16 bytes, for
+    session_mac(), session_verify() and session_close()) instead of the AES key, which stays
+    in the daemon."""
+    session: bytes
+    random: bytes
+    status_seq: int
+    command_seq: int
+
+
+class SessionSeq(NamedTuple):
+    """session_verify(): the sequence numbers the session expects next."""
+    next_status_seq: int
+    next_command_seq: int
+
+
 class OpStats(NamedTuple):
     """One operation in stats(): op its code (0: unknown codes), by_status {status code:
     answers}, buckets the answers per latency bucket (not cumulative; one more than
@@ -109,7 +125,8 @@ class Stats(NamedTuple):
     latency buckets' upper bounds (microseconds); ops the OpStats of each operation; pools the
     worker pools; hsms as in info(); recipient_hits and recipient_misses the PUBLIC_KEY
     recipients found in the daemon's cache and decoded, recipients the cache's entries now
-    (all three None from a daemon that does not send them)."""
+    (all three None from a daemon that does not send them); sessions the sealed sessions open
+    now, sessions_opened and sessions_expired since the start (None likewise)."""
     uptime: int
     connections: int
     accepted: int
@@ -121,6 +138,9 @@ class Stats(NamedTuple):
     recipient_hits: Optional[int] = None
     recipient_misses: Optional[int] = None
     recipients: Optional[int] = None
+    sessions: Optional[int] = None
+    sessions_opened: Optional[int] = None
+    sessions_expired: Optional[int] = None
 
 
 class NewKey(NamedTuple):

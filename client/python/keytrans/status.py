@@ -31,6 +31,10 @@ STATUS_LIST: List[Tuple[str, int, str]] = [
     ("TIMEOUT", 24, "request not served in time"),
     ("HSM_UNAVAILABLE", 25, "no HSM in service; try again later"),
     ("NOT_SUPPORTED", 26, "the HSM does not support this operation"),
+    ("OMAC_MISMATCH", 27, "the OMAC does not match the data"),
+    ("UNKNOWN_SESSION", 28, "no such session (closed, expired, or not this user's)"),
+    ("BAD_SEQUENCE", 29, "sequence number replayed or skipped"),
+    ("SESSION_LIMIT", 30, "too many open sessions"),
     ("ERR_CONNECT", -1, "daemon unreachable"),
     ("ERR_IO", -2, "connection to the daemon failed"),
     ("ERR_PROTOCOL", -3, "malformed response from the daemon"),
@@ -69,6 +73,10 @@ DENIED = 23
 TIMEOUT = 24
 HSM_UNAVAILABLE = 25
 NOT_SUPPORTED = 26
+OMAC_MISMATCH = 27
+UNKNOWN_SESSION = 28
+BAD_SEQUENCE = 29
+SESSION_LIMIT = 30
 ERR_CONNECT = -1
 ERR_IO = -2
 ERR_PROTOCOL = -3

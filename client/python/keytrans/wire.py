@@ -9,7 +9,9 @@ FRAME_MAX = 65536                           # a whole frame, length field includ
 BODY_OFFSET = 12                            # the fields start after the header
 
 OPS: Dict[int, str] = {1: "info", 2: "keys", 3: "pubkey", 4: "unwrap", 5: "wrap",
-                       6: "copp-sign", 7: "copp-open", 8: "stats", 9: "keygen", 10: "import"}
+                       6: "copp-sign", 7: "copp-open", 8: "stats", 9: "keygen", 10: "import",
+                       11: "opm-sign", 12: "opm-open", 13: "session-mac", 14: "session-verify",
+                       15: "session-close"}
 OP_CODE: Dict[str, int] = {name: code for code, name in OPS.items()}
 
 U8, U32, U64, BYTES, STR, GROUP = range(6)
@@ -31,7 +33,9 @@ TAGS: Dict[int, Tuple[str, int, int]] = {
     38: ("LATENCY_SUM", U64, 8), 39: ("CONNECTIONS", U32, 4), 40: ("ACCEPTED", U64, 8),
     41: ("REFUSED", U64, 8), 42: ("POOL_ENTRY", GROUP, 256), 43: ("QUEUED", U32, 4),
     44: ("RECIPIENT_HITS", U64, 8), 45: ("RECIPIENT_MISSES", U64, 8), 46: ("RECIPIENTS", U32, 4),
-    50: ("PRIVATE_KEY", BYTES, 32768),
+    47: ("SESSION", BYTES, 16), 48: ("DATA", BYTES, 4096), 49: ("OMAC", BYTES, 16),
+    50: ("PRIVATE_KEY", BYTES, 32768), 51: ("KIND", U8, 1), 52: ("SESSIONS", U32, 4),
+    53: ("SESSIONS_OPENED", U64, 8), 54: ("SESSIONS_EXPIRED", U64, 8),
 }
 T: Dict[str, int] = {name: tag for tag, (name, _, _) in TAGS.items()}
 _FIXED = {U8: 1, U32: 4, U64: 8}
