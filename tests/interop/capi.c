@@ -41,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
+#include "winprog.h"
 #include "hex.h"
 
 #define MAX_FILE 16384   /* a 4096-bit PRIVATEKEYBLOB is 2324 bytes */
@@ -49,60 +49,11 @@
 #define MAX_OUT 8192     /* characters of one result */
 
 static HCRYPTPROV prov;
-static char errmsg[512];
-static DWORD errcode;
 
 /* Records a failed CryptoAPI call with GetLastError(); returns -1. */
 static int fail(const char *what)
 {
-	errcode = GetLastError();
-	snprintf(errmsg, sizeof errmsg, "%s", what);
-	return -1;
-}
-
-/* A failure that is not CryptoAPI's (usage, files); errcode 0. */
-static int fail_usage(const char *what, const char *arg)
-{
-	errcode = 0;
-	snprintf(errmsg, sizeof errmsg, "%s%s%s", what, arg ? ": " : "", arg ? arg : "");
-	return -1;
-}
-
-static int read_file(const char *path, BYTE *data, DWORD *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return fail_usage("cannot open", path);
-	size_t n = fread(data, 1, MAX_FILE, f);
-	int extra = fgetc(f);
-	fclose(f);
-	if (extra != EOF)
-		return fail_usage("file too large", path);
-	*len = (DWORD)n;
-	return 0;
-}
-
-/* The project's hex codec (common/hex.c, compiled in). */
-static int parse_hex(const char *s, BYTE *data, DWORD max, DWORD *len)
-{
-	long n = hex_decode(s, data, max);
-
-	if (n < 0)
-		return fail_usage("bad hex", s);
-	*len = (DWORD)n;
-	return 0;
-}
-
-/* Appends " HEX" (no space when out is empty) to out. */
-static int append_hex(char *out, const BYTE *data, DWORD len)
-{
-	size_t o = strlen(out);
-	if (o + 1 + 2 * (size_t)len + 1 > MAX_OUT)
-		return fail_usage("result too long", NULL);
-	if (o)
-		out[o++] = ' ';
-	hex_encode(data, len, out + o);
-	return 0;
+	return prog_fail(GetLastError(), what);
 }
 
 static int parse_padding(int argc, char **argv, int at, DWORD *flags)
@@ -116,7 +67,7 @@ static int parse_padding(int argc, char **argv, int at, DWORD *flags)
 	}
 	if (argc == at + 1 && strcmp(argv[at], "pkcs1") == 0)
 		return 0;
-	return fail_usage("expected \"oaep\", \"pkcs1\" or nothing", argv[at < argc ? at : 0]);
+	return prog_fail_usage("expected \"oaep\", \"pkcs1\" or nothing", argv[at < argc ? at : 0]);
 }
 
 static int parse_alg(const char *s, ALG_ID *alg)
@@ -139,7 +90,7 @@ static int parse_alg(const char *s, ALG_ID *alg)
 	char *end;
 	unsigned long v = strtoul(s, &end, 0);
 	if (*s == 0 || *end != 0 || v == 0 || v > 0xffff)
-		return fail_usage("unknown ALG", s);
+		return prog_fail_usage("unknown ALG", s);
 	*alg = (ALG_ID)v;
 	return 0;
 }
@@ -150,7 +101,7 @@ static int import_file(const char *path, HCRYPTKEY wrapping, DWORD flags, HCRYPT
 {
 	BYTE data[MAX_FILE];
 	DWORD len;
-	if (read_file(path, data, &len))
+	if (prog_read_file(path, data, MAX_FILE, &len))
 		return -1;
 	if (!CryptImportKey(prov, data, len, wrapping, flags, key))
 		return fail(what);
@@ -166,10 +117,10 @@ static int export_hex(HCRYPTKEY key, HCRYPTKEY wrapping, DWORD type, DWORD flags
 	if (!CryptExportKey(key, wrapping, type, flags, NULL, &len))
 		return fail(what);
 	if (len > sizeof data)
-		return fail_usage("exported blob too large", what);
+		return prog_fail_usage("exported blob too large", what);
 	if (!CryptExportKey(key, wrapping, type, flags, data, &len))
 		return fail(what);
-	return append_hex(out, data, len);
+	return prog_append_hex(out, MAX_OUT, data, len);
 }
 
 static void destroy(HCRYPTKEY *key)
@@ -195,7 +146,7 @@ static int cmd_probe(int argc, char **argv, char *out)
 {
 	(void)argv;
 	if (argc != 1)
-		return fail_usage("usage: probe", NULL);
+		return prog_fail_usage("usage: probe", NULL);
 	char name[256];
 	DWORD len = sizeof name;
 	if (!CryptGetProvParam(prov, PP_NAME, (BYTE *)name, &len, 0))
@@ -211,7 +162,7 @@ static int cmd_import_unwrap(int argc, char **argv, char *out)
 	DWORD pad, flags;
 	int rc = -1;
 	if (argc < 3)
-		return fail_usage("usage: import-unwrap PRIVBLOBFILE SIMPLEBLOBFILE [oaep]", NULL);
+		return prog_fail_usage("usage: import-unwrap PRIVBLOBFILE SIMPLEBLOBFILE [oaep]", NULL);
 	if (parse_padding(argc, argv, 3, &pad))
 		return -1;
 	/*
@@ -240,15 +191,15 @@ done:
 static int cmd_gen_wrap(int argc, char **argv, char *out)
 {
 	HCRYPTKEY pub = 0, key = 0;
-	ALG_ID alg;
+	ALG_ID alg = 0;
 	DWORD pad;
 	char *end;
 	int rc = -1;
 	if (argc < 4)
-		return fail_usage("usage: gen-wrap PUBBLOBFILE ALG BITS [oaep]", NULL);
+		return prog_fail_usage("usage: gen-wrap PUBBLOBFILE ALG BITS [oaep]", NULL);
 	unsigned long bits = strtoul(argv[3], &end, 0);
 	if (*argv[3] == 0 || *end != 0 || bits > 0xffff)
-		return fail_usage("bad BITS", argv[3]);
+		return prog_fail_usage("bad BITS", argv[3]);
 	if (parse_alg(argv[2], &alg) || parse_padding(argc, argv, 4, &pad))
 		return -1;
 	if (!CryptGenKey(prov, alg, (DWORD)bits << 16 | CRYPT_EXPORTABLE, &key)) {
@@ -273,7 +224,7 @@ static int rsa_bytes(HCRYPTKEY key, DWORD *bytes)
 	if (!CryptGetKeyParam(key, KP_KEYLEN, (BYTE *)&bits, &len, 0))
 		return fail("CryptGetKeyParam(KP_KEYLEN)");
 	if (bits == 0 || bits % 8 || bits / 8 > MAX_RSA)
-		return fail_usage("unexpected RSA key length", NULL);
+		return prog_fail_usage("unexpected RSA key length", NULL);
 	*bytes = bits / 8;
 	return 0;
 }
@@ -282,11 +233,11 @@ static int cmd_copp_encrypt(int argc, char **argv, char *out)
 {
 	HCRYPTKEY pub = 0;
 	BYTE data[MAX_RSA];
-	DWORD len, k;
+	DWORD len, k = 0;
 	int rc = -1;
 	if (argc != 3)
-		return fail_usage("usage: copp-encrypt PUBBLOBFILE MHEX", NULL);
-	if (parse_hex(argv[2], data, sizeof data, &len) ||
+		return prog_fail_usage("usage: copp-encrypt PUBBLOBFILE MHEX", NULL);
+	if (prog_parse_hex(argv[2], data, sizeof data, &len) ||
 	    import_file(argv[1], 0, 0, &pub, "CryptImportKey(PUBLICKEYBLOB)") || rsa_bytes(pub, &k))
 		goto done;
 	/* As the COPP documentation has it: CryptEncrypt(key, 0, TRUE, 0, buf, &len=40, 256). */
@@ -294,7 +245,7 @@ static int cmd_copp_encrypt(int argc, char **argv, char *out)
 		fail("CryptEncrypt");
 		goto done;
 	}
-	if (append_hex(out, data, len))
+	if (prog_append_hex(out, MAX_OUT, data, len))
 		goto done;
 	rc = 0;
 done:
@@ -309,15 +260,15 @@ static int cmd_copp_decrypt(int argc, char **argv, char *out)
 	DWORD len;
 	int rc = -1;
 	if (argc != 3)
-		return fail_usage("usage: copp-decrypt PRIVBLOBFILE SIGHEX", NULL);
-	if (parse_hex(argv[2], data, sizeof data, &len) ||
+		return prog_fail_usage("usage: copp-decrypt PRIVBLOBFILE SIGHEX", NULL);
+	if (prog_parse_hex(argv[2], data, sizeof data, &len) ||
 	    import_file(argv[1], 0, 0, &priv, "CryptImportKey(PRIVATEKEYBLOB)"))
 		goto done;
 	if (!CryptDecrypt(priv, 0, TRUE, 0, data, &len)) {
 		fail("CryptDecrypt");
 		goto done;
 	}
-	if (append_hex(out, data, len))
+	if (prog_append_hex(out, MAX_OUT, data, len))
 		goto done;
 	rc = 0;
 done:
@@ -330,7 +281,7 @@ static int cmd_pub_export(int argc, char **argv, char *out)
 	HCRYPTKEY pub = 0;
 	int rc;
 	if (argc != 2)
-		return fail_usage("usage: pub-export PUBBLOBFILE", NULL);
+		return prog_fail_usage("usage: pub-export PUBBLOBFILE", NULL);
 	rc = import_file(argv[1], 0, 0, &pub, "CryptImportKey(PUBLICKEYBLOB)");
 	if (rc == 0)
 		rc = export_hex(pub, 0, PUBLICKEYBLOB, 0, out, "CryptExportKey(PUBLICKEYBLOB)");
@@ -343,7 +294,7 @@ static int cmd_plain_import(int argc, char **argv, char *out)
 	HCRYPTKEY key = 0;
 	int rc;
 	if (argc != 2)
-		return fail_usage("usage: plain-import KEYBLOBFILE", NULL);
+		return prog_fail_usage("usage: plain-import KEYBLOBFILE", NULL);
 	rc = import_file(argv[1], 0, CRYPT_EXPORTABLE, &key, "CryptImportKey(PLAINTEXTKEYBLOB)");
 	if (rc == 0)
 		rc = export_hex(key, 0, PLAINTEXTKEYBLOB, 0, out, "CryptExportKey(PLAINTEXTKEYBLOB)");
@@ -368,26 +319,16 @@ static const struct {
 static int run(int argc, char **argv, char *out)
 {
 	out[0] = 0;
-	errmsg[0] = 0;
-	errcode = 0;
+	prog_clear();
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (strcmp(argv[0], commands[i].name) == 0) {
 			SetLastError(0);
 			return commands[i].run(argc, argv, out) ? -1 : 0;
 		}
 	}
-	fail_usage("unknown command", argv[0]);
+	prog_fail_usage("unknown command", argv[0]);
 	return -2;
 }
-
-/* The last failure, for the batch runner. */
-static unsigned long last_error(const char **msg)
-{
-	*msg = errmsg;
-	return (unsigned long)errcode;
-}
-
-static const struct batch_prog prog = { "capi", run, fail_usage, last_error };
 
 int main(int argc, char **argv)
 {
@@ -410,15 +351,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: capi batch INFILE OUTFILE\n");
 			rc = 2;
 		} else {
-			rc = batch_run(&prog, argv[2], argv[3]);
+			rc = batch_run("capi", run, argv[2], argv[3]);
 		}
 	} else {
 		rc = run(argc - 1, argv + 1, out);
 		if (rc == 0) {
 			printf("%s\n", out);
 		} else {
-			fprintf(stderr, "capi: %s: %s: error 0x%08lx\n", argv[1], errmsg,
-				(unsigned long)errcode);
+			const char *msg;
+			unsigned long code = prog_last_error(&msg);
+
+			fprintf(stderr, "capi: %s: %s: error 0x%08lx\n", argv[1], msg, code);
 			rc = rc == -2 ? 2 : 1;
 		}
 	}

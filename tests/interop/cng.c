@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
+#include "winprog.h"
 #include "hex.h"
 
 #define MAX_FILE 16384   /* a 4096-bit full private blob is 2331 bytes */
@@ -45,58 +45,11 @@
 #define MAX_OUT 16384    /* characters of one result */
 
 static BCRYPT_ALG_HANDLE alg;
-static char errmsg[512];
-static NTSTATUS errcode;
 
 /* Records a failed CNG call; returns -1. */
 static int fail(const char *what, NTSTATUS st)
 {
-	errcode = st;
-	snprintf(errmsg, sizeof errmsg, "%s", what);
-	return -1;
-}
-
-/* A failure that is not CNG's (usage, files); status 0. */
-static int fail_usage(const char *what, const char *arg)
-{
-	errcode = 0;
-	snprintf(errmsg, sizeof errmsg, "%s%s%s", what, arg ? ": " : "", arg ? arg : "");
-	return -1;
-}
-
-static int read_file(const char *path, BYTE *data, ULONG *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return fail_usage("cannot open", path);
-	size_t n = fread(data, 1, MAX_FILE, f);
-	int extra = fgetc(f);
-	fclose(f);
-	if (extra != EOF)
-		return fail_usage("file too large", path);
-	*len = (ULONG)n;
-	return 0;
-}
-
-static int parse_hex(const char *s, BYTE *data, ULONG max, ULONG *len)
-{
-	long n = hex_decode(s, data, max);
-
-	if (n < 0)
-		return fail_usage("bad hex", s);
-	*len = (ULONG)n;
-	return 0;
-}
-
-static int append_hex(char *out, const BYTE *data, ULONG len)
-{
-	size_t o = strlen(out);
-	if (o + 1 + 2 * (size_t)len + 1 > MAX_OUT)
-		return fail_usage("result too long", NULL);
-	if (o)
-		out[o++] = ' ';
-	hex_encode(data, len, out + o);
-	return 0;
+	return prog_fail((unsigned long)st, what);
 }
 
 /* The blob type its magic names, or NULL. */
@@ -119,11 +72,11 @@ static int import_file(const char *path, BCRYPT_KEY_HANDLE *key, int *priv)
 	BYTE data[MAX_FILE];
 	ULONG len;
 	NTSTATUS st;
-	if (read_file(path, data, &len))
+	if (prog_read_file(path, data, MAX_FILE, &len))
 		return -1;
 	LPCWSTR type = blob_type(data, len);
 	if (!type)
-		return fail_usage("no RSA1/RSA2/RSA3 magic", path);
+		return prog_fail_usage("no RSA1/RSA2/RSA3 magic", path);
 	if (priv)
 		*priv = memcmp(data, "RSA1", 4) != 0;
 	st = BCryptImportKeyPair(alg, NULL, type, key, data, len, 0);
@@ -142,11 +95,11 @@ static int export_hex(BCRYPT_KEY_HANDLE key, LPCWSTR type, char *out, const char
 	if (!BCRYPT_SUCCESS(st))
 		return fail(what, st);
 	if (len > sizeof data)
-		return fail_usage("exported blob too large", what);
+		return prog_fail_usage("exported blob too large", what);
 	st = BCryptExportKey(key, NULL, type, data, len, &len, 0);
 	if (!BCRYPT_SUCCESS(st))
 		return fail(what, st);
-	return append_hex(out, data, len);
+	return prog_append_hex(out, MAX_OUT, data, len);
 }
 
 static int export_all(BCRYPT_KEY_HANDLE key, int priv, char *out)
@@ -183,7 +136,7 @@ static int cmd_probe(int argc, char **argv, char *out)
 {
 	(void)argv;
 	if (argc != 1)
-		return fail_usage("usage: probe", NULL);
+		return prog_fail_usage("usage: probe", NULL);
 	const char *wine = wine_version();
 	snprintf(out, MAX_OUT, "wine %s", wine ? wine : "-");
 	return 0;
@@ -196,10 +149,10 @@ static int cmd_gen(int argc, char **argv, char *out)
 	char *end;
 	int rc = -1;
 	if (argc != 2)
-		return fail_usage("usage: gen BITS", NULL);
+		return prog_fail_usage("usage: gen BITS", NULL);
 	unsigned long bits = strtoul(argv[1], &end, 0);
 	if (*argv[1] == 0 || *end != 0 || bits < 512 || bits > 8 * MAX_RSA)
-		return fail_usage("bad BITS", argv[1]);
+		return prog_fail_usage("bad BITS", argv[1]);
 	st = BCryptGenerateKeyPair(alg, &key, (ULONG)bits, 0);
 	if (!BCRYPT_SUCCESS(st)) {
 		fail("BCryptGenerateKeyPair", st);
@@ -221,7 +174,7 @@ static int cmd_export(int argc, char **argv, char *out)
 	BCRYPT_KEY_HANDLE key = NULL;
 	int priv, rc;
 	if (argc != 2)
-		return fail_usage("usage: export BLOBFILE", NULL);
+		return prog_fail_usage("usage: export BLOBFILE", NULL);
 	rc = import_file(argv[1], &key, &priv);
 	if (rc == 0)
 		rc = export_all(key, priv, out);
@@ -237,15 +190,15 @@ static int cmd_encrypt(int argc, char **argv, char *out)
 	NTSTATUS st;
 	int rc = -1;
 	if (argc != 3)
-		return fail_usage("usage: encrypt BLOBFILE MHEX", NULL);
-	if (parse_hex(argv[2], m, sizeof m, &mlen) || import_file(argv[1], &key, NULL))
+		return prog_fail_usage("usage: encrypt BLOBFILE MHEX", NULL);
+	if (prog_parse_hex(argv[2], m, sizeof m, &mlen) || import_file(argv[1], &key, NULL))
 		goto done;
 	st = BCryptEncrypt(key, m, mlen, NULL, NULL, 0, c, sizeof c, &clen, BCRYPT_PAD_PKCS1);
 	if (!BCRYPT_SUCCESS(st)) {
 		fail("BCryptEncrypt(BCRYPT_PAD_PKCS1)", st);
 		goto done;
 	}
-	rc = append_hex(out, c, clen);
+	rc = prog_append_hex(out, MAX_OUT, c, clen);
 done:
 	destroy(&key);
 	return rc;
@@ -259,11 +212,11 @@ static int cmd_decrypt(int argc, char **argv, char *out)
 	NTSTATUS st;
 	int priv = 0, rc = -1;
 	if (argc != 3)
-		return fail_usage("usage: decrypt BLOBFILE CHEX", NULL);
-	if (parse_hex(argv[2], c, sizeof c, &clen) || import_file(argv[1], &key, &priv))
+		return prog_fail_usage("usage: decrypt BLOBFILE CHEX", NULL);
+	if (prog_parse_hex(argv[2], c, sizeof c, &clen) || import_file(argv[1], &key, &priv))
 		goto done;
 	if (!priv) {
-		fail_usage("decrypt needs a private key blob", argv[1]);
+		prog_fail_usage("decrypt needs a private key blob", argv[1]);
 		goto done;
 	}
 	st = BCryptDecrypt(key, c, clen, NULL, NULL, 0, m, sizeof m, &mlen, BCRYPT_PAD_PKCS1);
@@ -271,7 +224,7 @@ static int cmd_decrypt(int argc, char **argv, char *out)
 		fail("BCryptDecrypt(BCRYPT_PAD_PKCS1)", st);
 		goto done;
 	}
-	rc = append_hex(out, m, mlen);
+	rc = prog_append_hex(out, MAX_OUT, m, mlen);
 done:
 	destroy(&key);
 	return rc;
@@ -292,23 +245,13 @@ static const struct {
 static int run(int argc, char **argv, char *out)
 {
 	out[0] = 0;
-	errmsg[0] = 0;
-	errcode = 0;
+	prog_clear();
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[0], commands[i].name) == 0)
 			return commands[i].run(argc, argv, out) ? -1 : 0;
-	fail_usage("unknown command", argv[0]);
+	prog_fail_usage("unknown command", argv[0]);
 	return -2;
 }
-
-/* The last failure, for the batch runner. */
-static unsigned long last_error(const char **msg)
-{
-	*msg = errmsg;
-	return (unsigned long)errcode;
-}
-
-static const struct batch_prog prog = { "cng", run, fail_usage, last_error };
 
 int main(int argc, char **argv)
 {
@@ -331,15 +274,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: cng batch INFILE OUTFILE\n");
 			rc = 2;
 		} else {
-			rc = batch_run(&prog, argv[2], argv[3]);
+			rc = batch_run("cng", run, argv[2], argv[3]);
 		}
 	} else {
 		rc = run(argc - 1, argv + 1, out);
 		if (rc == 0) {
 			printf("%s\n", out);
 		} else {
-			fprintf(stderr, "cng: %s: %s: status 0x%08lx\n", argv[1], errmsg,
-				(unsigned long)errcode);
+			const char *msg;
+			unsigned long code = prog_last_error(&msg);
+
+			fprintf(stderr, "cng: %s: %s: status 0x%08lx\n", argv[1], msg, code);
 			rc = rc == -2 ? 2 : 1;
 		}
 	}

@@ -9,9 +9,18 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 
 #include "keytrans_status.h"
+
+static const char *const ossl_names[RSA_NPARTS] = {
+	[RSA_N] = OSSL_PKEY_PARAM_RSA_N, [RSA_E] = OSSL_PKEY_PARAM_RSA_E,
+	[RSA_D] = OSSL_PKEY_PARAM_RSA_D, [RSA_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
+	[RSA_Q] = OSSL_PKEY_PARAM_RSA_FACTOR2, [RSA_DP] = OSSL_PKEY_PARAM_RSA_EXPONENT1,
+	[RSA_DQ] = OSSL_PKEY_PARAM_RSA_EXPONENT2, [RSA_QINV] = OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+};
 
 static int watching;
 static char stray[256];
@@ -82,4 +91,20 @@ void privkey_check_same(const struct rsa_parts *got, const struct rsa_parts *wan
 		assert_int_equal(got->num[i].len, want->num[i].len);
 		assert_memory_equal(got->num[i].b, want->num[i].b, want->num[i].len);
 	}
+}
+
+struct rsa_parts *privkey_check_numbers(EVP_PKEY *k)
+{
+	struct rsa_parts *parts = calloc(1, sizeof(*parts));
+
+	assert_non_null(parts);
+	for (int i = 0; i < RSA_NPARTS; i++) {
+		BIGNUM *bn = NULL;
+
+		assert_int_equal(EVP_PKEY_get_bn_param(k, ossl_names[i], &bn), 1);
+		parts->num[i].len = (size_t)BN_bn2bin(bn, parts->num[i].b);
+		BN_clear_free(bn);
+	}
+	parts->bits = (unsigned)EVP_PKEY_get_bits(k);
+	return parts;
 }

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #include "privkey.h"
 
 #define PRIVKEY_CHECK_HEAP (1 << 20)
@@ -25,6 +27,8 @@ int privkey_check_setup(void);
  * key must be in the locked heap.
  */
 int privkey_check_parse(const void *p, size_t n, struct rsa_parts **out, char *why, size_t whylen);
+/* OpenSSL's view of k's numbers (calloc'd): what the parsers must find. */
+struct rsa_parts *privkey_check_numbers(EVP_PKEY *k);
 /* The same numbers, one by one. */
 void privkey_check_same(const struct rsa_parts *got, const struct rsa_parts *want);
 

@@ -29,12 +29,6 @@
 
 #define BLOB_MAX (CNGBLOB_HDR + 8 + 3 * RSA_MAX_BYTES)
 
-static const char *const ossl_names[RSA_NPARTS] = {
-	[RSA_N] = OSSL_PKEY_PARAM_RSA_N, [RSA_E] = OSSL_PKEY_PARAM_RSA_E,
-	[RSA_D] = OSSL_PKEY_PARAM_RSA_D, [RSA_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
-	[RSA_Q] = OSSL_PKEY_PARAM_RSA_FACTOR2, [RSA_DP] = OSSL_PKEY_PARAM_RSA_EXPONENT1,
-	[RSA_DQ] = OSSL_PKEY_PARAM_RSA_EXPONENT2, [RSA_QINV] = OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-};
 
 /* Offsets of the header's fields. */
 enum { OFF_MAGIC = 0, OFF_BITS = 4, OFF_CB_E = 8, OFF_CB_N = 12, OFF_CB_P = 16, OFF_CB_Q = 20 };
@@ -65,23 +59,6 @@ static void load(const char *rel, struct blob *out)
 	assert_true(out->len <= sizeof(out->b));
 	memcpy(out->b, p, out->len);
 	free(p);
-}
-
-/* OpenSSL's view of the key's numbers: what the parsers must find. */
-static struct rsa_parts *numbers_of(EVP_PKEY *k)
-{
-	struct rsa_parts *parts = calloc(1, sizeof(*parts));
-
-	assert_non_null(parts);
-	for (int i = 0; i < RSA_NPARTS; i++) {
-		BIGNUM *bn = NULL;
-
-		assert_int_equal(EVP_PKEY_get_bn_param(k, ossl_names[i], &bn), 1);
-		parts->num[i].len = (size_t)BN_bn2bin(bn, parts->num[i].b);
-		BN_clear_free(bn);
-	}
-	parts->bits = (unsigned)EVP_PKEY_get_bits(k);
-	return parts;
 }
 
 static void put_num(struct blob *b, const struct rsa_num *num, size_t width)
@@ -222,7 +199,7 @@ static void test_vector_public(void **state)
 static void test_vector_private(void **state)
 {
 	EVP_PKEY *priv = vectors_private_key("rsa2048");
-	struct rsa_parts *want = numbers_of(priv);
+	struct rsa_parts *want = privkey_check_numbers(priv);
 	struct blob b, built;
 
 	(void)state;
@@ -307,7 +284,7 @@ static struct rsa_parts *with_smallest_d(const struct rsa_parts *k)
 
 static void round_trip(EVP_PKEY *k)
 {
-	struct rsa_parts *want = numbers_of(k), *smallest = with_smallest_d(want);
+	struct rsa_parts *want = privkey_check_numbers(k), *smallest = with_smallest_d(want);
 	uint8_t out[CNGBLOB_PUBLIC_MAX];
 	struct blob b;
 	size_t n;

@@ -32,31 +32,8 @@
 
 static const char *const key_names[] = { "rsa1024", "rsa2048", "rsa4096", "wine1024" };
 
-static const char *const ossl_names[RSA_NPARTS] = {
-	[RSA_N] = OSSL_PKEY_PARAM_RSA_N, [RSA_E] = OSSL_PKEY_PARAM_RSA_E,
-	[RSA_D] = OSSL_PKEY_PARAM_RSA_D, [RSA_P] = OSSL_PKEY_PARAM_RSA_FACTOR1,
-	[RSA_Q] = OSSL_PKEY_PARAM_RSA_FACTOR2, [RSA_DP] = OSSL_PKEY_PARAM_RSA_EXPONENT1,
-	[RSA_DQ] = OSSL_PKEY_PARAM_RSA_EXPONENT2, [RSA_QINV] = OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-};
 
 /* ---- helpers ---- */
-
-/* OpenSSL's view of the key's numbers: what the parsers must find. */
-static struct rsa_parts *numbers_of(EVP_PKEY *k)
-{
-	struct rsa_parts *parts = calloc(1, sizeof(*parts));
-
-	assert_non_null(parts);
-	for (int i = 0; i < RSA_NPARTS; i++) {
-		BIGNUM *bn = NULL;
-
-		assert_int_equal(EVP_PKEY_get_bn_param(k, ossl_names[i], &bn), 1);
-		parts->num[i].len = (size_t)BN_bn2bin(bn, parts->num[i].b);
-		BN_clear_free(bn);
-	}
-	parts->bits = (unsigned)EVP_PKEY_get_bits(k);
-	return parts;
-}
 
 static void assert_accepted(const void *p, size_t n, const struct rsa_parts *want)
 {
@@ -215,7 +192,7 @@ static void test_blob_vectors(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++) {
 		EVP_PKEY *k = vectors_private_key(key_names[i]);
-		struct rsa_parts *want = numbers_of(k), *got = calloc(1, sizeof(*got));
+		struct rsa_parts *want = privkey_check_numbers(k), *got = calloc(1, sizeof(*got));
 		char why[256] = "";
 		size_t len;
 		uint8_t *blob = blob_of(key_names[i], &len);
@@ -301,7 +278,7 @@ static void test_parse_formats(void **state)
 	(void)state;
 	for (size_t k = 0; k < sizeof(key_names) / sizeof(key_names[0]); k++) {
 		EVP_PKEY *key = vectors_private_key(key_names[k]);
-		struct rsa_parts *want = numbers_of(key);
+		struct rsa_parts *want = privkey_check_numbers(key);
 
 		for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 			uint8_t *p;
@@ -325,7 +302,7 @@ static void test_parse_formats(void **state)
 static void test_pem_layouts(void **state)
 {
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *want = numbers_of(key);
+	struct rsa_parts *want = privkey_check_numbers(key);
 	size_t n, m = 0;
 	uint8_t *pem = vectors_file("keys/rsa2048.pem", &n), *alt = malloc(2 * n + 16);
 
@@ -477,7 +454,7 @@ static void test_der_truncated(void **state)
 static void test_der_writer(void **state)
 {
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *k = numbers_of(key);
+	struct rsa_parts *k = privkey_check_numbers(key);
 	struct der *d = calloc(1, sizeof(*d)), *alg = calloc(1, sizeof(*alg)), *d8 = calloc(1, sizeof(*d8));
 	uint8_t *p;
 	size_t n = write_key(key, "pkcs1-der", &p);
@@ -504,7 +481,7 @@ static void test_der_writer(void **state)
 static void test_der_pkcs1_refusals(void **state)
 {
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *k = numbers_of(key);
+	struct rsa_parts *k = privkey_check_numbers(key);
 	struct der *d = calloc(1, sizeof(*d)), *x = calloc(1, sizeof(*x));
 	size_t at;
 
@@ -573,7 +550,7 @@ static void test_der_integers(void **state)
 		{ "\x02\x82\x00\x01\x03", 5, "lacks one of its numbers" },
 	};
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *k = numbers_of(key);
+	struct rsa_parts *k = privkey_check_numbers(key);
 	struct der *d = calloc(1, sizeof(*d)), *big = calloc(1, sizeof(*big));
 	uint8_t *ones = malloc(RSA_MAX_BYTES + 1);
 
@@ -602,7 +579,7 @@ static void test_der_pkcs8(void **state)
 	static const uint8_t attrs[] = { 0xa0, 0x03, 0x02, 0x01, 0x00 };
 	static const uint8_t pubkey[] = { 0x81, 0x02, 0x00, 0x00 };
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *k = numbers_of(key);
+	struct rsa_parts *k = privkey_check_numbers(key);
 	struct der *inner = calloc(1, sizeof(*inner)), *alg = calloc(1, sizeof(*alg));
 	struct der *d = calloc(1, sizeof(*d)), *tail = calloc(1, sizeof(*tail));
 
@@ -662,7 +639,7 @@ static void qinv_plus_p(const struct rsa_parts *k, struct rsa_parts *bad)
 static void test_inconsistent_numbers(void **state)
 {
 	EVP_PKEY *key = vectors_private_key("rsa2048");
-	struct rsa_parts *k = numbers_of(key), *bad = malloc(sizeof(*bad));
+	struct rsa_parts *k = privkey_check_numbers(key), *bad = malloc(sizeof(*bad));
 	struct der *d = calloc(1, sizeof(*d));
 
 	(void)state;
