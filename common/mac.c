@@ -36,10 +36,15 @@ EVP_MAC_CTX *omac1_ctx_new(void)
 int omac1(EVP_MAC_CTX *ctx, const uint8_t key[OMAC_KEY_LEN], const uint8_t *data, size_t len,
 	  uint8_t tag[OMAC_TAG_LEN])
 {
+	static const uint8_t zero[OMAC_KEY_LEN];
 	size_t out = 0;
+	int ok = ctx != NULL && EVP_MAC_init(ctx, key, OMAC_KEY_LEN, NULL) == 1 &&
+		 EVP_MAC_update(ctx, data, len) == 1 &&
+		 EVP_MAC_final(ctx, tag, &out, OMAC_TAG_LEN) == 1 && out == OMAC_TAG_LEN;
 
-	if (ctx == NULL || EVP_MAC_init(ctx, key, OMAC_KEY_LEN, NULL) != 1 ||
-	    EVP_MAC_update(ctx, data, len) != 1 || EVP_MAC_final(ctx, tag, &out, OMAC_TAG_LEN) != 1)
-		return -1;
-	return out == OMAC_TAG_LEN ? 0 : -1;
+	/* The context (ordinary heap) keeps the key's schedule, whose first round key is
+	 * the key itself, and the subkeys: a zero key overwrites them. */
+	if (ctx != NULL)
+		EVP_MAC_init(ctx, zero, OMAC_KEY_LEN, NULL);
+	return ok ? 0 : -1;
 }

@@ -22,7 +22,7 @@
 EVP_MAC_CTX *mac_ctx_new(const char *alg, const char *param, const char *value);
 /* A context for omac1(); NULL when OpenSSL has no CMAC / AES-128-CBC. */
 EVP_MAC_CTX *omac1_ctx_new(void);
-/* tag = OMAC-1(key, data[0..len)). 0 or -1. */
+/* tag = OMAC-1(key, data[0..len)), leaving no trace of the key in ctx. 0 or -1. */
 int omac1(EVP_MAC_CTX *ctx, const uint8_t key[OMAC_KEY_LEN], const uint8_t *data, size_t len,
 	  uint8_t tag[OMAC_TAG_LEN]);
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import cmac, hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers import algorithms
 
-from harness import Child, Daemon, Workspace, run_tests, vectors, wait_until
+from harness import Child, Daemon, Workspace, run_tests, vectors, wait_until, writable_memory
 
 import keytrans
 
@@ -482,6 +482,25 @@ def raises(cls, fn, *args, **kw):
     raise AssertionError("no %s, got %r" % (cls.__name__, r))
 
 
+def holds(pid, needle):
+    return any(needle in data for _, data in writable_memory(pid))
+
+
+def test_closed_session_leaves_no_key():
+    """A sealed session's AES key is in the daemon's memory while the session is open (the
+    scan sees the locked heap) and nowhere once it is closed: not in its block of the locked
+    heap, nor in the AES-CMAC context that used it (ordinary heap; the first round key is
+    the key itself). The array is made here, so the key enters the daemon only by opm-open."""
+    key = os.urandom(16)
+    sig = private_key("rsa2048").public_key().encrypt(opm_message(RND, key, 1, 2), OAEP)
+    with keytrans.connect(D.socket) as c:
+        s = c.opm_open("rsa2048", sig, RND, seal=True)
+        assert c.session_mac(s.session, b"m") == omac(key, b"m")
+        assert holds(D.pid(), key), "the scan does not see the open session's key"
+        c.session_close(s.session)
+    assert not holds(D.pid(), key), "a closed session's key is still in the daemon's memory"
+
+
 def test_sighup_wipes_sessions():
     handle = opm_session(0, 0)
     assert stats().sessions >= 1
@@ -530,7 +549,8 @@ def main():
                        test_verify_opm_status_and_command_sequences, test_verify_wraps_around,
                        test_copp_status_without_omac, test_other_uid_and_close,
                        test_per_uid_cap, test_stats_lines, test_bench_ops, test_python_client,
-                       test_sighup_wipes_sessions, test_idle_expiry])
+                       test_closed_session_leaves_no_key, test_sighup_wipes_sessions,
+                       test_idle_expiry])
         finally:
             D.stop()
 

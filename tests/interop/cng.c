@@ -255,7 +255,6 @@ static int run(int argc, char **argv, char *out)
 
 int main(int argc, char **argv)
 {
-	static char out[MAX_OUT];
 	_setmode(_fileno(stdout), _O_BINARY);   /* "\n", not "\r\n" */
 	if (argc < 2) {
 		fprintf(stderr, "usage: cng probe | gen | export | encrypt | decrypt ... | "
@@ -268,26 +267,7 @@ int main(int argc, char **argv)
 			(unsigned long)st);
 		return 1;
 	}
-	int rc;
-	if (strcmp(argv[1], "batch") == 0) {
-		if (argc != 4) {
-			fprintf(stderr, "usage: cng batch INFILE OUTFILE\n");
-			rc = 2;
-		} else {
-			rc = batch_run("cng", run, argv[2], argv[3]);
-		}
-	} else {
-		rc = run(argc - 1, argv + 1, out);
-		if (rc == 0) {
-			printf("%s\n", out);
-		} else {
-			const char *msg;
-			unsigned long code = prog_last_error(&msg);
-
-			fprintf(stderr, "cng: %s: %s: status 0x%08lx\n", argv[1], msg, code);
-			rc = rc == -2 ? 2 : 1;
-		}
-	}
+	int rc = prog_main("cng", run, argc, argv);
 	BCryptCloseAlgorithmProvider(alg, 0);
 	return rc;
 }

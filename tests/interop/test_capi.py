@@ -249,6 +249,7 @@ class Wine:
 class Problems:
     """Collects every failed check of a test, so that one run shows every discrepancy
     (with the bytes) instead of the first."""
+    API, CODE = "CryptoAPI", "error"      # who refuses, and what its code is called
 
     def __init__(self):
         self.items = []
@@ -263,7 +264,8 @@ class Problems:
         CryptoAPI refused."""
         kind, value = result
         if kind != "ok":
-            self.items.append("CryptoAPI refused %s: error 0x%08x (%s)" % (what, *value))
+            self.items.append("%s refused %s: %s 0x%08x (%s)" % (self.API, what, self.CODE,
+                                                                 *value))
             return None
         return [bytes.fromhex(v) for v in value]
 

@@ -41,12 +41,7 @@ GENERATED = {}   # CNG-generated keys: name -> {"pub", "priv", "full": blob path
 
 
 class Problems(capi.Problems):
-    def fields(self, result, what):
-        kind, value = result
-        if kind != "ok":
-            self.items.append("CNG refused %s: status 0x%08x (%s)" % (what, *value))
-            return None
-        return [bytes.fromhex(v) for v in value]
+    API, CODE = "CNG", "status"
 
 
 def cng_file(data, stem):

@@ -140,3 +140,27 @@ int batch_run(const char *name, prog_run_fn *run, const char *in_path, const cha
 	}
 	return failed;
 }
+
+int prog_main(const char *name, prog_run_fn *run, int argc, char **argv)
+{
+	static char out[BATCH_OUT_MAX];
+	unsigned long code;
+	const char *msg;
+	int rc;
+
+	if (strcmp(argv[1], "batch") == 0) {
+		if (argc == 4)
+			return batch_run(name, run, argv[2], argv[3]);
+		fprintf(stderr, "usage: %s batch INFILE OUTFILE\n", name);
+		return 2;
+	}
+	out[0] = 0;
+	rc = run(argc - 1, argv + 1, out);
+	if (rc == 0) {
+		printf("%s\n", out);
+		return 0;
+	}
+	code = prog_last_error(&msg);
+	fprintf(stderr, "%s: %s: %s: code 0x%08lx\n", name, argv[1], msg, code);
+	return rc == -2 ? 2 : 1;
+}

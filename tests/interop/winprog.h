@@ -34,5 +34,10 @@ int prog_append_hex(char *out, size_t cap, const unsigned char *data, unsigned l
 typedef int prog_run_fn(int argc, char **argv, char *out);
 /* Every line of in_path through run, results to out_path: 0, 1 (a command failed) or 2 (I/O). */
 int batch_run(const char *name, prog_run_fn *run, const char *in_path, const char *out_path);
+/*
+ * The program's command line (argv[1] on): "batch INFILE OUTFILE", or one
+ * command whose result goes to stdout. The exit status: 0, 1 (failed), 2 (usage).
+ */
+int prog_main(const char *name, prog_run_fn *run, int argc, char **argv);
 
 #endif

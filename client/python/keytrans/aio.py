@@ -21,9 +21,8 @@ from types import TracebackType
 
 from . import status as st
 from .answers import Decoder, decode_answer, refusal_message
-from .checks import arg_error
-from .client import (DEFAULT_DEPTH, DEFAULT_TIMEOUT, TimeLimited, open_socket, socket_path,
-                     timeout_ms)
+from .client import (DEFAULT_DEPTH, DEFAULT_TIMEOUT, TimeLimited, batch_depth, open_socket,
+                     socket_path, timeout_ms)
 from .errors import KeytransError
 from .requests import (LOCAL_REFUSALS, BatchResults, Request, build, req_copp_open,
                        req_copp_sign, req_import, req_info, req_keygen, req_keys, req_opm_open,
@@ -246,10 +245,7 @@ class Connection(TimeLimited):
         A failure of the connection or a timeout stops the batch: the ops not yet sent
         carry that error, also in the list's .error (None when the batch ran to its end)."""
         items = list(ops)
-        if depth is None or depth == 0:
-            depth = DEFAULT_DEPTH
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise arg_error("depth must be a positive integer")
+        depth = batch_depth(depth)
         results = BatchResults([None] * len(items))
         slots = asyncio.Semaphore(depth)
 

@@ -37,6 +37,15 @@ def socket_path(path: Optional[str]) -> str:
     return os.environ.get("KEYTRANS_SOCKET") or DEFAULT_SOCKET
 
 
+def batch_depth(depth: Optional[int]) -> int:
+    """batch()'s requests in flight: None or 0 is DEFAULT_DEPTH; else a positive integer."""
+    if depth is None or depth == 0:
+        return DEFAULT_DEPTH
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise arg_error("depth must be a positive integer")
+    return depth
+
+
 def timeout_ms(seconds: Optional[float]) -> int:
     """A time limit in whole milliseconds; 0 for none (None or <= 0 seconds)."""
     if seconds is None or seconds <= 0:
@@ -287,10 +296,7 @@ class Connection(TimeLimited):
         batch: the ops it left unfinished carry that error, also in the list's .error
         (None when the batch ran to its end)."""
         items = list(ops)
-        if depth is None or depth == 0:
-            depth = DEFAULT_DEPTH
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise arg_error("depth must be a positive integer")
+        depth = batch_depth(depth)
         results = BatchResults([None] * len(items))
         running: Dict[int, Any] = {}            # request id -> (index, entry)
         nxt = 0
