@@ -38,9 +38,31 @@ void replyq_destroy(struct replyq *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
-void replyq_push(struct replyq *q, struct job *j, size_t batch)
+/*
+ * How many replies to gather before waking the loop: 0 (at once) unless the
+ * pool has REPLY_BATCH_QUEUED jobs waiting per worker, whose own replies then
+ * bring the rest (the batch adds at most about two operations' time to a
+ * request that waited eight).
+ */
+static size_t reply_batch(const struct pool *p)
+{
+	size_t waiting = atomic_load_explicit(&p->queued, memory_order_acquire);
+
+	return waiting >= p->batch_at ? p->batch : 0;
+}
+
+/*
+ * The backlog is read under the queue's lock. A push that saw a long backlog
+ * and did not ring then comes, in the queue's order, before the pushes of the
+ * backlog's own jobs, the last of which sees the pool empty and rings. Read
+ * before the lock, a worker preempted between the two could push after that
+ * last ring, and its reply waited for the next request's wake-up (a wrap went
+ * unanswered for 120 s on a loaded machine).
+ */
+void replyq_push(struct replyq *q, struct job *j, const struct pool *from)
 {
 	uint64_t one = 1;
+	size_t batch;
 	int ring;
 
 	j->next = NULL;
@@ -51,6 +73,7 @@ void replyq_push(struct replyq *q, struct job *j, size_t batch)
 		q->head = j;
 	q->tail = j;
 	q->len++;
+	batch = from != NULL ? reply_batch(from) : 0;
 	/* The loop drains the whole queue per wake-up: one ring per drain is enough. */
 	ring = !q->rung && q->len >= (batch > 0 ? batch : 1);
 	if (ring)
@@ -152,19 +175,6 @@ static void name_thread(pthread_t t, const char *pool, int i)
 	pthread_setname_np(t, name);
 }
 
-/*
- * How many replies to gather before waking the loop: 0 (at once) unless the
- * pool has REPLY_BATCH_QUEUED jobs waiting per worker, whose own replies then
- * bring the rest (the batch adds at most about two operations' time to a
- * request that waited eight).
- */
-static size_t reply_batch(struct pool *p)
-{
-	size_t waiting = atomic_load_explicit(&p->queued, memory_order_acquire);
-
-	return waiting >= p->batch_at ? p->batch : 0;
-}
-
 int64_t thread_cpu_ns(void)
 {
 	struct timespec ts;
@@ -200,7 +210,7 @@ static void *worker_main(void *arg)
 			job_fail(j, KT_TIMEOUT, "the request waited more than %ld s for a worker", timeout);
 		ops_run(j, w);
 		w->jobs++;
-		replyq_push(w->pool->replies, j, reply_batch(w->pool));
+		replyq_push(w->pool->replies, j, w->pool);
 	}
 	log_cpu(w);
 	worker_cleanup(w);

@@ -39,12 +39,15 @@ struct replyq {
 
 int replyq_init(struct replyq *q);
 void replyq_destroy(struct replyq *q);
-/* Queues j's reply; rings at once unless batch, then once batch replies are queued. */
-void replyq_push(struct replyq *q, struct job *j, size_t batch);
+struct pool;
+
+/*
+ * Queues j's reply, done by a worker of pool from: rings at once unless from
+ * has a long backlog, then once a batch of replies is queued (NULL: at once).
+ */
+void replyq_push(struct replyq *q, struct job *j, const struct pool *from);
 /* Takes every queued reply (oldest first) and re-arms the wake-up. */
 struct job *replyq_take_all(struct replyq *q);
-
-struct pool;
 
 #define WORKER_STACK (256 * 1024)
 
