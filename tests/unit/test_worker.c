@@ -139,6 +139,16 @@ static size_t take(struct fixture *f, int want_status)
 	return n;
 }
 
+static size_t queued_replies(struct replyq *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->len;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
 /* Waits for n replies as the loop would: a wake-up, then everything queued. */
 static void collect(struct fixture *f, size_t n, unsigned round)
 {
@@ -147,7 +157,7 @@ static void collect(struct fixture *f, size_t n, unsigned round)
 	while (got < n) {
 		if (!woken(f, LOOP_WAIT_MS))
 			fail_msg("round %u: %zu of %zu replies came; the rest never woke the loop "
-				 "(%zu queued unrung)", round, got, n, f->d.replies.len);
+				 "(%zu queued unrung)", round, got, n, queued_replies(&f->d.replies));
 		got += take(f, KT_OK);
 	}
 	assert_int_equal(got, n);
@@ -173,20 +183,10 @@ static void test_every_reply_wakes_the_loop(void **state)
 				submit(f, &op_spin, id++);
 			collect(f, burst, round);
 			/* Nothing more may come: no reply was counted twice, none is left over. */
-			assert_int_equal(f->d.replies.len, 0);
+			assert_int_equal(queued_replies(&f->d.replies), 0);
 		}
 		fixture_free(f);
 	}
-}
-
-static size_t queued_replies(struct replyq *q)
-{
-	size_t n;
-
-	pthread_mutex_lock(&q->mu);
-	n = q->len;
-	pthread_mutex_unlock(&q->mu);
-	return n;
 }
 
 /*
