@@ -130,18 +130,6 @@ static void destroy(HCRYPTKEY *key)
 	*key = 0;
 }
 
-/* The Wine version, or NULL on Windows. */
-static const char *wine_version(void)
-{
-	HMODULE ntdll = GetModuleHandleA("ntdll.dll");
-	FARPROC get = ntdll ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-	const char *(*get_version)(void);
-	if (!get)
-		return NULL;
-	memcpy(&get_version, &get, sizeof get_version);
-	return get_version();
-}
-
 static int cmd_probe(int argc, char **argv, char *out)
 {
 	(void)argv;
@@ -151,7 +139,7 @@ static int cmd_probe(int argc, char **argv, char *out)
 	DWORD len = sizeof name;
 	if (!CryptGetProvParam(prov, PP_NAME, (BYTE *)name, &len, 0))
 		return fail("CryptGetProvParam(PP_NAME)");
-	const char *wine = wine_version();
+	const char *wine = prog_wine_version();
 	snprintf(out, MAX_OUT, "%s|wine %s", name, wine ? wine : "-");
 	return 0;
 }
@@ -176,7 +164,7 @@ static int cmd_import_unwrap(int argc, char **argv, char *out)
 	 */
 	flags = CRYPT_EXPORTABLE;
 	if (pad)
-		flags = wine_version() ? CRYPT_OAEP : CRYPT_OAEP | CRYPT_EXPORTABLE;
+		flags = prog_wine_version() ? CRYPT_OAEP : CRYPT_OAEP | CRYPT_EXPORTABLE;
 	if (import_file(argv[1], 0, 0, &priv, "CryptImportKey(PRIVATEKEYBLOB)") ||
 	    import_file(argv[2], priv, flags, &key, "CryptImportKey(SIMPLEBLOB)") ||
 	    export_hex(key, 0, PLAINTEXTKEYBLOB, 0, out, "CryptExportKey(PLAINTEXTKEYBLOB)"))

@@ -121,23 +121,12 @@ static void destroy(BCRYPT_KEY_HANDLE *key)
 	*key = NULL;
 }
 
-static const char *wine_version(void)
-{
-	HMODULE ntdll = GetModuleHandleA("ntdll.dll");
-	FARPROC get = ntdll ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-	const char *(*get_version)(void);
-	if (!get)
-		return NULL;
-	memcpy(&get_version, &get, sizeof get_version);
-	return get_version();
-}
-
 static int cmd_probe(int argc, char **argv, char *out)
 {
 	(void)argv;
 	if (argc != 1)
 		return prog_fail_usage("usage: probe", NULL);
-	const char *wine = wine_version();
+	const char *wine = prog_wine_version();
 	snprintf(out, MAX_OUT, "wine %s", wine ? wine : "-");
 	return 0;
 }
@@ -182,52 +171,47 @@ static int cmd_export(int argc, char **argv, char *out)
 	return rc;
 }
 
-static int cmd_encrypt(int argc, char **argv, char *out)
+typedef NTSTATUS WINAPI crypt_fn(BCRYPT_KEY_HANDLE, PUCHAR, ULONG, VOID *, PUCHAR, ULONG,
+				  PUCHAR, ULONG, ULONG *, ULONG);
+
+/* BCryptEncrypt or BCryptDecrypt (one signature) with PKCS#1 v1.5 on HEX, under the blob file's key. */
+static int crypt_hex(int argc, char **argv, char *out, int decrypt)
 {
+	crypt_fn *fn = decrypt ? BCryptDecrypt : BCryptEncrypt;
+	const char *what = decrypt ? "BCryptDecrypt(BCRYPT_PAD_PKCS1)" : "BCryptEncrypt(BCRYPT_PAD_PKCS1)";
 	BCRYPT_KEY_HANDLE key = NULL;
-	BYTE m[MAX_RSA], c[MAX_RSA];
-	ULONG mlen, clen = 0;
+	BYTE in[MAX_RSA], res[MAX_RSA];
+	ULONG inlen, reslen = 0;
 	NTSTATUS st;
-	int rc = -1;
+	int priv = 0, rc = -1;
 	if (argc != 3)
-		return prog_fail_usage("usage: encrypt BLOBFILE MHEX", NULL);
-	if (prog_parse_hex(argv[2], m, sizeof m, &mlen) || import_file(argv[1], &key, NULL))
+		return prog_fail_usage(decrypt ? "usage: decrypt BLOBFILE CHEX" : "usage: encrypt BLOBFILE MHEX",
+				       NULL);
+	if (prog_parse_hex(argv[2], in, sizeof in, &inlen) || import_file(argv[1], &key, &priv))
 		goto done;
-	st = BCryptEncrypt(key, m, mlen, NULL, NULL, 0, c, sizeof c, &clen, BCRYPT_PAD_PKCS1);
-	if (!BCRYPT_SUCCESS(st)) {
-		fail("BCryptEncrypt(BCRYPT_PAD_PKCS1)", st);
+	if (decrypt && !priv) {
+		prog_fail_usage("decrypt needs a private key blob", argv[1]);
 		goto done;
 	}
-	rc = prog_append_hex(out, MAX_OUT, c, clen);
+	st = fn(key, in, inlen, NULL, NULL, 0, res, sizeof res, &reslen, BCRYPT_PAD_PKCS1);
+	if (!BCRYPT_SUCCESS(st)) {
+		fail(what, st);
+		goto done;
+	}
+	rc = prog_append_hex(out, MAX_OUT, res, reslen);
 done:
 	destroy(&key);
 	return rc;
 }
 
+static int cmd_encrypt(int argc, char **argv, char *out)
+{
+	return crypt_hex(argc, argv, out, 0);
+}
+
 static int cmd_decrypt(int argc, char **argv, char *out)
 {
-	BCRYPT_KEY_HANDLE key = NULL;
-	BYTE c[MAX_RSA], m[MAX_RSA];
-	ULONG clen, mlen = 0;
-	NTSTATUS st;
-	int priv = 0, rc = -1;
-	if (argc != 3)
-		return prog_fail_usage("usage: decrypt BLOBFILE CHEX", NULL);
-	if (prog_parse_hex(argv[2], c, sizeof c, &clen) || import_file(argv[1], &key, &priv))
-		goto done;
-	if (!priv) {
-		prog_fail_usage("decrypt needs a private key blob", argv[1]);
-		goto done;
-	}
-	st = BCryptDecrypt(key, c, clen, NULL, NULL, 0, m, sizeof m, &mlen, BCRYPT_PAD_PKCS1);
-	if (!BCRYPT_SUCCESS(st)) {
-		fail("BCryptDecrypt(BCRYPT_PAD_PKCS1)", st);
-		goto done;
-	}
-	rc = prog_append_hex(out, MAX_OUT, m, mlen);
-done:
-	destroy(&key);
-	return rc;
+	return crypt_hex(argc, argv, out, 1);
 }
 
 static const struct {

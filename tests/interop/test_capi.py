@@ -523,6 +523,17 @@ def test_copp_capi_to_keytrans():
     p.done(len(cases))
 
 
+def wine_unusable(what, why):
+    """The interop test's one failure when Wine cannot run its program: it does not skip."""
+    bar = "#" * 78
+    print("%s\nFAIL: the %s interop test cannot run, Wine is not usable.\n%s\n"
+          "This test does not skip: install the packages (scripts/deps installs wine, "
+          "wine64,\ngcc-mingw-w64-x86-64) and make `wine wineboot -i` work.\n%s"
+          % (bar, what, why, bar), flush=True)
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
+
 def main():
     global D, W, TMP
     start = time.time()
@@ -532,13 +543,7 @@ def main():
         try:
             W = Wine(root)
         except WineUnavailable as e:
-            bar = "#" * 78
-            print("%s\nFAIL: the CryptoAPI interop test cannot run, Wine is not usable.\n%s\n"
-                  "This test does not skip: install the packages (scripts/deps installs wine, "
-                  "wine64,\ngcc-mingw-w64-x86-64) and make `wine wineboot -i` work.\n%s"
-                  % (bar, e, bar), flush=True)
-            print("0 passed, 1 failed")
-            sys.exit(1)
+            wine_unusable("CryptoAPI", e)
         try:
             print("wine: %s, prefix booted in %.1fs (%.1fs since start); CryptoAPI provider: %s"
                   % (W.wine, W.boot_seconds, time.time() - start, W.provider), flush=True)

@@ -245,7 +245,6 @@ def main():
         capi.TMP = os.path.join(root, "files")
         os.makedirs(capi.TMP)
         exe = os.environ.get("KT_CNG_EXE", "")
-        bar = "#" * 78
         try:
             if not exe or not os.path.isfile(exe):
                 raise capi.WineUnavailable(
@@ -256,12 +255,7 @@ def main():
             global W
             W = capi.Wine(root)
         except capi.WineUnavailable as e:
-            print("%s\nFAIL: the CNG interop test cannot run, Wine is not usable.\n%s\n"
-                  "This test does not skip: install the packages (scripts/deps installs wine, "
-                  "wine64,\ngcc-mingw-w64-x86-64) and make `wine wineboot -i` work.\n%s"
-                  % (bar, e, bar), flush=True)
-            print("0 passed, 1 failed")
-            sys.exit(1)
+            capi.wine_unusable("CNG", e)
         try:
             print("wine: %s, prefix booted in %.1fs (%.1fs since start); cng.exe: %s"
                   % (W.wine, W.boot_seconds, capi.time.time() - start, W.provider), flush=True)

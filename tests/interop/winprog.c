@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <windows.h>
+
 #include "hex.h"
 
 static char errmsg[512];
@@ -163,4 +165,16 @@ int prog_main(const char *name, prog_run_fn *run, int argc, char **argv)
 	code = prog_last_error(&msg);
 	fprintf(stderr, "%s: %s: %s: code 0x%08lx\n", name, argv[1], msg, code);
 	return rc == -2 ? 2 : 1;
+}
+
+const char *prog_wine_version(void)
+{
+	HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+	FARPROC get = ntdll ? GetProcAddress(ntdll, "wine_get_version") : NULL;
+	const char *(*get_version)(void);
+
+	if (get == NULL)
+		return NULL;
+	memcpy(&get_version, &get, sizeof(get_version));        /* a FARPROC is not a function of this type */
+	return get_version();
 }

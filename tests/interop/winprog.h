@@ -30,6 +30,9 @@ int prog_parse_hex(const char *s, unsigned char *data, unsigned long max, unsign
 /* Appends " HEX" (no space when out is empty) to out, which holds cap characters. 0 or -1. */
 int prog_append_hex(char *out, size_t cap, const unsigned char *data, unsigned long len);
 
+/* The Wine version, or NULL on Windows. */
+const char *prog_wine_version(void);
+
 /* Runs one command; out (BATCH_OUT_MAX) receives the result. 0, or the failure recorded. */
 typedef int prog_run_fn(int argc, char **argv, char *out);
 /* Every line of in_path through run, results to out_path: 0, 1 (a command failed) or 2 (I/O). */

@@ -25,7 +25,7 @@
 #include "ops.h"
 #include "worker.h"
 
-#define LOOP_WAIT_MS 10000      /* far beyond any reply's time: no wake-up means none came */
+#define LOOP_WAIT_MS 30000      /* far beyond any reply's time: no wake-up means none came */
 
 struct gate {
 	pthread_mutex_t mu;
